@@ -1,0 +1,109 @@
+# -*- test-case-name: rpctransport.test -*-
+"""
+rpctransport: low-level ONC RPC (RFC 5531) transports for Twisted.
+
+A I{multiplex controller} owns one connection (stream) or one socket
+(datagram) and moves whole RPC records in and out of it. The package is laid
+out in layers; each imports only from the layers below it:
+
+  1. L{rpctransport.sansio}: value types, errors and codecs over bytes (record
+     marking, RPC headers). No Twisted.
+  2. L{rpctransport.interfaces}: the controller contract,
+     L{IRpcMultiplexController}.
+  3. L{rpctransport.adapters}: the Twisted protocols that implement it
+     (stream, in-memory pair). Only this layer touches the reactor.
+  4. L{rpctransport.entry}: constructors from endpoints and descriptors, the
+     demo and the command line.
+
+Everything a user needs is re-exported here.
+"""
+
+from ._version import __version__
+from .adapters.stream import DEFAULT_LINGER, DEFAULT_READ_BUFFER_LIMIT, StreamController
+from .entry.stream import (
+    StreamControllerFactory,
+    connect_stream,
+    listen_stream,
+    stream_rpc_multiplex_controller,
+)
+from .interfaces import IRpcMultiplexController
+from .sansio.errors import (
+    AddressMismatch,
+    ControllerBusy,
+    ControllerInactive,
+    IncompleteRecord,
+    LocalProtocolError,
+    MalformedRecord,
+    NotConnected,
+    RecordTooLarge,
+    RemoteProtocolError,
+    TransportError,
+)
+from .sansio.record import (
+    DEFAULT_MAX_EMPTY_FRAGMENTS,
+    DEFAULT_MAX_FRAGMENTS,
+    DEFAULT_MAX_RECORD_SIZE,
+    RecordReader,
+    encode_record,
+)
+from .sansio.types import (
+    ACCEPT,
+    DENY,
+    DROP,
+    END_OF_FILE,
+    IMPLIED,
+    REJECT,
+    Accepted,
+    Denied,
+    Dropped,
+    InRecord,
+    InRule,
+    Rejected,
+    RejectedWith,
+    RejectWith,
+    RpcProtocol,
+    ServerError,
+)
+
+__all__ = [
+    "ACCEPT",
+    "DEFAULT_LINGER",
+    "DEFAULT_MAX_EMPTY_FRAGMENTS",
+    "DEFAULT_MAX_FRAGMENTS",
+    "DEFAULT_MAX_RECORD_SIZE",
+    "DEFAULT_READ_BUFFER_LIMIT",
+    "DENY",
+    "DROP",
+    "END_OF_FILE",
+    "IMPLIED",
+    "REJECT",
+    "Accepted",
+    "AddressMismatch",
+    "ControllerBusy",
+    "ControllerInactive",
+    "Denied",
+    "Dropped",
+    "IRpcMultiplexController",
+    "InRecord",
+    "InRule",
+    "IncompleteRecord",
+    "LocalProtocolError",
+    "MalformedRecord",
+    "NotConnected",
+    "RecordReader",
+    "RecordTooLarge",
+    "RejectWith",
+    "Rejected",
+    "RejectedWith",
+    "RemoteProtocolError",
+    "RpcProtocol",
+    "ServerError",
+    "StreamController",
+    "StreamControllerFactory",
+    "TransportError",
+    "__version__",
+    "connect_stream",
+    "encode_record",
+    "listen_stream",
+    "stream_rpc_multiplex_controller",
+]

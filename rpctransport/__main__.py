@@ -1,0 +1,7 @@
+"""
+C{python -m rpctransport}: the C{rpctransport} program.
+"""
+
+from .entry.cli import main
+
+main()

@@ -1,0 +1,89 @@
+# -*- test-case-name: rpctransport.test.test_stream -*-
+"""
+The inactivity timer behind C{set_timeout}, shared by every controller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+
+class InactivityTimer:
+    """
+    Call C{notify()} once when nothing happened for C{seconds} while an
+    operation was pending; activity re-arms it.
+
+    The controller tells it two things: L{busy} (whether a read, write or
+    shutdown is pending) after every change, and L{activity} whenever bytes
+    move or an operation completes.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._notify: Callable[[], object] | None = None
+        self._seconds = -1.0
+        self._call: IDelayedCall | None = None
+        self._fired = False
+
+    def configure(self, notify: Callable[[], object], seconds: float, busy: bool) -> None:
+        """
+        Set (or, with a negative C{seconds}, clear) the timeout.
+        """
+        self.cancel()
+        self._fired = False
+        if seconds < 0:
+            self._notify = None
+            self._seconds = -1.0
+            return
+        self._notify = notify
+        self._seconds = seconds
+        self.busy(busy)
+
+    def busy(self, busy: bool) -> None:
+        """
+        Say whether an operation is pending: arm the timer if so (unless it
+        already fired and no activity happened since), disarm it if not.
+        """
+        if self._notify is None:
+            return
+        if busy:
+            if self._call is None and not self._fired:
+                self._call = self._clock.callLater(self._seconds, self._expired)
+        elif self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def activity(self, busy: bool) -> None:
+        """
+        Something happened: start counting again.
+        """
+        if self._notify is None:
+            return
+        self._fired = False
+        if self._call is not None and busy:
+            self._call.reset(self._seconds)
+        else:
+            self.busy(busy)
+
+    def cancel(self) -> None:
+        """
+        Disarm the timer for good (until L{configure} or L{busy}).
+        """
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def _expired(self) -> None:
+        self._call = None
+        self._fired = True
+        notify = self._notify
+        if notify is not None:
+            try:
+                notify()
+            except Exception:
+                self.log.failure("set_timeout notify callback raised")

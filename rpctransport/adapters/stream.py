@@ -1,0 +1,855 @@
+# -*- test-case-name: rpctransport.test.test_stream -*-
+"""
+Layer 3: the stream multiplex controller, a Twisted C{Protocol}.
+
+One L{StreamController} owns one stream connection (TCP, a UNIX stream
+socket, or either under Twisted's TLS) and moves whole record-marked RPC
+messages in and out of it. It feeds the bytes it receives to a
+L{RecordReader <rpctransport.sansio.record.RecordReader>} and writes what
+L{encode_record <rpctransport.sansio.record.encode_record>} returns; it never
+parses bytes itself.
+
+Flow control goes both ways through Twisted's producer/consumer interfaces:
+when records pile up unread, the controller pauses the transport so that TCP
+pushes back on the peer; and the controller is the transport's streaming
+producer, so a write's Deferred waits while the transport pushes back.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IPushProducer,
+    IReactorTime,
+)
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..interfaces import BeforeRecord, IRpcMultiplexController, Message
+from ..sansio.errors import (
+    AddressMismatch,
+    ControllerBusy,
+    ControllerInactive,
+    IncompleteRecord,
+    LocalProtocolError,
+)
+from ..sansio.record import (
+    DEFAULT_MAX_EMPTY_FRAGMENTS,
+    DEFAULT_MAX_FRAGMENTS,
+    DEFAULT_MAX_RECORD_SIZE,
+    NEED_DATA,
+    RecordReader,
+    encode_record,
+)
+from ..sansio.types import ACCEPT, END_OF_FILE, IMPLIED, Implied, InRule, RpcProtocol
+from ._timer import InactivityTimer
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import ITransport
+
+__all__ = [
+    "DEFAULT_LINGER",
+    "DEFAULT_READ_BUFFER_LIMIT",
+    "StreamController",
+]
+
+DEFAULT_READ_BUFFER_LIMIT: Final = 256 * 1024
+"""
+Bytes kept for the next read while no read is pending; past this the
+controller stops reading from the socket, so the kernel's buffers fill and TCP
+pushes back on the peer. Four of Twisted's 64 KiB reads: enough that a reader
+which comes back soon never stalls the stream, small enough that ten thousand
+idle-but-flooded connections cost 2.5 GiB at the very worst.
+"""
+
+DEFAULT_LINGER: Final = 60.0
+"""
+Seconds a shutdown waits for the peer's EOF (the seed's default), and that a
+closed connection may take to flush what the transport already accepted
+before it is aborted.
+"""
+
+
+class _Life(enum.Enum):
+    """
+    The connection's life cycle.
+
+    C{CONNECTING} -> C{OPEN} -> C{LOST}; any state -> C{INACTIVE}.
+    """
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    LOST = "lost"
+    INACTIVE = "inactive"
+
+
+class _Side(enum.Enum):
+    """
+    The state of one direction (reader or writer).
+
+    C{IDLE} <-> C{BUSY}; the writer goes C{IDLE} -> C{SHUT} on shutdown;
+    either goes to C{ABORTED} on C{abort_rw()}, for good.
+    """
+
+    IDLE = "idle"
+    BUSY = "busy"
+    SHUT = "shut"
+    ABORTED = "aborted"
+
+
+def _accept_all(size: int, peer: object) -> InRule:
+    return ACCEPT
+
+
+def _resolve_reactor(reactor: Any) -> Any:
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        return global_reactor
+    return reactor
+
+
+@implementer(IRpcMultiplexController, IPushProducer, IHalfCloseableProtocol)
+class StreamController(Protocol):
+    """
+    The multiplex controller for stream connections (TCP and UNIX sockets).
+
+    Build it through L{rpctransport.listen_stream},
+    L{rpctransport.connect_stream} or
+    L{rpctransport.stream_rpc_multiplex_controller}; or use it as the
+    protocol of any Twisted stream transport.
+
+    @ivar max_fragment_size: written records are split into fragments of at
+        most this many bytes (L{None}: one fragment per record).
+    @ivar read_buffer_limit: see L{DEFAULT_READ_BUFFER_LIMIT}.
+    @ivar linger: see L{DEFAULT_LINGER}.
+    """
+
+    log = Logger()
+    transport: ITransport | None  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        reactor: IReactorTime | None = None,
+        *,
+        max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
+        max_empty_fragments: int = DEFAULT_MAX_EMPTY_FRAGMENTS,
+        max_fragment_size: int | None = None,
+        read_buffer_limit: int = DEFAULT_READ_BUFFER_LIMIT,
+        linger: float = DEFAULT_LINGER,
+        close_inactive_descr: bool = True,
+        preclose: Callable[[], object] | None = None,
+        adopted_fd: int | None = None,
+        tcp_nodelay: bool = True,
+    ) -> None:
+        """
+        @param reactor: the reactor for timers (L{None}: the global one).
+        @param max_record_size: the largest record a read accepts, in bytes.
+        @param max_fragments: the most fragments one record may have.
+        @param max_empty_fragments: the longest run of empty fragments.
+        @param max_fragment_size: split written records into fragments of at
+            most this many bytes.
+        @param read_buffer_limit: bytes kept while no read is pending before
+            the transport is paused.
+        @param linger: seconds to wait for the peer's EOF in a shutdown.
+        @param close_inactive_descr: whether L{inactivate} closes the
+            connection.
+        @param preclose: called just before L{inactivate} closes it.
+        @param tcp_nodelay: set C{TCP_NODELAY} on TCP connections (records
+            are written whole, so Nagle's algorithm only adds latency).
+        @param adopted_fd: the descriptor this controller was made from, when
+            it was adopted; closed by L{inactivate} with
+            C{close_inactive_descr}.
+        """
+        if read_buffer_limit < 1:
+            raise ValueError(f"read_buffer_limit must be >= 1, not {read_buffer_limit}")
+        if max_fragment_size is not None and max_fragment_size < 1:
+            raise ValueError(f"max_fragment_size must be >= 1, not {max_fragment_size}")
+        self._reactor = _resolve_reactor(reactor)
+        self._reader = RecordReader(
+            max_record_size=max_record_size,
+            max_fragments=max_fragments,
+            max_empty_fragments=max_empty_fragments,
+        )
+        self.max_fragment_size = max_fragment_size
+        self.read_buffer_limit = read_buffer_limit
+        self.linger = linger
+        self._close_inactive_descr = close_inactive_descr
+        self._preclose = preclose
+        self._adopted_fd = adopted_fd
+        self.tcp_nodelay = tcp_nodelay
+
+        self._life = _Life.CONNECTING
+        self._lost_reason: Failure | None = None
+        self._eof_seen = False
+        self._peer: IAddress | None = None
+        self._on_connection: Callable[[StreamController], object] | None = None
+
+        # Reader.
+        self._read_side = _Side.IDLE
+        self._read_d: Deferred[Any] | None = None
+        self._before_record: BeforeRecord = _accept_all
+        self._peek: Callable[[], object] | None = None
+        self._in_before_record = False
+        self._pumping = False
+        self._transport_paused = False
+        self._decide = self._decide_for_read
+
+        # Writer.
+        self._write_side = _Side.IDLE
+        self._write_d: Deferred[None] | None = None
+        self._pushed_back = False
+
+        # Shutdown.
+        self._shutdown_d: Deferred[None] | None = None
+        self._linger_call: IDelayedCall | None = None
+        self._write_closed = False
+
+        self._timer = InactivityTimer(self._reactor)
+        self._close_call: IDelayedCall | None = None
+
+    # -- Properties of the contract ---------------------------------------
+
+    @property
+    def reactor(self) -> Any:
+        """
+        The reactor this controller's timers run on.
+        """
+        return self._reactor
+
+    @property
+    def alive(self) -> bool:
+        """
+        Whether the connection is not yet completely down.
+        """
+        return self._life is _Life.OPEN
+
+    @property
+    def protocol(self) -> RpcProtocol:
+        """
+        Always L{RpcProtocol.TCP}: streams use record marking.
+        """
+        return RpcProtocol.TCP
+
+    @property
+    def tls_session_props(self) -> None:
+        """
+        L{None}: TLS session properties are not reported yet.
+        """
+        return None
+
+    @property
+    def file_descr(self) -> int | None:
+        """
+        The descriptor of the connection (the adopted one, for controllers
+        made by L{rpctransport.stream_rpc_multiplex_controller}), or L{None}
+        once inactive or when the transport has none.
+        """
+        if self._life is _Life.INACTIVE or self.transport is None:
+            return None
+        if self._adopted_fd is not None:
+            return self._adopted_fd
+        fileno = getattr(self.transport, "fileno", None)
+        if fileno is None:
+            return None
+        try:
+            return int(fileno())
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    @property
+    def peer_credentials(self) -> tuple[int, int, int] | None:
+        """
+        C{(pid, uid, gid)} of the peer process on a UNIX socket (Linux's
+        C{SO_PEERCRED}, taken when the connection was made), else L{None}.
+        """
+        sock = self._socket()
+        if sock is None or sock.family != socket.AF_UNIX:
+            return None
+        so_peercred = getattr(socket, "SO_PEERCRED", None)
+        if so_peercred is None:
+            return None
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, so_peercred, struct.calcsize("3i"))
+        except OSError:
+            return None
+        pid, uid, gid = struct.unpack("3i", raw)
+        return pid, uid, gid
+
+    @property
+    def peer_user_name(self) -> str | None:
+        """
+        The user name of the peer process on a UNIX socket (from its uid;
+        the uid in decimal when it has no name here), else L{None}.
+        """
+        creds = self.peer_credentials
+        if creds is None:
+            return None
+        import pwd
+
+        try:
+            return pwd.getpwuid(creds[1]).pw_name
+        except KeyError:
+            return str(creds[1])
+
+    @property
+    def reading(self) -> bool:
+        """
+        Whether a read is pending.
+        """
+        return self._read_d is not None
+
+    @property
+    def writing(self) -> bool:
+        """
+        Whether a write is pending.
+        """
+        return self._write_d is not None
+
+    @property
+    def read_eof(self) -> bool:
+        """
+        Whether the end of the input has been seen, or a shutdown completed.
+        """
+        return self._eof_seen
+
+    def getsockname(self) -> IAddress | Implied:
+        """
+        The local address (a Twisted C{IAddress}).
+        """
+        if self.transport is None:
+            return IMPLIED
+        return self.transport.getHost()
+
+    def getpeername(self) -> IAddress | Implied:
+        """
+        The peer's address (a Twisted C{IAddress}).
+        """
+        if self._peer is None:
+            return IMPLIED
+        return self._peer
+
+    def _socket(self) -> socket.socket | None:
+        if self.transport is None or self._life is _Life.INACTIVE:
+            return None
+        get_handle = getattr(self.transport, "getHandle", None)
+        if get_handle is None:
+            return None
+        handle = get_handle()
+        return handle if isinstance(handle, socket.socket) else None
+
+    # -- Twisted's protocol hooks ------------------------------------------
+
+    def connectionMade(self) -> None:
+        """
+        Register as the transport's streaming producer and tell whoever waits
+        for the connection.
+        """
+        assert self.transport is not None
+        self._life = _Life.OPEN
+        self._peer = self.transport.getPeer()
+        self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None and self.tcp_nodelay:
+            # Records go out whole (one writeSequence each); Nagle would only
+            # hold the tail of each record back for a delayed ACK (40 ms on
+            # Linux) in a request/response exchange.
+            try:
+                set_no_delay(True)
+            except OSError:
+                pass
+        on_connection = self._on_connection
+        if on_connection is not None:
+            self._on_connection = None
+            try:
+                on_connection(self)
+            except Exception:
+                self.log.failure(
+                    "on_connection raised for the connection from {peer}; closing it",
+                    peer=self._peer,
+                )
+                self.inactivate()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Feed the bytes to the record reader and serve the pending read.
+        """
+        if self._read_side is _Side.ABORTED or self._life is _Life.INACTIVE:
+            return
+        reader = self._reader
+        try:
+            if self._read_d is not None:
+                self._timer.activity(True)
+                if self._peek is not None:
+                    self._peek()
+            reader.feed(data)
+        except Exception as e:
+            self._protocol_error(e)
+            return
+        if self._read_d is not None:
+            self._pump()
+        elif not self._transport_paused and reader.buffered >= self.read_buffer_limit:
+            self._pause_transport()
+
+    def readConnectionLost(self) -> None:
+        """
+        The peer closed its side: end the input, keep the output open.
+        """
+        if self._life is _Life.INACTIVE:
+            return
+        self._input_ended()
+        self._maybe_finish_shutdown()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our half-close went out.
+        """
+        self._write_closed = True
+        self._maybe_finish_shutdown()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+        """
+        The connection is gone: deliver what was complete, then fail every
+        pending operation with C{reason} (a clean close gives C{END_OF_FILE}
+        to a read between records).
+        """
+        if self._close_call is not None:
+            if self._close_call.active():
+                self._close_call.cancel()
+            self._close_call = None
+        if self._life is _Life.INACTIVE:
+            return
+        self._life = _Life.LOST
+        self._lost_reason = reason
+        self._timer.cancel()
+        self._input_ended()
+        write_d, self._write_d = self._write_d, None
+        if write_d is not None:
+            write_d.errback(reason)
+        d, self._shutdown_d = self._shutdown_d, None
+        self._cancel_linger()
+        if d is not None:
+            if reason.check(ConnectionDone):
+                d.callback(None)
+            else:
+                d.errback(reason)
+
+    # IPushProducer: the transport tells us when it pushes back.
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: writes wait.
+        """
+        self._pushed_back = True
+
+    def resumeProducing(self) -> None:
+        """
+        The transport drained: a waiting write completes.
+        """
+        self._pushed_back = False
+        d, self._write_d = self._write_d, None
+        if d is not None:
+            self._timer.activity(self._busy())
+            d.callback(None)
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away; L{connectionLost} does the rest.
+        """
+
+    # -- Reading -------------------------------------------------------------
+
+    def start_reading(
+        self,
+        peek: Callable[[], object] | None = None,
+        before_record: BeforeRecord | None = None,
+    ) -> Deferred[Any]:
+        """
+        Start one read; see L{IRpcMultiplexController.start_reading}.
+        """
+        self._check_side(self._read_side, "start_reading", "reader")
+        if self._read_d is not None:
+            raise ControllerBusy("start_reading: a read is already pending")
+        d: Deferred[Any] = Deferred(self._cancel_read)
+        self._read_d = d
+        self._peek = peek
+        self._before_record = before_record if before_record is not None else _accept_all
+        self._timer.busy(True)
+        if self._reader.buffered and peek is not None:
+            try:
+                peek()
+            except Exception as e:
+                self._protocol_error(e)
+                return d
+        self._pump()
+        return d
+
+    def cancel_rd_polling(self) -> None:
+        """
+        Stop the pending read (its Deferred fails with C{CancelledError});
+        buffered data stays for the next read.
+        """
+        if self._in_before_record:
+            raise LocalProtocolError("cancel_rd_polling must not be called from before_record")
+        d = self._read_d
+        if d is None:
+            return
+        self._clear_read()
+        self._timer.busy(self._busy())
+        self._flow()
+        d.errback(Failure(CancelledError("cancel_rd_polling")))
+
+    def _cancel_read(self, d: Deferred[Any]) -> None:
+        if self._read_d is d:
+            self.cancel_rd_polling()
+
+    def _clear_read(self) -> None:
+        self._read_d = None
+        self._peek = None
+        self._before_record = _accept_all
+
+    def _decide_for_read(self, size: int) -> InRule:
+        self._in_before_record = True
+        try:
+            return self._before_record(size, self._peer)
+        finally:
+            self._in_before_record = False
+
+    def _pump(self) -> None:
+        """
+        Hand out records to pending reads while the reader has them. Reads
+        started from a callback are served by this same loop, not by
+        recursion.
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            reader = self._reader
+            while self._read_d is not None:
+                try:
+                    event = reader.next_event(self._decide)
+                except Exception as e:
+                    self._read_failed(e)
+                    break
+                if event is NEED_DATA:
+                    break
+                d = self._read_d
+                self._clear_read()
+                self._timer.activity(self._busy())
+                if event is END_OF_FILE:
+                    reason = self._lost_reason
+                    if reason is not None and not reason.check(ConnectionDone):
+                        d.errback(reason)
+                    else:
+                        d.callback(END_OF_FILE)
+                else:
+                    d.callback((event, self._peer))
+        finally:
+            self._pumping = False
+        self._flow()
+
+    def _read_failed(self, error: Exception) -> None:
+        """
+        The reader raised: a remote error, the hook's exception, or the end
+        of input inside a record.
+        """
+        reason = self._lost_reason
+        if (
+            isinstance(error, IncompleteRecord)
+            and reason is not None
+            and not reason.check(ConnectionDone)
+        ):
+            # The connection broke; the transport's reason says more.
+            self._fail_read(reason)
+            return
+        if self._life is _Life.OPEN:
+            self.log.info(
+                "closing the connection from {peer}: {error}", peer=self._peer, error=error
+            )
+            self._abort_transport()
+        self._fail_read(Failure(error))
+
+    def _fail_read(self, reason: Failure) -> None:
+        d = self._read_d
+        if d is not None:
+            self._clear_read()
+            self._timer.busy(self._busy())
+            d.errback(reason)
+
+    def _protocol_error(self, error: Exception) -> None:
+        """
+        Bad input or a failing hook outside of the reader's loop: fail the
+        reader for good and close the connection.
+        """
+        if self._reader.failed is None:
+            self._reader.close(error)
+        self._read_failed(error)
+
+    def _input_ended(self) -> None:
+        self._eof_seen = True
+        self._reader.feed_eof()
+        if self._read_d is not None:
+            self._pump()
+
+    def _flow(self) -> None:
+        """
+        Pause the transport while no read is pending and the buffer is full;
+        resume it otherwise.
+        """
+        if self._life is not _Life.OPEN:
+            return
+        full = self._read_d is None and self._reader.buffered >= self.read_buffer_limit
+        if full and not self._transport_paused:
+            self._pause_transport()
+        elif not full and self._transport_paused:
+            self._transport_paused = False
+            assert self.transport is not None
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def _pause_transport(self) -> None:
+        assert self.transport is not None
+        self._transport_paused = True
+        self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    # -- Writing -------------------------------------------------------------
+
+    def start_writing(self, message: Message, addr: object = IMPLIED) -> Deferred[None]:
+        """
+        Send one record; see L{IRpcMultiplexController.start_writing}.
+        """
+        self._check_side(self._write_side, "start_writing", "writer")
+        if self._write_side is _Side.SHUT:
+            raise ControllerInactive("start_writing: the writing side was shut down")
+        if self._write_d is not None:
+            raise ControllerBusy("start_writing: a write is already pending")
+        if addr is not IMPLIED and addr != self._peer:
+            raise AddressMismatch(
+                f"start_writing: {addr} is not this connection's peer {self._peer}"
+            )
+        if self._lost_reason is not None or self.transport is None:
+            return fail(self._lost_reason or Failure(ConnectionDone("not connected")))
+        pieces = encode_record(message, max_fragment_size=self.max_fragment_size)
+        self.transport.writeSequence(pieces)
+        if not self._pushed_back or self._lost_reason is not None:
+            self._timer.activity(self._busy())
+            if self._lost_reason is not None:
+                return fail(self._lost_reason)
+            return succeed(None)
+        d: Deferred[None] = Deferred(self._cancel_write)
+        self._write_d = d
+        self._timer.activity(True)
+        return d
+
+    def _cancel_write(self, d: Deferred[None]) -> None:
+        # What the transport accepted cannot be taken back; the caller only
+        # stops waiting.
+        if self._write_d is d:
+            self._write_d = None
+            self._timer.busy(self._busy())
+
+    # -- Shutting down ------------------------------------------------------
+
+    def start_shutting_down(self) -> Deferred[None]:
+        """
+        Half-close, then wait for the peer's EOF at most L{linger} seconds;
+        see L{IRpcMultiplexController.start_shutting_down}.
+        """
+        if self._life is _Life.INACTIVE:
+            raise ControllerInactive("start_shutting_down: the controller is inactive")
+        if self._shutdown_d is not None:
+            raise ControllerBusy("start_shutting_down: a shutdown is already in progress")
+        if self._life is _Life.LOST:
+            self._eof_seen = True
+            reason = self._lost_reason
+            if reason is None or reason.check(ConnectionDone):
+                return succeed(None)
+            return fail(reason)
+        d: Deferred[None] = Deferred(lambda _: self.cancel_shutting_down())
+        self._shutdown_d = d
+        if self._write_side is not _Side.ABORTED:
+            self._write_side = _Side.SHUT
+        assert self.transport is not None
+        if self._linger_call is None:
+            self._linger_call = self._reactor.callLater(self.linger, self._linger_expired)
+        if not self._write_closed:
+            self._release_producer()
+            lose_write = getattr(self.transport, "loseWriteConnection", None)
+            if lose_write is not None:
+                lose_write()
+            else:
+                self._write_closed = True
+                self.transport.loseConnection()
+        self._timer.busy(True)
+        self._maybe_finish_shutdown()
+        return d
+
+    def cancel_shutting_down(self) -> None:
+        """
+        Cancel a shutdown in progress; its Deferred fails with
+        C{CancelledError}.
+        """
+        d, self._shutdown_d = self._shutdown_d, None
+        self._cancel_linger()
+        if d is not None:
+            self._timer.busy(self._busy())
+            d.errback(Failure(CancelledError("cancel_shutting_down")))
+
+    def _maybe_finish_shutdown(self) -> None:
+        if self._shutdown_d is not None and self._write_closed and self._eof_seen:
+            self._finish_shutdown()
+
+    def _finish_shutdown(self) -> None:
+        d, self._shutdown_d = self._shutdown_d, None
+        self._cancel_linger()
+        self._eof_seen = True
+        if d is not None:
+            self._timer.activity(self._busy())
+            d.callback(None)
+
+    def _linger_expired(self) -> None:
+        self._linger_call = None
+        self.log.debug(
+            "shutdown: no EOF from {peer} within {linger} s", peer=self._peer, linger=self.linger
+        )
+        self._finish_shutdown()
+
+    def _cancel_linger(self) -> None:
+        if self._linger_call is not None:
+            if self._linger_call.active():
+                self._linger_call.cancel()
+            self._linger_call = None
+
+    # -- Timeouts, aborting, inactivation -------------------------------------
+
+    def set_timeout(self, notify: Callable[[], object], seconds: float) -> None:
+        """
+        See L{IRpcMultiplexController.set_timeout}.
+        """
+        self._timer.configure(notify, seconds, self._busy())
+
+    def _busy(self) -> bool:
+        return (
+            self._read_d is not None
+            or self._write_d is not None
+            or self._shutdown_d is not None
+        )
+
+    def abort_rw(self) -> None:
+        """
+        End reader and writer for good; their Deferreds never fire.
+        """
+        self._read_side = _Side.ABORTED
+        self._write_side = _Side.ABORTED
+        self._clear_read()
+        self._write_d = None
+        self._reader.close(ControllerInactive("the reader was aborted with abort_rw()"))
+        self._timer.busy(self._busy())
+        if self._transport_paused and self._life is _Life.OPEN:
+            # Keep reading (and discarding) so that a shutdown sees the EOF.
+            self._transport_paused = False
+            assert self.transport is not None
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def inactivate(self) -> None:
+        """
+        Release everything now; see L{IRpcMultiplexController.inactivate}.
+        """
+        if self._life is _Life.INACTIVE:
+            return
+        was_open = self._life is _Life.OPEN
+        self._life = _Life.INACTIVE
+        self._read_side = _Side.ABORTED
+        self._write_side = _Side.ABORTED
+        self._clear_read()
+        self._write_d = None
+        self._shutdown_d = None
+        self._on_connection = None
+        self._cancel_linger()
+        self._timer.cancel()
+        self._reader.close(ControllerInactive("the controller was inactivated"))
+        transport = self.transport
+        if not self._close_inactive_descr:
+            if transport is not None and was_open:
+                self._detach(transport)
+            return
+        if self._preclose is not None:
+            try:
+                self._preclose()
+            except Exception:
+                self.log.failure("preclose raised")
+        if transport is not None and was_open:
+            self._release_producer()
+            transport.loseConnection()
+            if hasattr(transport, "abortConnection"):
+                # Flush what the transport accepted, but not forever.
+                self._close_call = self._reactor.callLater(
+                    self.linger, transport.abortConnection
+                )
+        if self._adopted_fd is not None:
+            try:
+                os.close(self._adopted_fd)
+            except OSError:
+                pass
+            self._adopted_fd = None
+
+    def _detach(self, transport: Any) -> None:
+        """
+        Let go of the connection without touching the owner's socket.
+
+        Twisted adopts a duplicate of the descriptor and its close calls
+        C{shutdown()}, which would end the owner's copy too: close only the
+        duplicate.
+        """
+        if hasattr(transport, "_shouldShutdown") and hasattr(transport, "connectionLost"):
+            transport._shouldShutdown = False
+            transport.connectionLost(Failure(ConnectionDone("inactivated")))
+        else:
+            transport.loseConnection()
+
+    def _release_producer(self) -> None:
+        """
+        Stop being the transport's producer, so that a close or half-close is
+        not held up by a paused producer. A write waiting for the transport
+        to drain completes now: its bytes go out before the close.
+        """
+        transport = self.transport
+        if transport is not None and getattr(transport, "producer", None) is self:
+            transport.unregisterProducer()  # type: ignore[attr-defined]
+        self._pushed_back = False
+        d, self._write_d = self._write_d, None
+        if d is not None:
+            d.callback(None)
+
+    def _abort_transport(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            transport.loseConnection()
+
+    def _check_side(self, side: _Side, what: str, name: str) -> None:
+        if self._life is _Life.INACTIVE:
+            raise ControllerInactive(f"{what}: the controller is inactive")
+        if side is _Side.ABORTED:
+            raise ControllerInactive(f"{what}: the {name} was aborted with abort_rw()")
+
+    def __repr__(self) -> str:
+        return f"<StreamController {self._life.value} peer={self._peer}>"

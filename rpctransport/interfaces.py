@@ -1,0 +1,214 @@
+# -*- test-case-name: rpctransport.test.test_interfaces -*-
+"""
+Layer 2: the controller contract, as a zope interface.
+
+This is OCamlnet's C{Rpc_transport.rpc_multiplex_controller} in Python terms
+(see C{docs/contract.rst}). Every controller of rpctransport provides
+L{IRpcMultiplexController}, and the test suite checks it with
+C{verifyObject}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Union
+
+from zope.interface import Attribute, Interface
+
+from .sansio.types import Implied, InRule
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.interfaces import IAddress
+
+__all__ = ["IRpcMultiplexController", "BeforeRecord", "Message"]
+
+BeforeRecord = Callable[[int, object], InRule]
+"""
+A C{before_record(size_so_far, peer)} hook: return the rule for the record.
+"""
+
+Message = Union[bytes, bytearray, memoryview, Sequence[Union[bytes, bytearray, memoryview]]]
+"""
+What C{start_writing} takes: bytes-like, or a sequence of bytes-like pieces.
+"""
+
+
+class IRpcMultiplexController(Interface):
+    """
+    Owns one connection (stream) or one socket (datagram) and moves whole RPC
+    records in and out of it: one read and one write at a time, each a
+    one-shot L{Deferred}.
+
+    Misuse (a second read while one is pending, a call after L{inactivate})
+    raises at once; trouble from the network arrives as a failed Deferred.
+    Errors on stream connections are fatal: close the connection and open a
+    new one.
+    """
+
+    alive = Attribute(
+        """
+        C{bool}: the socket is not yet completely down (neither closed by both
+        sides nor inactivated).
+        """
+    )
+
+    reactor = Attribute(
+        """
+        The reactor the controller runs on (the seed's C{event_system}).
+        """
+    )
+
+    protocol = Attribute(
+        """
+        L{RpcProtocol.TCP <rpctransport.RpcProtocol.TCP>} for streams (TCP,
+        UNIX sockets, TLS), L{RpcProtocol.UDP <rpctransport.RpcProtocol.UDP>}
+        for datagrams.
+        """
+    )
+
+    tls_session_props = Attribute(
+        """
+        L{None} when the connection has no TLS; otherwise a small frozen value
+        object describing the session (version, cipher, ALPN protocol, peer
+        certificates, server name).
+        """
+    )
+
+    peer_user_name = Attribute(
+        """
+        C{str} or L{None}: the peer's identity when the transport
+        authenticates it (the user name of the peer process on a UNIX socket;
+        the identity in a TLS client certificate).
+        """
+    )
+
+    file_descr = Attribute(
+        """
+        C{int} or L{None}: the file descriptor the controller works on, when
+        there is one.
+        """
+    )
+
+    reading = Attribute("""C{bool}: a read is pending.""")
+
+    writing = Attribute("""C{bool}: a write is pending.""")
+
+    read_eof = Attribute(
+        """
+        C{bool}: the end of the input has been seen (the peer closed its side,
+        or a shutdown completed).
+        """
+    )
+
+    def getsockname() -> IAddress | Implied:
+        """
+        The local address of the socket (a Twisted C{IAddress}), or
+        L{IMPLIED <rpctransport.IMPLIED>} when it has none to tell.
+        """
+
+    def getpeername() -> IAddress | Implied:
+        """
+        The address of the socket's peer (a Twisted C{IAddress}).
+
+        @raise NotConnected: the socket has no fixed peer (an unconnected
+            datagram socket).
+        """
+
+    def start_reading(
+        peek: Callable[[], object] | None = None,
+        before_record: BeforeRecord | None = None,
+    ) -> Deferred[object]:
+        """
+        Start one read: a one-shot job for the next whole record.
+
+        @param peek: called just before each chunk of incoming data is
+            consumed.
+        @param before_record: called as C{before_record(size_so_far, peer)}
+            when each fragment header has been read (stream) or once per
+            datagram, with the total size announced so far; called for every
+            fragment as long as the answer is C{ACCEPT}, and at least once
+            before the read completes. The last answer decides the record:
+            C{ACCEPT} buffers it, C{REJECT}/C{RejectWith} keep its first 4
+            bytes, C{DENY}/C{DROP} keep nothing. Without it, every record is
+            accepted. It must not call L{cancel_rd_polling}. If it raises,
+            the read fails with that exception and the connection is closed.
+
+        @return: a L{Deferred} that fires with C{(record, peer)} for the next
+            record (C{record} is C{Accepted}, C{Rejected}, C{RejectedWith},
+            C{Denied} or C{Dropped}), or with C{END_OF_FILE} when the peer
+            closed cleanly between records (again on every later read), or
+            fails with a C{TransportError} or the transport's reason.
+            Cancelling it is L{cancel_rd_polling}.
+
+        @raise ControllerBusy: a read is already pending.
+        @raise ControllerInactive: the controller was inactivated, or its
+            reader aborted.
+        """
+
+    def start_writing(message: Message, addr: object = ...) -> Deferred[None]:
+        """
+        Start sending one record.
+
+        @param message: bytes-like, or a sequence of bytes-like pieces that
+            are not joined in Python.
+        @param addr: where to send it: C{IMPLIED} (the default) for the peer
+            of a connected socket, or an address; on a stream it must be
+            C{IMPLIED} or the peer.
+
+        @return: a L{Deferred} that fires with L{None} once the record has
+            been accepted by the transport I{and} the transport is not pushing
+            back (Twisted never tells when bytes reach the wire), or fails
+            with the transport's reason.
+
+        @raise ControllerBusy: a write is already pending.
+        @raise ControllerInactive: the controller was inactivated, its writer
+            aborted, or its writing side shut down.
+        @raise AddressMismatch: C{addr} is not this connection's peer.
+        """
+
+    def cancel_rd_polling() -> None:
+        """
+        Stop the pending read, if any, without losing buffered data: its
+        Deferred fails with C{CancelledError}. A later L{start_reading} goes
+        on where this one stopped. Must not be called from C{before_record}.
+        """
+
+    def abort_rw() -> None:
+        """
+        End the reader and the writer for good: their Deferreds never fire,
+        buffers are released. L{start_shutting_down} and L{inactivate} remain
+        allowed.
+        """
+
+    def start_shutting_down() -> Deferred[None]:
+        """
+        Shut the connection down as a protocol handshake, not a close: on a
+        stream, send EOF (TCP half-close; close_notify on TLS) and wait for
+        the peer's EOF, at most a linger time, after which the shutdown still
+        succeeds. Afterwards L{read_eof} is true. The descriptor stays open
+        until L{inactivate}.
+
+        @return: a L{Deferred} firing with L{None} when done; cancelling it is
+            L{cancel_shutting_down}.
+        """
+
+    def cancel_shutting_down() -> None:
+        """
+        Cancel a shutdown in progress: its Deferred fails with
+        C{CancelledError}. No error when no shutdown is in progress.
+        """
+
+    def set_timeout(notify: Callable[[], object], seconds: float) -> None:
+        """
+        Call C{notify()} once if no read, write or shutdown activity happens
+        for C{seconds} while one of them is pending; activity re-arms it. A
+        negative C{seconds} turns the timeout off. Time is the reactor's.
+        """
+
+    def inactivate() -> None:
+        """
+        Release everything now: cancel timers, drop buffers, and close the
+        descriptor when the controller owns it (calling C{preclose()} first).
+        No callback fires afterwards. Calling it again does nothing.
+        """

@@ -1,0 +1,1 @@
+The record-marking codec (RFC 5531 section 11), the controller contract (``IRpcMultiplexController``, rules, records, errors) and the stream controller for TCP and UNIX sockets, with ``listen_stream``, ``connect_stream``, ``stream_rpc_multiplex_controller`` and an in-memory ``rpctransport.testing.controller_pair``.

@@ -1,0 +1,118 @@
+# -*- test-case-name: rpctransport.test.test_errors -*-
+"""
+The errors of rpctransport: one root, two families.
+
+L{TransportError} is the root. L{RemoteProtocolError} and its subclasses say
+that the peer broke RFC 5531 (or sent something that is not RPC at all); they
+arrive as failed Deferreds, and the connection they came on is closed.
+L{LocalProtocolError} and its subclasses say that our caller misused the API;
+they are raised at once. Connection trouble reuses Twisted's own
+C{ConnectionDone}/C{ConnectionLost}.
+
+Every message says what happened with its numbers: sizes, limits, peers.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AddressMismatch",
+    "ControllerBusy",
+    "ControllerInactive",
+    "IncompleteRecord",
+    "LocalProtocolError",
+    "MalformedRecord",
+    "NotConnected",
+    "RecordTooLarge",
+    "RemoteProtocolError",
+    "TransportError",
+]
+
+
+class TransportError(Exception):
+    """
+    The root of every error rpctransport raises or fails a Deferred with.
+    """
+
+
+class RemoteProtocolError(TransportError):
+    """
+    The peer sent something RFC 5531 does not allow, or that exceeds a limit.
+    The connection it came on is not usable any more.
+    """
+
+
+class LocalProtocolError(TransportError):
+    """
+    The caller used the API in a way it does not allow.
+    """
+
+
+class RecordTooLarge(RemoteProtocolError):
+    """
+    A record being accepted announced more bytes than C{max_record_size}.
+
+    @ivar size: the total size announced so far, in bytes.
+    @ivar limit: the limit it crossed.
+    @ivar looks_like: what the bytes look like if they are not RPC at all
+        (for example C{"an HTTP request"}), or L{None}.
+    """
+
+    def __init__(self, size: int, limit: int, looks_like: str | None = None) -> None:
+        self.size = size
+        self.limit = limit
+        self.looks_like = looks_like
+        message = (
+            f"record of at least {size} bytes exceeds max_record_size of {limit} bytes"
+        )
+        if looks_like is not None:
+            message += f"; the bytes look like {looks_like}, not ONC RPC"
+        super().__init__(message)
+
+
+class MalformedRecord(RemoteProtocolError):
+    """
+    The record marking is not acceptable: too many fragments in one record,
+    or too many empty fragments in a row.
+    """
+
+
+class IncompleteRecord(RemoteProtocolError):
+    """
+    The stream ended inside a record (inside a record mark or a fragment).
+
+    @ivar received: bytes of the record received (record marks included).
+    @ivar expected: bytes announced by the marks seen (record marks included),
+        a lower bound when the record was not complete.
+    """
+
+    def __init__(self, received: int, expected: int, where: str) -> None:
+        self.received = received
+        self.expected = expected
+        super().__init__(
+            f"connection closed inside a record ({where}): "
+            f"received {received} of at least {expected} bytes"
+        )
+
+
+class ControllerBusy(LocalProtocolError):
+    """
+    A read (or write) was started while another one was still pending.
+    """
+
+
+class ControllerInactive(LocalProtocolError):
+    """
+    The controller was inactivated, or its reader and writer were aborted.
+    """
+
+
+class NotConnected(LocalProtocolError):
+    """
+    The socket has no fixed peer (an unconnected datagram socket).
+    """
+
+
+class AddressMismatch(LocalProtocolError):
+    """
+    A write named an address other than the connection's peer.
+    """

@@ -1,0 +1,20 @@
+# -*- test-case-name: rpctransport.test.test_memory -*-
+"""
+Helpers for testing code that uses rpctransport, without sockets.
+
+L{controller_pair} gives two connected stream controllers joined in memory:
+what one writes, the other reads, synchronously, so trial's
+C{SynchronousTestCase} with C{successResultOf} is all a test needs. Timers run
+on a L{twisted.internet.task.Clock}.
+
+    from rpctransport.testing import controller_pair
+
+    client, server = controller_pair()
+    d = server.start_reading()
+    client.start_writing(b"call")
+    record, peer = self.successResultOf(d)
+"""
+
+from .adapters.memory import MemoryTransport, controller_pair
+
+__all__ = ["MemoryTransport", "controller_pair"]

@@ -1,0 +1,7 @@
+"""
+Set-up shim; the metadata lives in setup.cfg.
+"""
+
+from setuptools import setup
+
+setup()
