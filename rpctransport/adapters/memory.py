@@ -199,7 +199,12 @@ class MemoryTransport:
         elif kind == "lost":
             self._lost = True
             other = self.other
-            if other is not None and not other._lost and other._read_open:
+            if (
+                other is not None
+                and not other._lost
+                and other._read_open
+                and payload.check(ConnectionDone)
+            ):
                 # The other side reads EOF (its writes now go nowhere).
                 self._pipe.post(other, "eof")
             protocol.connectionLost(payload)

@@ -139,7 +139,7 @@ class StreamController(Protocol):
     """
 
     log = Logger()
-    transport: ITransport | None  # type: ignore[assignment]
+    transport: ITransport | None
 
     def __init__(
         self,
@@ -793,10 +793,12 @@ class StreamController(Protocol):
             except Exception:
                 self.log.failure("preclose raised")
         if transport is not None and was_open:
+            pushed_back = self._pushed_back
             self._release_producer()
             transport.loseConnection()
-            if hasattr(transport, "abortConnection"):
-                # Flush what the transport accepted, but not forever.
+            if pushed_back and hasattr(transport, "abortConnection"):
+                # The transport holds more than its buffer size for a peer that
+                # is slow to read: flush it, but not forever.
                 self._close_call = self._reactor.callLater(
                     self.linger, transport.abortConnection
                 )
@@ -813,13 +815,21 @@ class StreamController(Protocol):
 
         Twisted adopts a duplicate of the descriptor and its close calls
         C{shutdown()}, which would end the owner's copy too: close only the
-        duplicate.
+        duplicate (C{_shouldShutdown} is the flag Twisted itself clears for
+        sockets it did not create; C{test_stream_sockets} checks that the
+        owner's socket stays usable, so a change in Twisted shows there).
         """
         if hasattr(transport, "_shouldShutdown") and hasattr(transport, "connectionLost"):
             transport._shouldShutdown = False
             transport.connectionLost(Failure(ConnectionDone("inactivated")))
-        else:
-            transport.loseConnection()
+            return
+        # Not a socket Twisted duplicated: leave it open, but stop consuming
+        # what the owner may still want to read.
+        if getattr(transport, "producer", None) is self:
+            transport.unregisterProducer()
+        pause = getattr(transport, "pauseProducing", None)
+        if pause is not None:
+            pause()
 
     def _release_producer(self) -> None:
         """

@@ -63,7 +63,7 @@ class StreamControllerFactory(ServerFactory, ClientFactory):
         # Fail now, not at the first connection, on a misspelt option.
         StreamController(self.reactor, **options)
 
-    def buildProtocol(self, addr: IAddress) -> StreamController:
+    def buildProtocol(self, addr: IAddress | None) -> StreamController:
         """
         A new controller for the connection from (or to) C{addr}.
         """
@@ -95,10 +95,10 @@ def listen_stream(
         tells the port actually bound).
     """
     reactor = _resolve_reactor(reactor)
-    if isinstance(endpoint, str):
-        endpoint = serverFromString(reactor, endpoint)
+    server = serverFromString(reactor, endpoint) if isinstance(endpoint, str) else endpoint
     factory = StreamControllerFactory(on_connection, reactor, **options)
-    return endpoint.listen(factory)
+    d: Deferred[IListeningPort] = server.listen(factory)
+    return d
 
 
 def connect_stream(
@@ -118,10 +118,9 @@ def connect_stream(
     @return: a Deferred firing with the connected controller.
     """
     reactor = _resolve_reactor(reactor)
-    if isinstance(endpoint, str):
-        endpoint = clientFromString(reactor, endpoint)
+    client = clientFromString(reactor, endpoint) if isinstance(endpoint, str) else endpoint
     factory = StreamControllerFactory(None, reactor, **options)
-    d: Deferred[StreamController] = endpoint.connect(factory)
+    d: Deferred[Any] = client.connect(factory)
     return d
 
 

@@ -140,8 +140,6 @@ The per-fragment decision callback: given the record's size known so far,
 return a rule.
 """
 
-_RULES: Final = frozenset((ACCEPT, REJECT, DENY, DROP))
-
 Event = Union[InRecord, EndOfFile, NeedData]
 
 
@@ -264,12 +262,13 @@ class RecordReader:
         """
         if self._state is _State.FAILED:
             return
+        if type(data) is not bytes:
+            # Before len(): a memoryview's len() counts items, not bytes.
+            data = bytes(data)
         n = len(data)
         if not n:
             return
         chunks = self._chunks
-        if type(data) is not bytes:
-            data = bytes(data)
         if chunks and n < _COALESCE_BELOW:
             tail = chunks[-1]
             if type(tail) is bytearray and len(tail) < _COALESCE_LIMIT:
@@ -283,7 +282,7 @@ class RecordReader:
         if rule is not None and rule is not ACCEPT and self._ready is None:
             event = self._run(None)
             if event is not NEED_DATA:
-                self._ready = event  # type: ignore[assignment]
+                self._ready = event
 
     def feed_eof(self) -> None:
         """
@@ -420,7 +419,9 @@ class RecordReader:
                 rule = decide(size)
             except Exception as e:
                 raise self._fail(e)
-            if rule not in _RULES and type(rule) is not RejectWith:
+            # A type test, not a set lookup: an unhashable answer (a list)
+            # must fail the reader with this TypeError too.
+            if type(rule) is not Rule and type(rule) is not RejectWith:
                 raise self._fail(
                     TypeError(f"before_record must return a rule, not {rule!r}")
                 )
@@ -521,7 +522,7 @@ class RecordReader:
         parts = self._parts
         if take < _SMALL_PIECE:
             if parts and type(parts[-1]) is bytearray:
-                parts[-1] += chunk[off : off + take]  # type: ignore[operator]
+                parts[-1] += chunk[off : off + take]
             else:
                 parts.append(bytearray(chunk[off : off + take]))
         elif off == 0 and take == len(chunk) and type(chunk) is bytes:
