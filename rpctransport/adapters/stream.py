@@ -191,6 +191,14 @@ class StreamController(Protocol):
         self._close_inactive_descr = close_inactive_descr
         self._preclose = preclose
         self._adopted_fd = adopted_fd
+        # Twisted's adoption makes the shared file description non-blocking;
+        # the owner gets its own mode back when we let go without closing.
+        self._adopted_blocking: bool | None = None
+        if adopted_fd is not None:
+            try:
+                self._adopted_blocking = os.get_blocking(adopted_fd)
+            except OSError:
+                pass
         self.tcp_nodelay = tcp_nodelay
 
         self._life = _Life.CONNECTING
@@ -822,6 +830,11 @@ class StreamController(Protocol):
         if hasattr(transport, "_shouldShutdown") and hasattr(transport, "connectionLost"):
             transport._shouldShutdown = False
             transport.connectionLost(Failure(ConnectionDone("inactivated")))
+            if self._adopted_fd is not None and self._adopted_blocking is not None:
+                try:
+                    os.set_blocking(self._adopted_fd, self._adopted_blocking)
+                except OSError:
+                    pass
             return
         # Not a socket Twisted duplicated: leave it open, but stop consuming
         # what the owner may still want to read.

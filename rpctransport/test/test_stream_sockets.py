@@ -1,0 +1,1251 @@
+# -*- test-case-name: rpctransport.test.test_stream_sockets -*-
+"""
+Integration tests of L{rpctransport.StreamController} over real loopback
+sockets: TCP on 127.0.0.1 and UNIX sockets in a temporary directory, on the
+real reactor.
+
+The controllers come from L{rpctransport.listen_stream},
+L{rpctransport.connect_stream} and
+L{rpctransport.stream_rpc_multiplex_controller}; the misbehaving peers are
+plain Twisted protocols writing raw bytes, or plain sockets. Every test
+cleans up its listening ports, controllers and sockets so that trial never
+finds the reactor dirty. Nothing here asserts how long anything takes: waits
+are bounded only so that a broken controller fails a test instead of hanging
+it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import select
+import shutil
+import socket
+import struct
+import tempfile
+import tracemalloc
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.defer import CancelledError, Deferred, DeferredQueue, inlineCallbacks, succeed
+from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.error import ConnectionClosed
+from twisted.internet.interfaces import IPullProducer
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from rpctransport import (
+    ACCEPT,
+    DENY,
+    DROP,
+    END_OF_FILE,
+    REJECT,
+    Accepted,
+    AddressMismatch,
+    ControllerInactive,
+    Denied,
+    Dropped,
+    IRpcMultiplexController,
+    RecordTooLarge,
+    Rejected,
+    RpcProtocol,
+    StreamController,
+    connect_stream,
+    encode_record,
+    listen_stream,
+    stream_rpc_multiplex_controller,
+)
+
+KiB = 1024
+MiB = 1024 * 1024
+
+WAIT = 10.0
+"""
+Seconds any single wait may take before the test gives up: far more than a
+loopback socket ever needs, so it only turns a hang into a failure.
+"""
+
+MEMORY_BUDGET = 1 * MiB
+"""
+Peak traced memory a refused 64 MiB record may cost, above where it started:
+a few of Twisted's 64 KiB reads and writes, never the record.
+"""
+
+HTTP_GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n"
+
+TLS_CLIENT_HELLO = (
+    # TLS record: handshake (0x16), version 3.1, length 0x00f8.
+    b"\x16\x03\x01\x00\xf8"
+    # Handshake: ClientHello (1), length 0x0000f4, client version 3.3.
+    + b"\x01\x00\x00\xf4\x03\x03"
+    + bytes(range(32))
+    + b"\x20"
+    + bytes(range(32, 64))
+    + b"\x00\x08\x13\x02\x13\x03\x13\x01\x00\xff\x01\x00"
+    + b"\x00" * 160
+)
+
+
+def _get_reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def mark(length: int, last: bool = True) -> bytes:
+    """
+    A record mark for a fragment of C{length} bytes.
+    """
+    return struct.pack(">I", length | (0x80000000 if last else 0))
+
+
+def pattern(size: int, seed: int = 0) -> bytes:
+    """
+    C{size} bytes that are not all alike, so that a shifted or truncated
+    record never compares equal.
+    """
+    block = bytes((i * 7 + seed) % 251 for i in range(min(size, 4093)))
+    if not block:
+        return b""
+    whole, rest = divmod(size, len(block))
+    return block * whole + block[:rest]
+
+
+class RawPeer(Protocol):
+    """
+    A peer that speaks raw bytes: it counts (and optionally keeps) what it
+    receives and tells when the connection is gone.
+
+    @ivar received: the bytes received, when C{keep} is set.
+    @ivar count: how many bytes were received.
+    @ivar lost: fires with L{None} once the connection is gone.
+    @ivar reason: why it is gone.
+    """
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.received = bytearray()
+        self.count = 0
+        self.lost: Deferred[None] = Deferred()
+        self.reason: Failure | None = None
+        self._waiters: list[tuple[int, Deferred[int]]] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Count the bytes and wake up whoever waits for that many.
+        """
+        self.count += len(data)
+        if self.keep:
+            self.received += data
+        ready = [w for w in self._waiters if self.count >= w[0]]
+        for waiter in ready:
+            self._waiters.remove(waiter)
+            waiter[1].callback(self.count)
+
+    def wait_for_bytes(self, n: int) -> Deferred[int]:
+        """
+        A Deferred firing once at least C{n} bytes have been received.
+        """
+        if self.count >= n:
+            return succeed(self.count)
+        d: Deferred[int] = Deferred()
+        self._waiters.append((n, d))
+        return d
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Remember why, fail the byte waiters, fire L{lost}.
+        """
+        self.reason = reason
+        waiters, self._waiters = self._waiters, []
+        for _, d in waiters:
+            d.errback(reason)
+        self.lost.callback(None)
+
+
+@implementer(IPullProducer)
+class BigRecordSender:
+    """
+    Stream one huge single-fragment record through a transport without ever
+    holding it: the record mark, then one reused block per pull from the
+    transport, then optional trailing bytes.
+
+    @ivar done: fires when everything has been handed to the transport.
+    """
+
+    def __init__(self, transport: Any, block: bytes, total: int, trailer: bytes = b"") -> None:
+        self.transport = transport
+        self.block = block
+        self.left = total
+        self.total = total
+        self.trailer = trailer
+        self.done: Deferred[None] = Deferred()
+
+    def start(self) -> Deferred[None]:
+        """
+        Write the record mark and let the transport pull the payload.
+        """
+        self.transport.write(mark(self.total))
+        self.transport.registerProducer(self, False)
+        return self.done
+
+    def resumeProducing(self) -> None:
+        """
+        The transport drained: write the next block.
+        """
+        if self.left <= 0:
+            return
+        n = min(len(self.block), self.left)
+        self.transport.write(self.block if n == len(self.block) else self.block[:n])
+        self.left -= n
+        if self.left == 0:
+            if self.trailer:
+                self.transport.write(self.trailer)
+            self.transport.unregisterProducer()
+            self.done.callback(None)
+
+    def stopProducing(self) -> None:
+        """
+        The connection is going away; nothing to release.
+        """
+
+
+def outcome(d: Deferred[Any]) -> Deferred[tuple[bool, Any]]:
+    """
+    A Deferred that never fails: it fires with C{(True, result)} when C{d}
+    succeeds, or C{(False, failure)} when it fails (the failure is then
+    handled).
+    """
+    return d.addCallbacks(lambda result: (True, result), lambda failure: (False, failure))
+
+
+def sleep(seconds: float) -> Deferred[None]:
+    """
+    A Deferred firing after C{seconds} of reactor time.
+    """
+    return deferLater(_get_reactor(), seconds, lambda: None)
+
+
+def fires_within(d: Deferred[Any], seconds: float) -> Deferred[bool]:
+    """
+    A Deferred firing with C{True} as soon as C{d} fires, or with C{False}
+    if it has not fired after C{seconds}. C{d}'s own result passes through
+    untouched.
+    """
+    answer: Deferred[bool] = Deferred()
+    if d.called:
+        return succeed(True)
+    call = _get_reactor().callLater(seconds, answer.callback, False)
+
+    def fired(result: object) -> object:
+        if call.active():
+            call.cancel()
+            answer.callback(True)
+        return result
+
+    d.addBoth(fired)
+    return answer
+
+
+if TYPE_CHECKING:
+    _MixinBase = TestCase
+else:
+    # Not a TestCase at run time, so that the mixins are not collected.
+    _MixinBase = object
+
+
+class _SocketTestMixin(_MixinBase):
+    """
+    Helpers shared by the socket test cases: bounded waits, and a registry of
+    everything a test opens, torn down in one cleanup.
+    """
+
+    timeout = 60
+
+    def _setUpRegistry(self) -> None:
+        self.reactor = _get_reactor()
+        self._controllers: list[StreamController] = []
+        self._raw_peers: list[RawPeer] = []
+        self._sockets: list[socket.socket] = []
+        self.addCleanup(self._tear_down_everything)
+
+    def track(self, controller: StreamController) -> StreamController:
+        """
+        Inactivate C{controller} when the test ends, and wait for its
+        connection to be gone.
+        """
+        self._controllers.append(controller)
+        return controller
+
+    def track_peer(self, peer: RawPeer) -> RawPeer:
+        """
+        Abort C{peer}'s connection when the test ends, if still up.
+        """
+        self._raw_peers.append(peer)
+        return peer
+
+    def track_socket(self, sock: socket.socket) -> socket.socket:
+        """
+        Close C{sock} when the test ends.
+        """
+        self._sockets.append(sock)
+        return sock
+
+    @inlineCallbacks
+    def _tear_down_everything(self) -> Generator[Any, Any, None]:
+        for controller in self._controllers:
+            controller.inactivate()
+        for peer in self._raw_peers:
+            transport: Any = peer.transport
+            if transport is not None and not peer.lost.called:
+                transport.abortConnection()
+
+        def all_gone() -> bool:
+            for controller in self._controllers:
+                transport = controller.transport
+                if transport is not None and not getattr(transport, "disconnected", True):
+                    return False
+            return all(peer.lost.called or peer.transport is None for peer in self._raw_peers)
+
+        yield self.until(all_gone, "every connection to close")
+        for sock in self._sockets:
+            sock.close()
+
+    @inlineCallbacks
+    def until(
+        self, predicate: Callable[[], bool], what: str, seconds: float = WAIT
+    ) -> Generator[Any, Any, None]:
+        """
+        Wait (polling the reactor) until C{predicate()} is true; fail the
+        test after C{seconds}.
+        """
+        step = 0.01
+        for _ in range(int(seconds / step) + 1):
+            if predicate():
+                return
+            yield sleep(step)
+        self.fail(f"gave up waiting for {what}")
+
+    @inlineCallbacks
+    def within(self, d: Deferred[Any], what: str, seconds: float = WAIT) -> Generator[Any, Any, Any]:
+        """
+        Wait for C{d} and return its result; fail the test if it does not
+        fire within C{seconds}.
+        """
+        fired = yield fires_within(d, seconds)
+        if not fired:
+            self.fail(f"gave up waiting for {what}")
+        result = yield d
+        return result
+
+
+class _StreamSocketTestsMixin(_SocketTestMixin):
+    """
+    Tests of controllers made by L{listen_stream} and L{connect_stream},
+    shared by TCP and UNIX sockets. Subclasses say how to listen and connect.
+
+    @cvar family: the socket family under test.
+    @cvar address_type: the Twisted address class of its ends.
+    """
+
+    family: socket.AddressFamily
+    address_type: type
+
+    def setUp(self) -> None:
+        self._setUpRegistry()
+        self.accepted: DeferredQueue[StreamController] = DeferredQueue()
+        self.port: Any = None
+
+    def server_endpoint(self) -> str:
+        """
+        The server endpoint string to listen on.
+        """
+        raise NotImplementedError()
+
+    def client_endpoint(self) -> str:
+        """
+        The client endpoint string reaching the listener.
+        """
+        raise NotImplementedError()
+
+    def expected_credentials(self) -> tuple[int, int, int] | None:
+        """
+        What C{peer_credentials} must say for a peer in this process.
+        """
+        raise NotImplementedError()
+
+    # -- Setting up connections ----------------------------------------------
+
+    def _on_connection(self, controller: StreamController) -> None:
+        self.track(controller)
+        self.accepted.put(controller)
+
+    @inlineCallbacks
+    def listen(self, **options: Any) -> Generator[Any, Any, Any]:
+        """
+        Listen with L{listen_stream}; accepted controllers go to
+        C{self.accepted}.
+        """
+        port = yield listen_stream(
+            self.server_endpoint(), self._on_connection, reactor=self.reactor, **options
+        )
+        self.addCleanup(port.stopListening)
+        self.port = port
+        return port
+
+    @inlineCallbacks
+    def connect(self, **options: Any) -> Generator[Any, Any, StreamController]:
+        """
+        Connect a controller with L{connect_stream} to the listener.
+        """
+        client = yield self.within(
+            connect_stream(self.client_endpoint(), reactor=self.reactor, **options), "connect"
+        )
+        return self.track(client)
+
+    @inlineCallbacks
+    def next_server(self) -> Generator[Any, Any, StreamController]:
+        """
+        The next controller the listener accepted.
+        """
+        server: StreamController = yield self.within(
+            self.accepted.get(), "an accepted connection"
+        )
+        return server
+
+    @inlineCallbacks
+    def pair(
+        self,
+        server_options: dict[str, Any] | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> Generator[Any, Any, tuple[StreamController, StreamController]]:
+        """
+        Listen, connect, and return C{(client, server)} controllers.
+        """
+        yield self.listen(**(server_options or {}))
+        client = yield self.connect(**(client_options or {}))
+        server = yield self.next_server()
+        return client, server
+
+    @inlineCallbacks
+    def connect_raw(self, peer: RawPeer | None = None) -> Generator[Any, Any, RawPeer]:
+        """
+        Connect a L{RawPeer} to the listener.
+        """
+        peer = peer if peer is not None else RawPeer()
+        endpoint = clientFromString(self.reactor, self.client_endpoint())
+        yield self.within(connectProtocol(endpoint, peer), "raw connect")
+        return self.track_peer(peer)
+
+    @inlineCallbacks
+    def round_trip(
+        self, client: StreamController, server: StreamController, message: bytes
+    ) -> Generator[Any, Any, None]:
+        """
+        Send C{message} from C{client} to C{server} and back, and check that
+        it arrives exactly both ways.
+        """
+        reading = server.start_reading()
+        yield self.within(client.start_writing(message), "client write")
+        got = yield self.within(reading, "server read")
+        self.assertEqual(got, (Accepted(message), server.getpeername()))
+        reading = client.start_reading()
+        yield self.within(server.start_writing(message), "server write")
+        got = yield self.within(reading, "client read")
+        self.assertEqual(got, (Accepted(message), client.getpeername()))
+
+    @inlineCallbacks
+    def write_until_stuck(
+        self, writer: StreamController, make_record: Callable[[int], Any], max_writes: int = 96
+    ) -> Generator[Any, Any, tuple[Deferred[None], int]]:
+        """
+        Write records until one write stays pending while the peer does not
+        read; return its Deferred and how many records were written.
+
+        A write that has not fired after a short while is watched a little
+        longer before it counts as stuck, so that a slow machine does not
+        pass for backpressure; at most C{max_writes} records are written, far
+        more than the kernel's buffers hold, so a writer that is never
+        pushed back fails the test.
+        """
+        for n in range(1, max_writes + 1):
+            d = writer.start_writing(make_record(n - 1))
+            fired = yield fires_within(d, 0.3)
+            if fired:
+                yield d
+                continue
+            fired = yield fires_within(d, 0.5)
+            if fired:
+                yield d
+                continue
+            return d, n
+        self.fail(
+            f"{max_writes} records written and none waited for the peer to read"
+        )
+
+    @inlineCallbacks
+    def assert_closed_by_peer(self, d: Deferred[Any]) -> Generator[Any, Any, None]:
+        """
+        Check that a read ends because the connection closed: with
+        END_OF_FILE or a failure saying the connection closed.
+        """
+        ok, result = yield self.within(outcome(d), "the end of the connection")
+        if ok:
+            self.assertIs(result, END_OF_FILE)
+        elif not result.check(ConnectionClosed):
+            result.raiseException()
+
+    # -- 1. Reads and writes --------------------------------------------------
+
+    @inlineCallbacks
+    def test_round_trip_sizes(self) -> Generator[Any, Any, None]:
+        """
+        Records of 0, 1, 4, 1000, 65536 bytes and 1 MiB written by a
+        connect_stream controller arrive exactly at the listen_stream
+        controller, and come back exactly the other way.
+        """
+        client, server = yield self.pair()
+        for size in (0, 1, 4, 1000, 65536, MiB):
+            yield self.round_trip(client, server, pattern(size, seed=size))
+
+    @inlineCallbacks
+    def test_multi_fragment_record(self) -> Generator[Any, Any, None]:
+        """
+        A record written with max_fragment_size=4096 goes out as many
+        fragments (before_record sees each, with the growing total) and
+        arrives as one whole record.
+        """
+        client, server = yield self.pair(client_options={"max_fragment_size": 4096})
+        message = pattern(100_000, seed=3)
+        sizes: list[int] = []
+
+        def before_record(size: int, peer: object) -> Any:
+            sizes.append(size)
+            return ACCEPT
+
+        reading = server.start_reading(before_record=before_record)
+        yield self.within(client.start_writing(message), "write")
+        record, _ = yield self.within(reading, "read")
+        self.assertEqual(record, Accepted(message))
+        expected = list(range(4096, 100_000, 4096)) + [100_000]
+        self.assertEqual(sizes, expected)
+
+    @inlineCallbacks
+    def test_scatter_gather_write(self) -> Generator[Any, Any, None]:
+        """
+        A record written as a list of bytes-like pieces arrives as the pieces
+        joined, as one record.
+        """
+        client, server = yield self.pair()
+        pieces = [b"head", bytearray(b"-middle-"), memoryview(b"tail"), b"", pattern(70_000)]
+        reading = server.start_reading()
+        yield self.within(client.start_writing(pieces), "write")
+        record, _ = yield self.within(reading, "read")
+        self.assertEqual(record, Accepted(b"head-middle-tail" + pattern(70_000)))
+
+    @inlineCallbacks
+    def test_pipelined_records_in_order(self) -> Generator[Any, Any, None]:
+        """
+        Records written back to back, all before the reader reads any, are
+        all delivered, in order and intact.
+        """
+        client, server = yield self.pair()
+        messages = [struct.pack(">I", i) + pattern((i * 37) % 1500, seed=i) for i in range(120)]
+        for message in messages:
+            yield self.within(client.start_writing(message), "write")
+        for i, message in enumerate(messages):
+            record, _ = yield self.within(server.start_reading(), f"read {i}")
+            self.assertEqual(record, Accepted(message), f"record {i}")
+
+    # -- 2. Peers that do not speak RPC ----------------------------------------
+
+    @inlineCallbacks
+    def _check_not_rpc(self, garbage: bytes, looks_like: str) -> Generator[Any, Any, None]:
+        """
+        A raw peer sending C{garbage} makes the pending read fail with
+        RecordTooLarge naming C{looks_like}, and gets its connection closed,
+        while another connection to the same listener keeps working.
+        """
+        yield self.listen()
+        good_client = yield self.connect()
+        good_server = yield self.next_server()
+        peer = yield self.connect_raw()
+        bad_server = yield self.next_server()
+        reading = bad_server.start_reading()
+        peer.transport.write(garbage)
+        ok, failure = yield self.within(outcome(reading), "the failed read")
+        self.assertFalse(ok, f"the read succeeded with {failure!r}")
+        failure.trap(RecordTooLarge)
+        self.assertIn(looks_like, str(failure.value))
+        yield self.within(peer.lost, "the raw peer to see the connection closed")
+        assert peer.reason is not None
+        self.assertTrue(peer.reason.check(ConnectionClosed), peer.reason)
+        self.assertFalse(bad_server.alive)
+        yield self.round_trip(good_client, good_server, b"still here")
+        self.assertTrue(good_server.alive)
+
+    def test_http_request_is_refused(self) -> Deferred[None]:
+        """
+        A peer sending an HTTP GET request makes the read fail with
+        RecordTooLarge saying it looks like an HTTP request; that connection
+        is closed and another one keeps working.
+        """
+        return self._check_not_rpc(HTTP_GET, "HTTP request")
+
+    def test_tls_client_hello_is_refused(self) -> Deferred[None]:
+        """
+        A peer sending a TLS ClientHello makes the read fail with
+        RecordTooLarge saying it looks like a TLS handshake; that connection
+        is closed and another one keeps working.
+        """
+        return self._check_not_rpc(TLS_CLIENT_HELLO, "TLS handshake")
+
+    # -- 3. Backpressure ---------------------------------------------------------
+
+    @inlineCallbacks
+    def test_writer_waits_for_slow_reader(self) -> Generator[Any, Any, None]:
+        """
+        Writing 1 MiB records to a peer that stopped reading: once the
+        kernel's and Twisted's buffers are full, a write's Deferred stays
+        pending (and C{writing} is true) for as long as the peer does not
+        read; when the peer reads again it fires, and every byte arrives.
+        """
+        yield self.listen()
+        peer = yield self.connect_raw(RawPeer(keep=False))
+        peer.transport.pauseProducing()
+        server = yield self.next_server()
+        block = pattern(MiB)
+        stuck, written = yield self.write_until_stuck(server, lambda i: block)
+        self.assertTrue(server.writing)
+        yield sleep(0.3)
+        self.assertFalse(stuck.called, "the write completed while the peer did not read")
+        peer.transport.resumeProducing()
+        yield self.within(stuck, "the stuck write to complete")
+        self.assertFalse(server.writing)
+        total = written * (4 + MiB)
+        yield self.within(peer.wait_for_bytes(total), "every byte to arrive")
+        self.assertEqual(peer.count, total)
+        # The writer is usable again.
+        yield self.within(server.start_writing(b"after"), "a write after the stall")
+        yield self.within(peer.wait_for_bytes(total + 9), "the last record")
+
+    @inlineCallbacks
+    def test_unread_records_pause_transport(self) -> Generator[Any, Any, None]:
+        """
+        Records arriving while nobody reads are kept while they stay under
+        C{read_buffer_limit} (the transport keeps reading); past it the
+        receiver pauses its transport (it leaves the reactor's readers) and
+        the sender's writes are pushed back. Reading resumes the transport
+        and delivers every record, in order, and the sender's pending write
+        completes.
+        """
+        limit = 128 * KiB
+        client, server = yield self.pair(server_options={"read_buffer_limit": limit})
+        self.assertIn(server.transport, self.reactor.getReaders())
+        small = [struct.pack(">I", i) + pattern(1000, seed=i) for i in range(10)]
+        for message in small:
+            yield self.within(client.start_writing(message), "a small write")
+        yield sleep(0.2)
+        self.assertIn(
+            server.transport, self.reactor.getReaders(), "paused below read_buffer_limit"
+        )
+
+        block = pattern(MiB)
+
+        def make_record(i: int) -> list[bytes]:
+            return [struct.pack(">I", i), block]
+
+        stuck, written = yield self.write_until_stuck(client, make_record)
+        self.assertNotIn(
+            server.transport, self.reactor.getReaders(), "the receiver's transport was not paused"
+        )
+        self.assertFalse(stuck.called)
+        for i, message in enumerate(small):
+            record, _ = yield self.within(server.start_reading(), f"small record {i}")
+            self.assertEqual(record, Accepted(message), f"small record {i}")
+        for i in range(written):
+            record, _ = yield self.within(server.start_reading(), f"record {i}")
+            self.assertIsInstance(record, Accepted)
+            self.assertEqual(len(record.message), 4 + MiB, f"record {i}")
+            self.assertEqual(record.message[:4], struct.pack(">I", i))
+            self.assertTrue(record.message[4:] == block, f"record {i} is corrupt")
+        yield self.within(stuck, "the sender's pushed-back write")
+        yield self.until(
+            lambda: server.transport in self.reactor.getReaders(),
+            "the receiver's transport to resume",
+        )
+        # Nothing more was sent, nothing more is there.
+        extra = server.start_reading()
+        yield sleep(0.1)
+        self.assertNoResult(extra)
+        server.cancel_rd_polling()
+        self.failureResultOf(extra, CancelledError)
+
+    # -- 4. Shutting down --------------------------------------------------------
+
+    @inlineCallbacks
+    def test_half_close_shutdown(self) -> Generator[Any, Any, None]:
+        """
+        The client's shutdown sends EOF: the server's pending read gets
+        END_OF_FILE (and again on the next read), the server can still write
+        a reply that the client reads, then the server shuts down too, both
+        shutdowns complete, the client's next read gets END_OF_FILE, and
+        C{read_eof} is true on both sides.
+        """
+        client, server = yield self.pair()
+        server_read = server.start_reading()
+        client_down = client.start_shutting_down()
+        result = yield self.within(server_read, "END_OF_FILE on the server")
+        self.assertIs(result, END_OF_FILE)
+        result = yield self.within(server.start_reading(), "END_OF_FILE again")
+        self.assertIs(result, END_OF_FILE)
+        self.assertTrue(server.read_eof)
+        self.assertFalse(client_down.called)
+
+        client_read = client.start_reading()
+        yield self.within(server.start_writing(b"the reply"), "the reply")
+        record, _ = yield self.within(client_read, "the reply at the client")
+        self.assertEqual(record, Accepted(b"the reply"))
+
+        client_read = client.start_reading()
+        server_down = server.start_shutting_down()
+        yield self.within(server_down, "the server's shutdown")
+        yield self.within(client_down, "the client's shutdown")
+        result = yield self.within(client_read, "END_OF_FILE on the client")
+        self.assertIs(result, END_OF_FILE)
+        self.assertTrue(client.read_eof)
+        self.assertTrue(server.read_eof)
+
+    @inlineCallbacks
+    def test_shutdown_linger(self) -> Generator[Any, Any, None]:
+        """
+        When the peer never closes its side, the shutdown still succeeds once
+        C{linger} seconds have passed, and C{read_eof} is then true.
+        """
+        client, server = yield self.pair(client_options={"linger": 0.2})
+        down = client.start_shutting_down()
+        result = yield self.within(down, "the lingering shutdown")
+        self.assertIsNone(result)
+        self.assertTrue(client.read_eof)
+        # The peer did see our EOF.
+        result = yield self.within(server.start_reading(), "END_OF_FILE on the server")
+        self.assertIs(result, END_OF_FILE)
+
+    # -- 5. Timeouts -----------------------------------------------------------
+
+    @inlineCallbacks
+    def test_timeout_notifies_once_and_rearms(self) -> Generator[Any, Any, None]:
+        """
+        With a read pending and a silent peer, C{set_timeout(notify, 0.2)}
+        calls C{notify} once (not again while nothing happens); bytes
+        arriving re-arm it so that it fires again; once the read completes
+        nothing is pending and it stays quiet.
+        """
+        yield self.listen()
+        peer = yield self.connect_raw()
+        server = yield self.next_server()
+        calls: list[int] = []
+        waiters: list[Deferred[None]] = []
+
+        def notify() -> None:
+            calls.append(1)
+            while waiters:
+                waiters.pop().callback(None)
+
+        def next_notify() -> Deferred[None]:
+            d: Deferred[None] = Deferred()
+            waiters.append(d)
+            return d
+
+        reading = server.start_reading()
+        first = next_notify()
+        server.set_timeout(notify, 0.2)
+        yield self.within(first, "the first timeout")
+        yield sleep(0.6)
+        self.assertEqual(len(calls), 1)
+        self.assertFalse(reading.called)
+
+        second = next_notify()
+        peer.transport.write(mark(8) + b"abcd")
+        yield self.within(second, "the timeout after data arrived")
+        self.assertEqual(len(calls), 2)
+        self.assertFalse(reading.called)
+
+        peer.transport.write(b"efgh")
+        record, _ = yield self.within(reading, "the read")
+        self.assertEqual(record, Accepted(b"abcdefgh"))
+        yield sleep(0.5)
+        self.assertEqual(len(calls), 2)
+
+    # -- 6. Inactivation ---------------------------------------------------------
+
+    @inlineCallbacks
+    def test_inactivate_with_preclose(self) -> Generator[Any, Any, None]:
+        """
+        C{inactivate()} calls C{preclose} once, while the connection is still
+        open; the peer then sees the connection closed (END_OF_FILE); no
+        Deferred or timeout of the inactivated controller fires afterwards; a
+        second C{inactivate()} does nothing; reads, writes and shutdowns
+        after it raise ControllerInactive.
+        """
+        seen: list[tuple[bool, bool]] = []
+        holder: list[StreamController] = []
+
+        def preclose() -> None:
+            transport: Any = holder[0].transport
+            seen.append((bool(transport.connected), bool(transport.disconnecting)))
+
+        client, server = yield self.pair(client_options={"preclose": preclose})
+        holder.append(client)
+        notified: list[int] = []
+        client_read = client.start_reading()
+        client.set_timeout(lambda: notified.append(1), 0.1)
+        server_read = server.start_reading()
+
+        client.inactivate()
+        self.assertEqual(seen, [(True, False)])
+        self.assertFalse(client.alive)
+        self.assertIsNone(client.file_descr)
+        client.inactivate()
+        self.assertEqual(len(seen), 1)
+
+        result = yield self.within(server_read, "the peer to see EOF")
+        self.assertIs(result, END_OF_FILE)
+        yield self.until(lambda: client.transport.disconnected, "the close to complete")
+        yield sleep(0.3)
+        self.assertFalse(client_read.called)
+        self.assertEqual(notified, [])
+        self.assertEqual(len(seen), 1)
+        self.assertRaises(ControllerInactive, client.start_reading)
+        self.assertRaises(ControllerInactive, client.start_writing, b"x")
+        self.assertRaises(ControllerInactive, client.start_shutting_down)
+
+    # -- 8, 9, 11. Identity of the connection --------------------------------------
+
+    @inlineCallbacks
+    def test_peer_credentials(self) -> Generator[Any, Any, None]:
+        """
+        On a UNIX socket both ends see this process's (pid, uid, gid) as the
+        peer's credentials and its user name as C{peer_user_name}; on TCP
+        both are None.
+        """
+        client, server = yield self.pair()
+        expected = self.expected_credentials()
+        self.assertEqual(server.peer_credentials, expected)
+        self.assertEqual(client.peer_credentials, expected)
+        name = None if expected is None else pwd.getpwuid(os.getuid()).pw_name
+        self.assertEqual(server.peer_user_name, name)
+        self.assertEqual(client.peer_user_name, name)
+
+    @inlineCallbacks
+    def test_addresses_and_properties(self) -> Generator[Any, Any, None]:
+        """
+        C{getsockname}/C{getpeername} give Twisted addresses of the right
+        type that match across the connection (the server's is the
+        listener's); writing to another address raises AddressMismatch while
+        writing to the peer works; C{protocol} is TCP; C{file_descr} is the
+        socket's descriptor while alive.
+        """
+        client, server = yield self.pair()
+        for end in (client, server):
+            self.assertIsInstance(end.getsockname(), self.address_type)
+            self.assertIsInstance(end.getpeername(), self.address_type)
+            self.assertIs(end.protocol, RpcProtocol.TCP)
+            self.assertTrue(end.alive)
+        self.assertEqual(server.getsockname(), self.port.getHost())
+        self.assertEqual(client.getpeername(), server.getsockname())
+        self.assertEqual(client.getsockname(), server.getpeername())
+        self.assertEqual(server.getsockname(), client.getpeername())
+
+        wrong = IPv4Address("TCP", "192.0.2.1", 9)
+        for end in (client, server):
+            self.assertRaises(AddressMismatch, end.start_writing, b"x", wrong)
+            self.assertFalse(end.writing)
+        reading = server.start_reading()
+        yield self.within(client.start_writing(b"to the peer", client.getpeername()), "write")
+        record, peer = yield self.within(reading, "read")
+        self.assertEqual(record, Accepted(b"to the peer"))
+        self.assertEqual(peer, client.getsockname())
+
+        for end in (client, server):
+            fd = end.file_descr
+            self.assertIsInstance(fd, int)
+            self.assertEqual(fd, end.transport.fileno())
+            probe = socket.socket(fileno=os.dup(fd))
+            try:
+                self.assertEqual(probe.family, self.family)
+                self.assertEqual(probe.type, socket.SOCK_STREAM)
+            finally:
+                probe.close()
+
+    @inlineCallbacks
+    def test_provides_interface(self) -> Generator[Any, Any, None]:
+        """
+        Connected controllers on both sides provide IRpcMultiplexController.
+        """
+        client, server = yield self.pair()
+        self.assertTrue(verifyObject(IRpcMultiplexController, client))
+        self.assertTrue(verifyObject(IRpcMultiplexController, server))
+
+    # -- 10. Memory -------------------------------------------------------------
+
+    @inlineCallbacks
+    def _stream_big_record(
+        self, before_record: Callable[[int, object], Any], trailer: bytes = b""
+    ) -> Generator[Any, Any, tuple[Deferred[Any], Deferred[None], int, RawPeer, Any]]:
+        """
+        Connect a raw peer and set up a 64 MiB record for it to send; start
+        the server's read and tracing. Returns the read, the sender's done
+        Deferred, the memory traced at the start, the peer and the server.
+        """
+        yield self.listen()
+        peer = yield self.connect_raw(RawPeer())
+        server = yield self.next_server()
+        block = b"\x12\x34\x56\x78" + pattern(64 * KiB - 4, seed=9)
+        sender = BigRecordSender(peer.transport, block, 64 * MiB, trailer)
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+            self.addCleanup(tracemalloc.stop)
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        reading = server.start_reading(before_record=before_record)
+        done = sender.start()
+        return reading, done, base, peer, server
+
+    def assert_peak_below(self, base: int) -> None:
+        """
+        Check that the peak traced memory stayed within L{MEMORY_BUDGET} of
+        C{base}.
+        """
+        _, peak = tracemalloc.get_traced_memory()
+        self.assertLess(
+            peak - base, MEMORY_BUDGET, f"peak {peak - base} bytes above the start"
+        )
+
+    @inlineCallbacks
+    def test_dropped_record_memory(self) -> Generator[Any, Any, None]:
+        """
+        A 64 MiB record (4 times max_record_size) whose before_record answers
+        DROP completes the read with Dropped() once it has all arrived, and
+        the peak traced memory stays under 1 MiB above the start.
+        """
+        calls: list[int] = []
+
+        def drop(size: int, peer: object) -> Any:
+            calls.append(size)
+            return DROP
+
+        reading, done, base, peer, server = yield self._stream_big_record(drop)
+        record, _ = yield self.within(reading, "the dropped record", 30)
+        self.assertEqual(record, Dropped())
+        self.assertTrue(done.called, "the read completed before the record ended")
+        self.assert_peak_below(base)
+        self.assertEqual(calls, [64 * MiB])
+        self.assertTrue(server.alive)
+
+    @inlineCallbacks
+    def test_denied_record_memory(self) -> Generator[Any, Any, None]:
+        """
+        A 64 MiB record whose before_record answers DENY completes the read
+        at once with Denied(); the rest of it is discarded as it arrives
+        although no read is pending, the record after it arrives intact,
+        and the peak traced memory stays under 1 MiB above the start.
+        """
+        after = encode_record(b"the next record")
+        reading, done, base, peer, server = yield self._stream_big_record(
+            lambda size, peer: DENY, trailer=b"".join(after)
+        )
+        record, _ = yield self.within(reading, "the denied record")
+        self.assertEqual(record, Denied())
+        self.assertFalse(done.called, "Denied() was not reported at the header")
+        yield self.within(done, "the sender to finish", 30)
+        record, _ = yield self.within(server.start_reading(), "the record after it", 30)
+        self.assertEqual(record, Accepted(b"the next record"))
+        self.assert_peak_below(base)
+
+    @inlineCallbacks
+    def test_rejected_record_memory(self) -> Generator[Any, Any, None]:
+        """
+        A 64 MiB record whose before_record answers REJECT completes the read
+        with Rejected(head) holding the record's xid (its first 4 bytes), and
+        the peak traced memory stays under 1 MiB above the start.
+        """
+        reading, done, base, peer, server = yield self._stream_big_record(
+            lambda size, peer: REJECT
+        )
+        record, _ = yield self.within(reading, "the rejected record", 30)
+        self.assertEqual(record, Rejected(b"\x12\x34\x56\x78"))
+        self.assertTrue(done.called)
+        self.assert_peak_below(base)
+
+    # -- 12. A failing hook --------------------------------------------------------
+
+    @inlineCallbacks
+    def test_before_record_raises(self) -> Generator[Any, Any, None]:
+        """
+        A before_record hook that raises fails the read with that very
+        exception and closes that connection (its peer sees it end); another
+        connection on the same listener is unaffected.
+        """
+        yield self.listen()
+        good_client = yield self.connect()
+        good_server = yield self.next_server()
+        bad_client = yield self.connect()
+        bad_server = yield self.next_server()
+        error = ValueError("before_record exploded")
+
+        def explode(size: int, peer: object) -> Any:
+            raise error
+
+        reading = bad_server.start_reading(before_record=explode)
+        bad_client_read = bad_client.start_reading()
+        yield self.within(bad_client.start_writing(b"a call"), "write")
+        ok, failure = yield self.within(outcome(reading), "the failed read")
+        self.assertFalse(ok, f"the read succeeded with {failure!r}")
+        self.assertIs(failure.value, error)
+        yield self.assert_closed_by_peer(bad_client_read)
+        self.assertFalse(bad_server.alive)
+        yield self.round_trip(good_client, good_server, b"unaffected")
+
+
+class TCPStreamSocketTests(_StreamSocketTestsMixin, TestCase):
+    """
+    Stream controllers over TCP on 127.0.0.1.
+    """
+
+    family = socket.AF_INET
+    address_type = IPv4Address
+
+    def server_endpoint(self) -> str:
+        return "tcp:0:interface=127.0.0.1"
+
+    def client_endpoint(self) -> str:
+        return f"tcp:host=127.0.0.1:port={self.port.getHost().port}"
+
+    def expected_credentials(self) -> None:
+        return None
+
+
+class UNIXStreamSocketTests(_StreamSocketTestsMixin, TestCase):
+    """
+    Stream controllers over UNIX sockets in a temporary directory.
+    """
+
+    family = socket.AF_UNIX
+    address_type = UNIXAddress
+
+    def setUp(self) -> None:
+        directory = tempfile.mkdtemp(prefix="rpctransport-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "rpc.sock")
+        super().setUp()
+
+    def server_endpoint(self) -> str:
+        return f"unix:{self.path}"
+
+    def client_endpoint(self) -> str:
+        return f"unix:path={self.path}"
+
+    def expected_credentials(self) -> tuple[int, int, int]:
+        return os.getpid(), os.getuid(), os.getgid()
+
+
+# -- 7. Adopted descriptors ---------------------------------------------------------
+
+
+class _AdoptedDescriptorTestsMixin(_SocketTestMixin):
+    """
+    Controllers made by L{stream_rpc_multiplex_controller} from a connected
+    pair of plain sockets; subclasses say how to make the pair.
+    """
+
+    family: socket.AddressFamily
+
+    def setUp(self) -> None:
+        self._setUpRegistry()
+
+    def socket_pair(self) -> tuple[socket.socket, socket.socket]:
+        """
+        Two connected stream sockets.
+        """
+        raise NotImplementedError()
+
+    def adopt_raw(self, sock: socket.socket) -> RawPeer:
+        """
+        Hand C{sock} to a L{RawPeer} on the reactor (which works on a
+        duplicate of it) and close C{sock}.
+        """
+        peer = RawPeer()
+        self.reactor.adoptStreamConnection(
+            sock.fileno(), self.family, Factory.forProtocol(lambda: peer)
+        )
+        sock.close()
+        return self.track_peer(peer)
+
+    @inlineCallbacks
+    def recv_some(self, sock: socket.socket) -> Generator[Any, Any, bytes]:
+        """
+        Wait (on the reactor) for bytes on plain socket C{sock}, then take
+        them with a plain C{recv}, whatever its blocking mode; fail if none
+        come, or if the peer closed (C{b""}).
+        """
+        for _ in range(int(WAIT / 0.01)):
+            readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                yield sleep(0.01)
+                continue
+            data = sock.recv(65536)
+            self.assertNotEqual(data, b"", "the peer closed the connection")
+            return data
+        self.fail("no bytes arrived")
+
+    @inlineCallbacks
+    def test_records_flow_both_ways(self) -> Generator[Any, Any, None]:
+        """
+        Two controllers adopted from the two ends of a connected pair
+        exchange records both ways, and report a stream peer.
+        """
+        a, b = self.socket_pair()
+        self.track_socket(a)
+        self.track_socket(b)
+        left = self.track(
+            stream_rpc_multiplex_controller(a.fileno(), self.reactor, close_inactive_descr=False)
+        )
+        right = self.track(
+            stream_rpc_multiplex_controller(b.fileno(), self.reactor, close_inactive_descr=False)
+        )
+        self.assertTrue(left.alive and right.alive)
+        self.assertEqual(left.file_descr, a.fileno())
+        self.assertIs(left.protocol, RpcProtocol.TCP)
+        for sender, receiver, size in ((left, right, 1000), (right, left, 300_000)):
+            message = pattern(size, seed=size)
+            reading = receiver.start_reading()
+            yield self.within(sender.start_writing(message), "write")
+            record, _ = yield self.within(reading, "read")
+            self.assertEqual(record, Accepted(message))
+
+    @inlineCallbacks
+    def test_keep_descriptor_after_inactivate(self) -> Generator[Any, Any, None]:
+        """
+        With close_inactive_descr=False, after C{inactivate()} the owner's
+        socket is still fully usable, in the blocking mode it had: it sends
+        a record the peer reads (the peer never sees EOF) and receives the
+        peer's reply; C{preclose} is not called.
+        """
+        a, b = self.socket_pair()
+        self.track_socket(a)
+        self.track_socket(b)
+        blocking = os.get_blocking(a.fileno())
+        self.assertTrue(blocking)
+        precloses: list[int] = []
+        owned = self.track(
+            stream_rpc_multiplex_controller(
+                a.fileno(),
+                self.reactor,
+                close_inactive_descr=False,
+                preclose=lambda: precloses.append(1),
+            )
+        )
+        peer = self.track(
+            stream_rpc_multiplex_controller(b.fileno(), self.reactor, close_inactive_descr=False)
+        )
+        reading = peer.start_reading()
+        yield self.within(owned.start_writing(b"before"), "write")
+        record, _ = yield self.within(reading, "read")
+        self.assertEqual(record, Accepted(b"before"))
+
+        peer_read = peer.start_reading()
+        owned.inactivate()
+        self.assertEqual(precloses, [])
+        self.assertFalse(owned.alive)
+        self.assertIsNone(owned.file_descr)
+        os.fstat(a.fileno())
+        yield sleep(0.2)
+        self.assertFalse(peer_read.called, "the peer saw the connection end")
+        # Twisted made the shared file description non-blocking; the owner
+        # gets its blocking socket back as it was.
+        self.assertEqual(os.get_blocking(a.fileno()), blocking)
+        self.assertIsNone(a.gettimeout())
+
+        a.sendall(b"".join(encode_record(b"from the owner")))
+        record, _ = yield self.within(peer_read, "the owner's record")
+        self.assertEqual(record, Accepted(b"from the owner"))
+        yield self.within(peer.start_writing(b"to the owner"), "reply")
+        received = b""
+        expected = b"".join(encode_record(b"to the owner"))
+        while len(received) < len(expected):
+            received += yield self.recv_some(a)
+        self.assertEqual(received, expected)
+
+    @inlineCallbacks
+    def test_close_descriptor_on_inactivate(self) -> Generator[Any, Any, None]:
+        """
+        With close_inactive_descr=True, records flow both ways with a raw
+        peer; C{inactivate()} calls C{preclose} once, closes the adopted
+        descriptor (C{os.fstat} fails) and the peer sees the connection
+        closed.
+        """
+        a, b = self.socket_pair()
+        fd = a.detach()
+        peer = self.adopt_raw(b)
+        precloses: list[int] = []
+        owned = self.track(
+            stream_rpc_multiplex_controller(
+                fd, self.reactor, close_inactive_descr=True, preclose=lambda: precloses.append(1)
+            )
+        )
+        reading = owned.start_reading()
+        assert peer.transport is not None
+        peer.transport.write(b"".join(encode_record(b"from the raw peer")))
+        record, _ = yield self.within(reading, "read")
+        self.assertEqual(record, Accepted(b"from the raw peer"))
+        yield self.within(owned.start_writing(b"to the raw peer"), "write")
+        expected = b"".join(encode_record(b"to the raw peer"))
+        yield self.within(peer.wait_for_bytes(len(expected)), "the raw peer to read")
+        self.assertEqual(bytes(peer.received), expected)
+
+        owned.inactivate()
+        self.assertEqual(precloses, [1])
+        self.assertRaises(OSError, os.fstat, fd)
+        yield self.within(peer.lost, "the peer to see the connection closed")
+        assert peer.reason is not None
+        self.assertTrue(peer.reason.check(ConnectionClosed), peer.reason)
+        owned.inactivate()
+        self.assertEqual(precloses, [1])
+
+
+class UNIXSocketPairAdoptionTests(_AdoptedDescriptorTestsMixin, TestCase):
+    """
+    Adopted descriptors from C{socket.socketpair()} (AF_UNIX).
+    """
+
+    family = socket.AF_UNIX
+
+    def socket_pair(self) -> tuple[socket.socket, socket.socket]:
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
+class TCPSocketPairAdoptionTests(_AdoptedDescriptorTestsMixin, TestCase):
+    """
+    Adopted descriptors from a TCP connection made with plain sockets on
+    127.0.0.1.
+    """
+
+    family = socket.AF_INET
+
+    def socket_pair(self) -> tuple[socket.socket, socket.socket]:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            client = socket.create_connection(listener.getsockname(), timeout=WAIT)
+            client.settimeout(None)
+            server, _ = listener.accept()
+        finally:
+            listener.close()
+        return server, client
