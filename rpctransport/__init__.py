@@ -11,7 +11,7 @@ out in layers; each imports only from the layers below it:
   2. L{rpctransport.interfaces}: the controller contract,
      L{IRpcMultiplexController}.
   3. L{rpctransport.adapters}: the Twisted protocols that implement it
-     (stream, in-memory pair). Only this layer touches the reactor.
+     (stream, datagram, in-memory pair). Only this layer touches the reactor.
   4. L{rpctransport.entry}: constructors from endpoints and descriptors, the
      demo and the command line.
 
@@ -19,7 +19,20 @@ Everything a user needs is re-exported here.
 """
 
 from ._version import __version__
+from .adapters.datagram import (
+    DEFAULT_DATAGRAM_MAX_RECORD_SIZE,
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_DATAGRAMS,
+    MAX_UDP_PAYLOAD_IPV4,
+    MAX_UDP_PAYLOAD_IPV6,
+    DatagramController,
+)
 from .adapters.stream import DEFAULT_LINGER, DEFAULT_READ_BUFFER_LIMIT, StreamController
+from .entry.datagram import (
+    connect_datagram,
+    datagram_rpc_multiplex_controller,
+    listen_datagram,
+)
 from .entry.stream import (
     StreamControllerFactory,
     connect_stream,
@@ -29,8 +42,10 @@ from .entry.stream import (
 from .interfaces import IRpcMultiplexController
 from .sansio.errors import (
     AddressMismatch,
+    AddressRequired,
     ControllerBusy,
     ControllerInactive,
+    DatagramTooLarge,
     IncompleteRecord,
     LocalProtocolError,
     MalformedRecord,
@@ -67,20 +82,28 @@ from .sansio.types import (
 
 __all__ = [
     "ACCEPT",
+    "DEFAULT_DATAGRAM_MAX_RECORD_SIZE",
     "DEFAULT_LINGER",
     "DEFAULT_MAX_EMPTY_FRAGMENTS",
     "DEFAULT_MAX_FRAGMENTS",
+    "DEFAULT_MAX_QUEUED_BYTES",
+    "DEFAULT_MAX_QUEUED_DATAGRAMS",
     "DEFAULT_MAX_RECORD_SIZE",
     "DEFAULT_READ_BUFFER_LIMIT",
     "DENY",
     "DROP",
     "END_OF_FILE",
     "IMPLIED",
+    "MAX_UDP_PAYLOAD_IPV4",
+    "MAX_UDP_PAYLOAD_IPV6",
     "REJECT",
     "Accepted",
     "AddressMismatch",
+    "AddressRequired",
     "ControllerBusy",
     "ControllerInactive",
+    "DatagramController",
+    "DatagramTooLarge",
     "Denied",
     "Dropped",
     "IRpcMultiplexController",
@@ -102,8 +125,11 @@ __all__ = [
     "StreamControllerFactory",
     "TransportError",
     "__version__",
+    "connect_datagram",
     "connect_stream",
+    "datagram_rpc_multiplex_controller",
     "encode_record",
+    "listen_datagram",
     "listen_stream",
     "stream_rpc_multiplex_controller",
 ]

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 __all__ = [
     "AddressMismatch",
+    "AddressRequired",
     "ControllerBusy",
     "ControllerInactive",
+    "DatagramTooLarge",
     "IncompleteRecord",
     "LocalProtocolError",
     "MalformedRecord",
@@ -116,3 +118,27 @@ class AddressMismatch(LocalProtocolError):
     """
     A write named an address other than the connection's peer.
     """
+
+
+class AddressRequired(LocalProtocolError):
+    """
+    A write on a datagram socket with no fixed peer did not say where to send
+    the message (it passed C{IMPLIED}).
+    """
+
+
+class DatagramTooLarge(LocalProtocolError):
+    """
+    A message to send does not fit in one datagram; nothing was sent.
+
+    @ivar size: the message's size, in bytes.
+    @ivar limit: the largest message the socket sends, in bytes.
+    """
+
+    def __init__(self, size: int, limit: int, why: str = "") -> None:
+        self.size = size
+        self.limit = limit
+        message = f"message of {size} bytes does not fit in one datagram of at most {limit} bytes"
+        if why:
+            message += f" ({why})"
+        super().__init__(message + "; nothing was sent")

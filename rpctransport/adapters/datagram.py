@@ -1,0 +1,1320 @@
+# -*- test-case-name: rpctransport.test.test_datagram -*-
+"""
+Layer 3: the datagram multiplex controller, a Twisted C{DatagramProtocol}.
+
+One L{DatagramController} owns one UDP socket (IPv4 or IPv6). One datagram is
+one record: there is no record marking, so the controller needs no codec;
+the rule a C{before_record} hook answers decides, per datagram, what a read
+delivers.
+
+Two forms share the class. A I{server} socket has no fixed peer: every read
+reports who sent the datagram, and every write names where it goes. A
+I{client} socket talks to one server address: writes with C{IMPLIED} go to
+it, and datagrams from any other address are ignored and counted. The client
+form does not use kernel-connected UDP (C{transport.connect()}): Twisted's
+epoll reactor closes such a port on an ICMP error without telling its
+protocol (twisted/twisted#5377). It filters senders in Python instead.
+
+Errors the network reports on a socket with no peer are invisible unless the
+socket asks for them: on Linux the controller's port turns on
+C{IP_RECVERR}/C{IPV6_RECVERR} and reads the socket's error queue, so that a
+datagram refused with an ICMP port-unreachable fails the pending read (or, when
+no read is pending, the next read or write) with
+C{twisted.internet.error.ConnectionRefusedError} naming the address, instead
+of going silent or making the reactor close the socket.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import select
+import socket
+import struct
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from twisted.internet import udp
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError,
+    InvalidAddressError,
+    NoRouteError,
+)
+from twisted.internet.interfaces import IAddress, IHalfCloseableDescriptor, IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..interfaces import BeforeRecord, IRpcMultiplexController, Message
+from ..sansio.errors import (
+    AddressMismatch,
+    AddressRequired,
+    ControllerBusy,
+    ControllerInactive,
+    DatagramTooLarge,
+    LocalProtocolError,
+    NotConnected,
+)
+from ..sansio.types import (
+    ACCEPT,
+    DENY,
+    DROP,
+    IMPLIED,
+    REJECT,
+    Accepted,
+    Denied,
+    Dropped,
+    Implied,
+    InRecord,
+    InRule,
+    Rejected,
+    RejectedWith,
+    RejectWith,
+    RpcProtocol,
+)
+from ._timer import InactivityTimer
+
+__all__ = [
+    "DATAGRAMS_PER_WAKEUP",
+    "DEFAULT_DATAGRAM_MAX_RECORD_SIZE",
+    "DEFAULT_MAX_QUEUED_BYTES",
+    "DEFAULT_MAX_QUEUED_DATAGRAMS",
+    "MAX_UDP_PAYLOAD_IPV4",
+    "MAX_UDP_PAYLOAD_IPV6",
+    "STAT_KEYS",
+    "DatagramController",
+]
+
+MAX_UDP_PAYLOAD_IPV4: Final = 65507
+"""
+The largest UDP payload IPv4 can carry: an IP packet is at most 65535 bytes,
+less 20 bytes of IP header and 8 of UDP header.
+"""
+
+MAX_UDP_PAYLOAD_IPV6: Final = 65527
+"""
+The largest UDP payload IPv6 carries without jumbograms: the 65535 bytes of
+the IPv6 payload length, less 8 bytes of UDP header (the 40-byte IPv6 header
+is not counted in it).
+"""
+
+DEFAULT_DATAGRAM_MAX_RECORD_SIZE: Final = 65535
+"""
+The default C{max_record_size} of a datagram controller: the most a UDP
+length field can describe, so that every datagram IP can carry is accepted.
+The controller reads with a buffer one byte larger than its
+C{max_record_size}: a datagram that fills the buffer was truncated by the
+kernel, and one larger than C{max_record_size} is never delivered as a
+shorter message.
+"""
+
+DEFAULT_MAX_QUEUED_DATAGRAMS: Final = 1024
+"""
+Datagrams kept for the next read while no read is pending; past this (or
+L{DEFAULT_MAX_QUEUED_BYTES}) further datagrams are dropped and counted as
+C{queue_overflow}. Four reactor wake-ups' worth of L{DATAGRAMS_PER_WAKEUP}:
+a reader that comes back within a few reactor turns loses nothing, and a
+flood of small datagrams costs at most this many queue entries.
+"""
+
+DEFAULT_MAX_QUEUED_BYTES: Final = 1024 * 1024
+"""
+Bytes of datagrams kept for the next read while no read is pending: four
+of Twisted's 256 KiB reads per wake-up, or sixteen datagrams of the largest
+size. UDP has no flow control to push back with; past this the controller
+drops, as the kernel would with a full socket buffer, but counts what it
+dropped.
+"""
+
+DATAGRAMS_PER_WAKEUP: Final = 256
+"""
+The most datagrams read from the socket in one reactor wake-up (besides
+Twisted's bound of 256 KiB). Empty datagrams weigh nothing in bytes; without
+a count a flood of them would hold the reactor until the socket ran dry.
+"""
+
+_ERRORS_PER_WAKEUP: Final = 64
+"""
+The most entries read from the socket's error queue in one go; the kernel
+bounds the queue by the socket's receive buffer, and what is left is read at
+the next wake-up.
+"""
+
+STAT_KEYS: Final = (
+    "datagrams_in",
+    "datagrams_out",
+    "bytes_in",
+    "bytes_out",
+    "accepted",
+    "rejected",
+    "denied",
+    "dropped",
+    "too_large",
+    "queue_overflow",
+    "from_strangers",
+    "errors",
+)
+"""
+The keys of L{DatagramController.stats}.
+"""
+
+# Linux's values (<linux/in.h>, <linux/in6.h>, <linux/errqueue.h>); Python's
+# socket module does not export them all.
+_IP_RECVERR: Final = 11
+_IPV6_RECVERR: Final = 25
+_SOL_IP: Final = 0
+_SOL_IPV6: Final = 41
+_MSG_ERRQUEUE: Final = 0x2000
+_SO_EE_ORIGIN_LOCAL: Final = 1
+_SO_EE_ORIGIN_ICMP: Final = 2
+_SO_EE_ORIGIN_ICMP6: Final = 3
+_SOCK_EXTENDED_ERR: Final = struct.Struct("=IBBBBII")
+
+_HAS_ERROR_QUEUE: Final = sys.platform.startswith("linux")
+
+_ASYNC_ERRNOS: Final = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENETDOWN,
+        errno.EMSGSIZE,
+        errno.EPROTO,
+        errno.ETIMEDOUT,
+        errno.ECONNRESET,
+    }
+)
+"""
+Errors a UDP socket reports about an I{earlier} datagram (ICMP errors, and
+path MTU changes): they do not mean the socket is broken.
+"""
+
+_ICMP_NAMES: Final = {
+    (_SO_EE_ORIGIN_ICMP, 3, 0): "ICMP network unreachable",
+    (_SO_EE_ORIGIN_ICMP, 3, 1): "ICMP host unreachable",
+    (_SO_EE_ORIGIN_ICMP, 3, 3): "ICMP port unreachable",
+    (_SO_EE_ORIGIN_ICMP, 3, 4): "ICMP fragmentation needed",
+    (_SO_EE_ORIGIN_ICMP, 3, 13): "ICMP administratively prohibited",
+    (_SO_EE_ORIGIN_ICMP6, 1, 0): "ICMPv6 no route to destination",
+    (_SO_EE_ORIGIN_ICMP6, 1, 1): "ICMPv6 administratively prohibited",
+    (_SO_EE_ORIGIN_ICMP6, 1, 3): "ICMPv6 address unreachable",
+    (_SO_EE_ORIGIN_ICMP6, 1, 4): "ICMPv6 port unreachable",
+}
+
+_SockAddr = tuple[Any, ...]
+
+
+class _Life(enum.Enum):
+    """
+    The socket's life cycle.
+
+    C{STARTING} -> C{OPEN} -> C{LOST}; any state -> C{INACTIVE}.
+    """
+
+    STARTING = "starting"
+    OPEN = "open"
+    LOST = "lost"
+    INACTIVE = "inactive"
+
+
+class _Side(enum.Enum):
+    """
+    The state of one direction (reader or writer).
+
+    C{IDLE} -> C{SHUT} on shutdown; either goes to C{ABORTED} on
+    C{abort_rw()}, for good. (A pending read is the read Deferred itself;
+    writes complete at once, so the writer is never busy.)
+    """
+
+    IDLE = "idle"
+    SHUT = "shut"
+    ABORTED = "aborted"
+
+
+def _accept_all(size: int, peer: object) -> InRule:
+    return ACCEPT
+
+
+def _resolve_reactor(reactor: Any) -> Any:
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        return global_reactor
+    return reactor
+
+
+def _show(addr: _SockAddr | None) -> str:
+    """
+    C{host:port}, with IPv6 hosts in brackets.
+    """
+    if addr is None:
+        return "an unknown address"
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _async_error(
+    number: int, addr: _SockAddr | None, origin: int = 0, kind: int = -1, code: int = -1
+) -> Exception:
+    """
+    The exception for an error the socket reported about a datagram sent to
+    C{addr}: Twisted's C{ConnectionRefusedError} for a refusal, its
+    C{NoRouteError} for an unreachable host or network, its C{ConnectError}
+    otherwise.
+    """
+    what = _ICMP_NAMES.get((origin, kind, code))
+    if what is None:
+        if origin in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6):
+            what = f"ICMP type {kind} code {code}"
+        else:
+            what = os.strerror(number)
+    detail = f"the datagram sent to {_show(addr)} failed: {what}"
+    if number == errno.ECONNREFUSED:
+        return ConnectionRefusedError(string=detail)
+    if number in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return NoRouteError(string=detail)
+    return ConnectError(string=detail)
+
+
+@implementer(IHalfCloseableDescriptor)
+class _DatagramPort(udp.Port):
+    """
+    A UDP port that reads the socket's error queue, so that errors about
+    datagrams sent earlier reach the controller instead of being lost (or
+    making the reactor close the port: an epoll reactor treats C{EPOLLERR}
+    without C{EPOLLIN} as the end of the descriptor, and hands it to
+    L{readConnectionLost} because this class is half-closeable).
+
+    It reads with its own loop, bounded in datagrams as well as bytes, and
+    does not swallow C{ECONNREFUSED} from C{sendto} as Twisted's port does on
+    an unconnected socket.
+    """
+
+    log = Logger()
+    _recverr = False
+    _reading = False
+    _saved_options: list[tuple[int, int, int]]
+    _saved_blocking: bool | None = None
+    _closing = False
+
+    def startListening(self) -> None:
+        """
+        Bind (or take over the adopted socket), turn the error queue on, and
+        start reading.
+        """
+        self._bindSocket()
+        self._configure()
+        self._connectToProtocol()
+
+    def _configure(self) -> None:
+        sock: socket.socket = self.socket
+        self._saved_options = []
+        if os.get_blocking(sock.fileno()):
+            # An adopted descriptor may be blocking (the flag is the open
+            # file's, shared with the owner's descriptor); a blocking
+            # recvfrom in doRead would stall the reactor.
+            self._saved_blocking = True
+            sock.setblocking(False)
+        if not _HAS_ERROR_QUEUE:
+            return
+        options = [(_SOL_IP, _IP_RECVERR)]
+        if self.addressFamily == socket.AF_INET6:
+            # IPv4-mapped destinations report through the IPv4 option.
+            options.insert(0, (_SOL_IPV6, _IPV6_RECVERR))
+        for level, name in options:
+            try:
+                old = sock.getsockopt(level, name)
+                sock.setsockopt(level, name, 1)
+            except OSError:
+                continue
+            self._saved_options.append((level, name, old))
+            self._recverr = True
+
+    def restore_socket(self) -> None:
+        """
+        Put back the socket options this port changed, for a descriptor that
+        goes back to its owner.
+        """
+        sock = getattr(self, "socket", None)
+        if sock is None:
+            return
+        for level, name, old in getattr(self, "_saved_options", ()):
+            try:
+                sock.setsockopt(level, name, old)
+            except OSError:
+                pass
+        self._saved_options = []
+        self._recverr = False
+        if self._saved_blocking:
+            try:
+                os.set_blocking(sock.fileno(), True)
+            except OSError:
+                pass
+            self._saved_blocking = None
+
+    def startReading(self) -> None:
+        """
+        Watch the socket for datagrams.
+        """
+        self._reading = True
+        super().startReading()
+
+    def stopReading(self) -> None:
+        """
+        Stop watching the socket.
+        """
+        self._reading = False
+        super().stopReading()
+
+    def doRead(self) -> None:
+        """
+        Read the datagrams that are there, at most L{DATAGRAMS_PER_WAKEUP} and
+        Twisted's C{maxThroughput} bytes, and hand each to the protocol.
+        """
+        sock: socket.socket = self.socket
+        size = self.maxPacketSize
+        budget = self.maxThroughput
+        inet6 = self.addressFamily == socket.AF_INET6
+        protocol: Any = self.protocol
+        count = 0
+        while self._reading and count < DATAGRAMS_PER_WAKEUP and budget > 0:
+            try:
+                data, addr = sock.recvfrom(size)
+            except BlockingIOError:
+                if count == 0:
+                    self._woken_without_data()
+                return
+            except OSError as e:
+                count += 1
+                if e.errno in _ASYNC_ERRNOS:
+                    # An error about an earlier datagram, surfacing instead of
+                    # a datagram: its details are on the error queue.
+                    if not self._collect_errors():
+                        protocol.errorReceived(_async_error(e.errno, None), None)
+                    continue
+                self._fail(ConnectionLost(f"reading from the UDP socket failed: {e}"))
+                return
+            count += 1
+            budget -= len(data)
+            if inet6:
+                addr = addr[:2]
+            try:
+                protocol.datagramReceived(data, addr)
+            except Exception:
+                self.log.failure("datagramReceived raised")
+
+    def write(self, datagram: bytes, addr: Any = None) -> None:
+        """
+        Send one datagram to C{addr}.
+
+        @raise OSError: the socket refused it (C{EAGAIN}, C{ENOBUFS},
+            C{EMSGSIZE}, ...). An error about an earlier datagram, which
+            Linux reports instead of sending, is handed to the protocol and
+            the datagram is sent again.
+        """
+        try:
+            self.socket.sendto(datagram, addr)
+        except OSError as e:
+            if e.errno not in _ASYNC_ERRNOS or not self._collect_errors():
+                raise
+            self.socket.sendto(datagram, addr)
+
+    def readConnectionLost(self, reason: Failure) -> None:
+        """
+        The reactor saw an error or hang-up condition with nothing to read
+        and stopped watching the socket: read the errors and watch again, or,
+        when the socket was shut down under us, close the port.
+        """
+        wanted = self._reading
+        self._reading = False
+        if self._collect_errors() or not self._hung_up():
+            if wanted and not self.disconnected and getattr(self, "socket", None) is not None:
+                self.startReading()
+            return
+        self._fail(ConnectionLost("the UDP socket was shut down under its controller"))
+
+    def _woken_without_data(self) -> None:
+        """
+        Readable but nothing to read: an error is pending (select and poll
+        report those as readable), or the socket was shut down.
+        """
+        if self._collect_errors():
+            return
+        if self._hung_up():
+            self._fail(ConnectionLost("the UDP socket was shut down under its controller"))
+
+    def _collect_errors(self) -> int:
+        """
+        Read the error queue and hand each error to the protocol.
+
+        @return: how many errors were handed on.
+        """
+        sock: socket.socket | None = getattr(self, "socket", None)
+        if sock is None:
+            return 0
+        protocol: Any = self.protocol
+        count = 0
+        if self._recverr:
+            for _ in range(_ERRORS_PER_WAKEUP):
+                try:
+                    _, ancdata, _, addr = sock.recvmsg(0, 512, _MSG_ERRQUEUE)
+                except OSError:
+                    break
+                for level, kind, blob in ancdata:
+                    if (level, kind) not in ((_SOL_IP, _IP_RECVERR), (_SOL_IPV6, _IPV6_RECVERR)):
+                        continue
+                    if len(blob) < _SOCK_EXTENDED_ERR.size:
+                        continue
+                    fields = _SOCK_EXTENDED_ERR.unpack_from(blob)
+                    number, origin, icmp_type, icmp_code = fields[:4]
+                    if number == 0 or origin not in (
+                        _SO_EE_ORIGIN_LOCAL,
+                        _SO_EE_ORIGIN_ICMP,
+                        _SO_EE_ORIGIN_ICMP6,
+                    ):
+                        continue
+                    dest = tuple(addr[:2]) if addr else None
+                    count += 1
+                    protocol.errorReceived(
+                        _async_error(number, dest, origin, icmp_type, icmp_code), dest
+                    )
+        try:
+            pending = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError:
+            pending = 0
+        if pending and not count:
+            count += 1
+            protocol.errorReceived(_async_error(pending, None), None)
+        return count
+
+    def _loseConnection(self) -> None:
+        # Once only: a second scheduled connectionLost would find the socket
+        # gone. The Deferred of the last stopListening fires when it runs.
+        if self._closing:
+            return
+        self._closing = True
+        super()._loseConnection()
+
+    def _hung_up(self) -> bool:
+        sock: socket.socket | None = getattr(self, "socket", None)
+        if sock is None or not hasattr(select, "poll"):
+            return False
+        poller = select.poll()
+        try:
+            poller.register(sock.fileno(), select.POLLIN)
+            events = poller.poll(0)
+        except (OSError, ValueError):
+            return True
+        return any(flags & (select.POLLHUP | select.POLLNVAL) for _, flags in events)
+
+    def _fail(self, reason: Exception) -> None:
+        """
+        The socket is broken: tell the protocol why, then close the port
+        (on the next reactor turn, as C{stopListening} does).
+        """
+        failed = getattr(self.protocol, "portFailed", None)
+        if failed is not None:
+            failed(Failure(reason))
+        if self.connected:
+            self._loseConnection()
+
+
+@implementer(IRpcMultiplexController)
+class DatagramController(DatagramProtocol):
+    """
+    The multiplex controller for UDP sockets, IPv4 and IPv6.
+
+    Build it through L{rpctransport.listen_datagram} (a server socket),
+    L{rpctransport.connect_datagram} (a client socket with one server) or
+    L{rpctransport.datagram_rpc_multiplex_controller} (an adopted socket); or
+    use it as the protocol of any Twisted UDP port (bind it with
+    C{maxPacketSize=controller.receive_buffer_size}).
+
+    Reading: one datagram is one record. C{before_record(size, sender)} is
+    called once per datagram, with the sender as a Twisted
+    C{IPv4Address("UDP", ...)} or C{IPv6Address("UDP", ...)}. Datagrams of
+    any size or content, even empty ones, are offered to the rule like any
+    other record. A datagram larger than L{max_record_size} is never
+    delivered, not even shortened: it is dropped before the rule is asked,
+    counted as C{too_large} and logged at debug level; a UDP socket serves
+    many peers, and one peer's oversized datagram must not fail the read the
+    others are waited on with. A read never delivers C{END_OF_FILE}.
+
+    Datagrams that arrive while no read is pending are queued, up to
+    L{max_queued_datagrams} and L{max_queued_bytes}; past that they are
+    dropped and counted as C{queue_overflow}. C{cancel_rd_polling} keeps
+    the queue.
+
+    Writing: a write completes at once (UDP has no backpressure). C{IMPLIED}
+    needs a fixed peer (the client form); otherwise the write raises
+    L{AddressRequired}. A message larger than L{max_datagram_size} raises
+    L{DatagramTooLarge} and nothing is sent. Errors of the socket
+    (C{EAGAIN}, C{ENOBUFS}, ...) fail the write's Deferred.
+
+    Errors about earlier datagrams (an ICMP port unreachable, seen through
+    the error queue on Linux) fail the pending read; with no read pending,
+    the first is kept and fails the next read or write (which then sends
+    nothing). They come as Twisted's C{ConnectionRefusedError} (or
+    C{NoRouteError}, C{ConnectError}) and name the address. When the port
+    is closed under the controller, pending and later operations fail with
+    C{ConnectionLost}.
+
+    C{stats} counts what happened; see L{STAT_KEYS}.
+
+    @ivar max_record_size: the largest datagram a read delivers, in bytes.
+    @ivar max_queued_datagrams: see L{DEFAULT_MAX_QUEUED_DATAGRAMS}.
+    @ivar max_queued_bytes: see L{DEFAULT_MAX_QUEUED_BYTES}.
+    """
+
+    log = Logger()
+    noisy = False
+
+    def __init__(
+        self,
+        reactor: IReactorTime | None = None,
+        *,
+        max_record_size: int = DEFAULT_DATAGRAM_MAX_RECORD_SIZE,
+        max_queued_datagrams: int = DEFAULT_MAX_QUEUED_DATAGRAMS,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        peer: tuple[str, int] | IPv4Address | IPv6Address | None = None,
+        close_inactive_descr: bool = True,
+        preclose: Callable[[], object] | None = None,
+        adopted_fd: int | None = None,
+    ) -> None:
+        """
+        @param reactor: the reactor for timers (L{None}: the global one).
+        @param max_record_size: the largest datagram a read delivers; also
+            bounds what a write sends.
+        @param max_queued_datagrams: datagrams kept while no read is pending.
+        @param max_queued_bytes: bytes kept while no read is pending.
+        @param peer: the one address this socket talks to (the client form):
+            writes with C{IMPLIED} go there, and datagrams from elsewhere are
+            ignored. L{None} (a server socket): no fixed peer.
+        @param close_inactive_descr: whether L{inactivate} closes the socket.
+        @param preclose: called just before L{inactivate} closes it.
+        @param adopted_fd: the descriptor this controller was made from, when
+            it was adopted; closed by L{inactivate} with
+            C{close_inactive_descr}.
+        """
+        if max_record_size < 0:
+            raise ValueError(f"max_record_size must be >= 0, not {max_record_size}")
+        if max_queued_datagrams < 0:
+            raise ValueError(f"max_queued_datagrams must be >= 0, not {max_queued_datagrams}")
+        if max_queued_bytes < 0:
+            raise ValueError(f"max_queued_bytes must be >= 0, not {max_queued_bytes}")
+        self._reactor = _resolve_reactor(reactor)
+        self.max_record_size = max_record_size
+        self.max_queued_datagrams = max_queued_datagrams
+        self.max_queued_bytes = max_queued_bytes
+        self._close_inactive_descr = close_inactive_descr
+        self._preclose = preclose
+        self._adopted_fd = adopted_fd
+        self._peer_key: _SockAddr | None = None
+        self._peer: IPv4Address | IPv6Address | None = None
+        if peer is not None:
+            self._set_peer(peer)
+
+        self._life = _Life.STARTING
+        self._lost_reason: Failure | None = None
+        self._eof_seen = False
+        self._inet6 = False
+        self._port: Any = None
+        self._closed = False
+        self._close_waiters: list[Deferred[None]] = []
+
+        # Reader.
+        self._read_side = _Side.IDLE
+        self._read_d: Deferred[Any] | None = None
+        self._before_record: BeforeRecord = _accept_all
+        self._peek: Callable[[], object] | None = None
+        self._in_before_record = False
+        self._pumping = False
+        self._queue: deque[tuple[bytes, _SockAddr]] = deque()
+        self._queued_bytes = 0
+        self._socket_error: Exception | None = None
+
+        # Writer.
+        self._write_side = _Side.IDLE
+
+        self._stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
+        self._timer = InactivityTimer(self._reactor)
+
+    def _set_peer(self, peer: tuple[str, int] | IPv4Address | IPv6Address) -> None:
+        if isinstance(peer, (IPv4Address, IPv6Address)):
+            host, port = peer.host, peer.port
+        else:
+            host, port = peer[0], peer[1]
+        if isIPv6Address(host):
+            if "%" not in host:
+                # The kernel reports senders in canonical form; compare alike.
+                host = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, host))
+            self._peer = IPv6Address("UDP", host, port)
+        elif isIPAddress(host):
+            host = socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host))
+            self._peer = IPv4Address("UDP", host, port)
+        else:
+            raise InvalidAddressError(
+                host, "the peer of a datagram controller must be an IP address, not a host name"
+            )
+        self._peer_key = (host, port)
+
+    # -- Properties of the contract ---------------------------------------
+
+    @property
+    def reactor(self) -> Any:
+        """
+        The reactor this controller's timers run on.
+        """
+        return self._reactor
+
+    @property
+    def alive(self) -> bool:
+        """
+        Whether the socket is open and the controller not inactivated.
+        """
+        return self._life is _Life.OPEN
+
+    @property
+    def protocol(self) -> RpcProtocol:
+        """
+        Always L{RpcProtocol.UDP}.
+        """
+        return RpcProtocol.UDP
+
+    @property
+    def tls_session_props(self) -> None:
+        """
+        L{None}: there is no TLS over UDP here.
+        """
+        return None
+
+    @property
+    def peer_user_name(self) -> None:
+        """
+        L{None}: UDP does not authenticate its peers.
+        """
+        return None
+
+    @property
+    def file_descr(self) -> int | None:
+        """
+        The socket's descriptor (the adopted one, for controllers made by
+        L{rpctransport.datagram_rpc_multiplex_controller}), or L{None} once
+        inactive or when the transport has none.
+        """
+        if self._life is _Life.INACTIVE or self.transport is None:
+            return None
+        if self._adopted_fd is not None:
+            return self._adopted_fd
+        fileno = getattr(self.transport, "fileno", None)
+        if fileno is None:
+            return None
+        try:
+            return int(fileno())
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    @property
+    def reading(self) -> bool:
+        """
+        Whether a read is pending.
+        """
+        return self._read_d is not None
+
+    @property
+    def writing(self) -> bool:
+        """
+        Always C{False}: a write completes as soon as it is handed to the
+        socket.
+        """
+        return False
+
+    @property
+    def read_eof(self) -> bool:
+        """
+        Whether a shutdown completed (or the socket was lost).
+        """
+        return self._eof_seen
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """
+        A snapshot of the counters, a plain C{dict} with the keys of
+        L{STAT_KEYS}: C{datagrams_in}/C{bytes_in} (everything read from the
+        socket), C{datagrams_out}/C{bytes_out} (sent), C{accepted},
+        C{rejected}, C{denied}, C{dropped} (records delivered under each
+        rule), C{too_large} (over L{max_record_size}, never delivered),
+        C{queue_overflow} (dropped with the queue full), C{from_strangers}
+        (ignored by the client form), C{errors} (socket errors, failed
+        writes, failing hooks).
+        """
+        return dict(self._stats)
+
+    @property
+    def max_datagram_size(self) -> int:
+        """
+        The largest message a write sends: the largest UDP payload of the
+        socket's address family, or L{max_record_size} when smaller.
+        """
+        payload = MAX_UDP_PAYLOAD_IPV6 if self._inet6 else MAX_UDP_PAYLOAD_IPV4
+        return min(payload, self.max_record_size)
+
+    @property
+    def receive_buffer_size(self) -> int:
+        """
+        The buffer each datagram is read into: one byte more than the
+        largest datagram delivered, so that a datagram the kernel truncated
+        is seen as too large, never delivered shortened.
+        """
+        return min(self.max_record_size, DEFAULT_DATAGRAM_MAX_RECORD_SIZE) + 1
+
+    def getsockname(self) -> IAddress | Implied:
+        """
+        The local address (a Twisted C{IPv4Address} or C{IPv6Address}).
+        """
+        if self.transport is None or self._life is _Life.INACTIVE:
+            return IMPLIED
+        host: IAddress = self.transport.getHost()
+        return host
+
+    def getpeername(self) -> IAddress | Implied:
+        """
+        The one peer of a client socket.
+
+        @raise NotConnected: a server socket has no fixed peer.
+        """
+        if self._peer is None:
+            raise NotConnected("getpeername: this datagram socket has no fixed peer")
+        return self._peer
+
+    # -- Twisted's protocol hooks ------------------------------------------
+
+    def startProtocol(self) -> None:
+        """
+        The port is bound: the controller is open.
+        """
+        if self._life is not _Life.STARTING:
+            return
+        self._port = self.transport
+        assert self.transport is not None
+        self._inet6 = isinstance(self.transport.getHost(), IPv6Address)
+        self._life = _Life.OPEN
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        """
+        One datagram, one record: hand it to the pending read, or queue it.
+        """
+        if self._life is not _Life.OPEN or self._read_side is not _Side.IDLE:
+            return
+        stats = self._stats
+        size = len(datagram)
+        stats["datagrams_in"] += 1
+        stats["bytes_in"] += size
+        peer_key = self._peer_key
+        if peer_key is not None and (addr[0], addr[1]) != peer_key:
+            stats["from_strangers"] += 1
+            return
+        if size > self.max_record_size or size >= self.receive_buffer_size:
+            stats["too_large"] += 1
+            self.log.debug(
+                "dropped a datagram of {size} bytes or more from {sender}: "
+                "max_record_size is {limit}",
+                size=size,
+                sender=_show(addr),
+                limit=self.max_record_size,
+            )
+            return
+        if self._read_d is not None and not self._queue and not self._pumping:
+            self._deliver(datagram, addr)
+            return
+        if (
+            len(self._queue) >= self.max_queued_datagrams
+            or self._queued_bytes + size > self.max_queued_bytes
+        ):
+            stats["queue_overflow"] += 1
+            return
+        self._queue.append((datagram, addr))
+        self._queued_bytes += size
+        if self._read_d is not None:
+            self._pump()
+
+    def errorReceived(self, error: Exception, addr: _SockAddr | None) -> None:
+        """
+        The socket reported an error about a datagram sent earlier (to
+        C{addr}, when known): fail the pending read with it, or keep it for
+        the next read or write.
+        """
+        if self._life is not _Life.OPEN:
+            return
+        self._stats["errors"] += 1
+        self.log.debug("socket error: {error}", error=error)
+        if self._read_side is not _Side.IDLE:
+            return
+        if self._read_d is not None and not self._queue:
+            self._fail_read(Failure(error))
+        elif self._socket_error is None:
+            self._socket_error = error
+
+    def portFailed(self, reason: Failure) -> None:
+        """
+        The port is going away under the controller, for C{reason};
+        L{stopProtocol} follows.
+        """
+        if self._lost_reason is None:
+            self._lost_reason = reason
+
+    def stopProtocol(self) -> None:
+        """
+        The port is closed: if the controller did not close it, fail what is
+        pending (after the datagrams already queued) with the reason.
+        """
+        self._closed = True
+        waiters, self._close_waiters = self._close_waiters, []
+        if self._life is not _Life.INACTIVE:
+            if self._lost_reason is None:
+                self._lost_reason = Failure(ConnectionLost("the UDP port was closed"))
+            if self._life is _Life.OPEN:
+                self.log.info(
+                    "the UDP socket of {controller} went away: {reason}",
+                    controller=self,
+                    reason=self._lost_reason.getErrorMessage(),
+                )
+            self._life = _Life.LOST
+            self._eof_seen = True
+            self._timer.cancel()
+            self._pump()
+        for d in waiters:
+            d.callback(None)
+
+    # -- Reading -------------------------------------------------------------
+
+    def start_reading(
+        self,
+        peek: Callable[[], object] | None = None,
+        before_record: BeforeRecord | None = None,
+    ) -> Deferred[Any]:
+        """
+        Start one read; see L{IRpcMultiplexController.start_reading}.
+        """
+        self._check_side(self._read_side, "start_reading", "reader")
+        if self._read_side is _Side.SHUT:
+            raise ControllerInactive("start_reading: the controller was shut down")
+        if self._read_d is not None:
+            raise ControllerBusy("start_reading: a read is already pending")
+        d: Deferred[Any] = Deferred(self._cancel_read)
+        self._read_d = d
+        self._peek = peek
+        self._before_record = before_record if before_record is not None else _accept_all
+        self._timer.busy(True)
+        self._pump()
+        return d
+
+    def cancel_rd_polling(self) -> None:
+        """
+        Stop the pending read (its Deferred fails with C{CancelledError});
+        queued datagrams stay for the next read.
+        """
+        if self._in_before_record:
+            raise LocalProtocolError("cancel_rd_polling must not be called from before_record")
+        d = self._read_d
+        if d is None:
+            return
+        self._clear_read()
+        self._timer.busy(self._busy())
+        d.errback(Failure(CancelledError("cancel_rd_polling")))
+
+    def _cancel_read(self, d: Deferred[Any]) -> None:
+        if self._read_d is d:
+            self.cancel_rd_polling()
+
+    def _clear_read(self) -> None:
+        self._read_d = None
+        self._peek = None
+        self._before_record = _accept_all
+
+    def _pump(self) -> None:
+        """
+        Serve pending reads from the queue, then with a kept error or the
+        reason the socket was lost. Reads started from a callback are served
+        by this same loop, not by recursion.
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._read_d is not None:
+                if self._queue:
+                    datagram, addr = self._queue.popleft()
+                    self._queued_bytes -= len(datagram)
+                    self._deliver(datagram, addr)
+                elif self._socket_error is not None:
+                    error, self._socket_error = self._socket_error, None
+                    self._fail_read(Failure(error))
+                elif self._life is _Life.LOST:
+                    assert self._lost_reason is not None
+                    self._fail_read(self._lost_reason)
+                else:
+                    break
+        finally:
+            self._pumping = False
+
+    def _deliver(self, datagram: bytes, addr: _SockAddr) -> None:
+        """
+        Decide the record for one datagram and fire the pending read with it.
+        """
+        d = self._read_d
+        assert d is not None
+        sender = self._address(addr)
+        try:
+            if self._peek is not None:
+                self._peek()
+            self._in_before_record = True
+            try:
+                rule = self._before_record(len(datagram), sender)
+            finally:
+                self._in_before_record = False
+            record = self._record(rule, datagram)
+        except Exception as e:
+            self._stats["errors"] += 1
+            self.log.failure(
+                "before_record or peek failed on a datagram from {sender}", sender=sender
+            )
+            if self._read_d is d:
+                self._fail_read(Failure(e))
+            return
+        if self._read_d is not d:
+            # The hook inactivated or aborted the controller.
+            return
+        self._clear_read()
+        self._timer.activity(self._busy())
+        d.callback((record, sender))
+
+    def _record(self, rule: InRule, datagram: bytes) -> InRecord:
+        stats = self._stats
+        if rule is ACCEPT:
+            stats["accepted"] += 1
+            return Accepted(datagram)
+        if rule is REJECT:
+            stats["rejected"] += 1
+            return Rejected(datagram[:4])
+        if type(rule) is RejectWith:
+            stats["rejected"] += 1
+            return RejectedWith(datagram[:4], rule.error)
+        if rule is DENY:
+            stats["denied"] += 1
+            return Denied()
+        if rule is DROP:
+            stats["dropped"] += 1
+            return Dropped()
+        raise TypeError(f"before_record must return a rule, not {rule!r}")
+
+    def _address(self, addr: _SockAddr) -> IPv4Address | IPv6Address:
+        host, port = addr[0], addr[1]
+        if self._inet6 or ":" in host:
+            return IPv6Address("UDP", host, port)
+        return IPv4Address("UDP", host, port)
+
+    def _fail_read(self, reason: Failure) -> None:
+        d = self._read_d
+        if d is not None:
+            self._clear_read()
+            self._timer.busy(self._busy())
+            d.errback(reason)
+
+    # -- Writing -------------------------------------------------------------
+
+    def start_writing(self, message: Message, addr: object = IMPLIED) -> Deferred[None]:
+        """
+        Send one datagram; see L{IRpcMultiplexController.start_writing}.
+
+        @param addr: C{IMPLIED} for the peer of a client socket, or where to
+            send it: a Twisted C{IPv4Address}/C{IPv6Address}, or a
+            C{(host, port)} tuple with an IP address for C{host}.
+
+        @return: a L{Deferred} that has already fired with L{None} when the
+            socket took the datagram, or failed with the socket's error
+            (C{EAGAIN}, C{ENOBUFS}, ...) or with an error the socket
+            reported about an earlier datagram (then this one was not sent).
+
+        @raise AddressRequired: C{IMPLIED} on a socket with no fixed peer.
+        @raise AddressMismatch: an address other than a client socket's peer.
+        @raise DatagramTooLarge: C{message} is larger than
+            L{max_datagram_size}; nothing was sent.
+        @raise InvalidAddressError: the host is not an IP address of the
+            socket's family.
+        """
+        self._check_side(self._write_side, "start_writing", "writer")
+        if self._write_side is _Side.SHUT:
+            raise ControllerInactive("start_writing: the writing side was shut down")
+        dest = self._destination(addr)
+        data = _join(message)
+        limit = self.max_datagram_size
+        if len(data) > limit:
+            why = (
+                f"max_record_size is {self.max_record_size}"
+                if limit == self.max_record_size
+                else f"the largest UDP payload over {'IPv6' if self._inet6 else 'IPv4'}"
+            )
+            raise DatagramTooLarge(len(data), limit, why)
+        if self._life is _Life.LOST:
+            assert self._lost_reason is not None
+            return fail(self._lost_reason)
+        transport = self.transport
+        if transport is None:
+            return fail(Failure(ConnectionLost("the datagram controller has no socket yet")))
+        error = self._socket_error
+        if error is not None:
+            self._socket_error = None
+            return fail(Failure(error))
+        try:
+            transport.write(data, dest)
+        except OSError as e:
+            self._stats["errors"] += 1
+            self._timer.activity(self._busy())
+            number = e.errno if e.errno is not None else errno.EIO
+            return fail(
+                Failure(
+                    OSError(
+                        number,
+                        f"{e.strerror or e}: sending {len(data)} bytes to {_show(dest)}",
+                    )
+                )
+            )
+        except Exception as e:
+            # A plain Twisted port's own errors (MessageLengthError, ...).
+            self._stats["errors"] += 1
+            return fail(Failure(e))
+        self._stats["datagrams_out"] += 1
+        self._stats["bytes_out"] += len(data)
+        self._timer.activity(self._busy())
+        return succeed(None)
+
+    def _destination(self, addr: object) -> _SockAddr:
+        """
+        The socket address to send to, from what C{start_writing} was given.
+        """
+        if addr is IMPLIED:
+            if self._peer_key is None:
+                raise AddressRequired(
+                    "start_writing: this datagram socket has no fixed peer, so the "
+                    "message needs an explicit address; IMPLIED names no one"
+                )
+            return self._peer_key
+        if isinstance(addr, IPv6Address):
+            dest: _SockAddr = (addr.host, addr.port)
+            if addr.flowInfo or addr.scopeID:
+                dest = (addr.host, addr.port, addr.flowInfo, addr.scopeID)
+        elif isinstance(addr, IPv4Address):
+            dest = (addr.host, addr.port)
+        elif (
+            isinstance(addr, tuple)
+            and len(addr) in (2, 4)
+            and isinstance(addr[0], str)
+            and isinstance(addr[1], int)
+        ):
+            dest = addr
+        else:
+            raise TypeError(
+                f"start_writing: {addr!r} is not an address: give IMPLIED, an "
+                f"IPv4Address/IPv6Address or a (host, port) tuple"
+            )
+        host = dest[0]
+        if self._peer_key is not None:
+            if not _same_host_port(dest, self._peer_key):
+                raise AddressMismatch(
+                    f"start_writing: {_show(dest)} is not this socket's peer "
+                    f"{_show(self._peer_key)}"
+                )
+            return self._peer_key
+        if self._inet6:
+            if not isIPv6Address(host):
+                raise InvalidAddressError(
+                    host, "an IPv6 datagram socket sends to IPv6 addresses only"
+                )
+        elif not isIPAddress(host):
+            raise InvalidAddressError(host, "an IPv4 datagram socket sends to IPv4 addresses only")
+        return dest
+
+    # -- Shutting down ------------------------------------------------------
+
+    def start_shutting_down(self) -> Deferred[None]:
+        """
+        There is no handshake on UDP: stop reading and writing, drop the
+        queue, and succeed at once. A pending read fails with
+        C{ConnectionDone}; later reads and writes raise L{ControllerInactive}.
+        The socket stays open until L{inactivate}.
+        """
+        if self._life is _Life.INACTIVE:
+            raise ControllerInactive("start_shutting_down: the controller is inactive")
+        self._eof_seen = True
+        if self._read_side is _Side.IDLE:
+            self._read_side = _Side.SHUT
+        if self._write_side is _Side.IDLE:
+            self._write_side = _Side.SHUT
+        self._drop_queue()
+        self._stop_port_reading()
+        self._fail_read(Failure(ConnectionDone("the datagram controller was shut down")))
+        self._timer.busy(self._busy())
+        if self._life is _Life.LOST:
+            reason = self._lost_reason
+            if reason is not None and not reason.check(ConnectionDone):
+                return fail(reason)
+        return succeed(None)
+
+    def cancel_shutting_down(self) -> None:
+        """
+        Nothing to cancel: a shutdown completes at once.
+        """
+
+    # -- Timeouts, aborting, inactivation -------------------------------------
+
+    def set_timeout(self, notify: Callable[[], object], seconds: float) -> None:
+        """
+        See L{IRpcMultiplexController.set_timeout}. Only reads can be
+        pending on UDP, so only a read can time out.
+        """
+        self._timer.configure(notify, seconds, self._busy())
+
+    def _busy(self) -> bool:
+        return self._read_d is not None
+
+    def abort_rw(self) -> None:
+        """
+        End reader and writer for good; the pending read never fires. The
+        queue is dropped and the socket no longer read.
+        """
+        self._read_side = _Side.ABORTED
+        self._write_side = _Side.ABORTED
+        self._clear_read()
+        self._drop_queue()
+        self._stop_port_reading()
+        self._timer.busy(False)
+
+    def inactivate(self) -> None:
+        """
+        Release everything now; see L{IRpcMultiplexController.inactivate}.
+
+        The port closes on the next reactor turn; L{when_closed} tells when.
+        With C{close_inactive_descr} false an adopted descriptor goes back to
+        its owner as it was (its socket options put back; only Twisted's
+        duplicate is closed). A socket the controller bound itself has no
+        other owner and is closed either way.
+        """
+        if self._life is _Life.INACTIVE:
+            return
+        self._life = _Life.INACTIVE
+        self._read_side = _Side.ABORTED
+        self._write_side = _Side.ABORTED
+        self._clear_read()
+        self._drop_queue()
+        self._timer.cancel()
+        port = self._port if not self._closed else None
+        if not self._close_inactive_descr:
+            if port is not None:
+                restore = getattr(port, "restore_socket", None)
+                if restore is not None and self._adopted_fd is not None:
+                    restore()
+                self._stop_port(port)
+            self._adopted_fd = None
+            return
+        if self._preclose is not None:
+            try:
+                self._preclose()
+            except Exception:
+                self.log.failure("preclose raised")
+        if port is not None:
+            self._stop_port(port)
+        if self._adopted_fd is not None:
+            try:
+                os.close(self._adopted_fd)
+            except OSError:
+                pass
+            self._adopted_fd = None
+
+    def when_closed(self) -> Deferred[None]:
+        """
+        A L{Deferred} that fires once the socket is closed: after
+        L{inactivate} (the close completes on the next reactor turn), or when
+        the port was closed under the controller. Tests wait on it so that
+        the reactor is clean.
+        """
+        if self._closed or (self._port is None and self._life is _Life.INACTIVE):
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._close_waiters.append(d)
+        return d
+
+    def _stop_port(self, port: Any) -> None:
+        try:
+            result = port.stopListening()
+        except Exception:
+            self.log.failure("stopListening raised")
+            result = None
+        if result is None and not self._closed:
+            # A transport that closes at once, without telling: nothing to
+            # wait for.
+            self._closed = True
+            waiters, self._close_waiters = self._close_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def _stop_port_reading(self) -> None:
+        if self._closed:
+            return
+        stop = getattr(self._port, "stopReading", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception:
+                self.log.failure("stopReading raised")
+
+    def _drop_queue(self) -> None:
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._socket_error = None
+
+    def _check_side(self, side: _Side, what: str, name: str) -> None:
+        if self._life is _Life.INACTIVE:
+            raise ControllerInactive(f"{what}: the controller is inactive")
+        if side is _Side.ABORTED:
+            raise ControllerInactive(f"{what}: the {name} was aborted with abort_rw()")
+
+    def __repr__(self) -> str:
+        peer = f" peer={_show(self._peer_key)}" if self._peer_key is not None else ""
+        return f"<DatagramController {self._life.value}{peer}>"
+
+
+def _join(message: Message) -> bytes:
+    """
+    The datagram's bytes: a datagram goes out in one piece, so pieces are
+    joined here (once).
+    """
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    return b"".join(message)
+
+
+def _same_host_port(a: _SockAddr, b: _SockAddr) -> bool:
+    if a[1] != b[1]:
+        return False
+    if a[0] == b[0]:
+        return True
+    try:
+        family = socket.AF_INET6 if ":" in a[0] else socket.AF_INET
+        return bool(socket.inet_pton(family, a[0]) == socket.inet_pton(family, b[0]))
+    except (OSError, ValueError):
+        return False
+

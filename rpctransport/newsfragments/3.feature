@@ -1,0 +1,1 @@
+The datagram controller for ONC RPC over UDP (IPv4 and IPv6): ``DatagramController`` with ``listen_datagram``, ``connect_datagram`` and ``datagram_rpc_multiplex_controller``; one datagram per record, a bounded queue for datagrams nobody reads yet, ICMP errors reported to the pending read or write, and counters in ``controller.stats``.

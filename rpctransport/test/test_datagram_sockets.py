@@ -1,0 +1,794 @@
+# -*- test-case-name: rpctransport.test.test_datagram_sockets -*-
+"""
+Integration tests of L{rpctransport.adapters.datagram.DatagramController}
+over real loopback UDP sockets, IPv4 (127.0.0.1) and IPv6 (::1), on the real
+reactor.
+
+The controllers come from L{rpctransport.entry.datagram}'s
+C{listen_datagram}, C{connect_datagram} and
+C{datagram_rpc_multiplex_controller}; the misbehaving peers are plain
+non-blocking sockets. Every test closes its controllers and sockets so that
+trial never finds the reactor dirty. Nothing here asserts how long anything
+takes: waits are bounded only so that a broken controller fails a test
+instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import importlib.util
+import os
+import random
+import socket
+import sys
+import tracemalloc
+from collections.abc import Callable, Generator
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SkipTest, TestCase
+from zope.interface.verify import verifyObject
+
+from rpctransport.adapters.datagram import (
+    MAX_UDP_PAYLOAD_IPV4,
+    MAX_UDP_PAYLOAD_IPV6,
+    DatagramController,
+)
+from rpctransport.entry.datagram import (
+    connect_datagram,
+    datagram_rpc_multiplex_controller,
+    listen_datagram,
+)
+from rpctransport.interfaces import IRpcMultiplexController
+from rpctransport.sansio.errors import (
+    AddressRequired,
+    ControllerInactive,
+    DatagramTooLarge,
+    NotConnected,
+)
+from rpctransport.sansio.types import (
+    ACCEPT,
+    DENY,
+    DROP,
+    REJECT,
+    Accepted,
+    Denied,
+    Dropped,
+    InRule,
+    Rejected,
+    RejectedWith,
+    RejectWith,
+    RpcProtocol,
+    ServerError,
+)
+
+KiB = 1024
+
+WAIT = 10.0
+"""
+Seconds any single wait may take before the test gives up: far more than a
+loopback socket ever needs, so it only turns a hang into a failure.
+"""
+
+MEMORY_BUDGET = 256 * KiB
+"""
+How much more traced memory the controller may hold after ten thousand
+garbage datagrams than before them: a few counters' worth, never the
+datagrams.
+"""
+
+ROUND_TRIP_SIZES = (0, 3, 4, 100, 8192, 9000, 65000)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+LINUX = sys.platform.startswith("linux")
+
+NO_ERROR_QUEUE = "ICMP errors on sockets with no peer are read through Linux's IP_RECVERR"
+
+
+def _get_reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _ipv6_skip() -> str | None:
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    except OSError as e:
+        return f"no IPv6 sockets here: {e}"
+    try:
+        probe.bind(("::1", 0))
+    except OSError as e:
+        return f"cannot bind ::1: {e}"
+    finally:
+        probe.close()
+    return None
+
+
+def pattern(size: int, seed: int = 0) -> bytes:
+    """
+    C{size} bytes that are not all alike, so that a shifted or truncated
+    datagram never compares equal.
+    """
+    return bytes((i * 7 + seed) % 251 for i in range(size))
+
+
+def wait_until(predicate: Callable[[], bool], what: str) -> Deferred[None]:
+    """
+    Fire once C{predicate()} holds, checking once per reactor turn; fail
+    after L{WAIT} seconds.
+    """
+    reactor = _get_reactor()
+    deadline = reactor.seconds() + WAIT
+
+    @inlineCallbacks
+    def poll() -> Generator[Deferred[Any], Any, None]:
+        while not predicate():
+            if reactor.seconds() > deadline:
+                raise AssertionError(f"gave up waiting for {what}")
+            yield deferLater(reactor, 0.001, lambda: None)
+
+    return poll()
+
+
+def within(d: Deferred[Any]) -> Deferred[Any]:
+    """
+    C{d}, failing with a timeout after L{WAIT} seconds.
+    """
+    return d.addTimeout(WAIT, _get_reactor())
+
+
+if TYPE_CHECKING:
+    _MixinBase = TestCase
+else:
+    _MixinBase = object
+
+
+class LoopbackMixin(_MixinBase):
+    """
+    The tests, for one address family. Subclasses set C{host}, C{family}
+    and C{address_type}.
+    """
+
+    host: str
+    family: socket.AddressFamily
+    address_type: type[IPv4Address] | type[IPv6Address]
+    max_payload: int
+
+    def setUp(self) -> None:
+        self.reactor = _get_reactor()
+
+    def own(self, controller: DatagramController) -> DatagramController:
+        """
+        Inactivate C{controller} at the end of the test and wait for its
+        socket to close.
+        """
+
+        def close() -> Deferred[None]:
+            controller.inactivate()
+            return controller.when_closed()
+
+        self.addCleanup(close)
+        return controller
+
+    def server(self, **limits: Any) -> DatagramController:
+        return self.own(listen_datagram(0, self.host, self.reactor, **limits))
+
+    def client(self, port: int, **limits: Any) -> DatagramController:
+        return self.own(
+            connect_datagram(self.host, port, self.reactor, interface=self.host, **limits)
+        )
+
+    def raw(self) -> socket.socket:
+        """
+        A plain non-blocking UDP socket on the loopback address.
+        """
+        sock = socket.socket(self.family, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind((self.host, 0))
+        sock.setblocking(False)
+        return sock
+
+    def closed_port(self) -> int:
+        """
+        A UDP port nobody listens on (bound, then closed).
+        """
+        sock = socket.socket(self.family, socket.SOCK_DGRAM)
+        sock.bind((self.host, 0))
+        port: int = sock.getsockname()[1]
+        sock.close()
+        return port
+
+    def port_of(self, controller: DatagramController) -> int:
+        address: Any = controller.getsockname()
+        port: int = address.port
+        return port
+
+    def address(self, port: int) -> IPv4Address | IPv6Address:
+        return self.address_type("UDP", self.host, port)
+
+    # -- Round trips -------------------------------------------------------
+
+    @inlineCallbacks
+    def test_round_trip_sizes(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Records of 0, 3, 4, 100, 8192, 9000 and 65000 bytes go from a client
+        to a server and back exactly; the server sees the client's address
+        as a Twisted address of type UDP.
+        """
+        server = self.server()
+        client = self.client(self.port_of(server))
+        client_address = self.address(self.port_of(client))
+        for size in ROUND_TRIP_SIZES:
+            reading = server.start_reading()
+            yield client.start_writing(pattern(size))
+            record, sender = yield within(reading)
+            self.assertEqual(record, Accepted(pattern(size)))
+            self.assertEqual(sender, client_address)
+            reply = client.start_reading()
+            yield server.start_writing(pattern(size, seed=1), sender)
+            record, sender = yield within(reply)
+            self.assertEqual(record, Accepted(pattern(size, seed=1)))
+            self.assertEqual(sender, self.address(self.port_of(server)))
+        self.assertEqual(server.stats["datagrams_in"], len(ROUND_TRIP_SIZES))
+        self.assertEqual(server.stats["bytes_in"], sum(ROUND_TRIP_SIZES))
+        self.assertEqual(client.stats["datagrams_out"], len(ROUND_TRIP_SIZES))
+
+    @inlineCallbacks
+    def test_largest_datagram(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The largest UDP payload of the family arrives whole.
+        """
+        server = self.server()
+        client = self.client(self.port_of(server))
+        reading = server.start_reading()
+        yield client.start_writing(pattern(self.max_payload))
+        record, _ = yield within(reading)
+        self.assertEqual(record, Accepted(pattern(self.max_payload)))
+
+    @inlineCallbacks
+    def test_rules(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Each rule gives its record over a real socket: C{ACCEPT} the
+        datagram, C{REJECT} and C{RejectWith} its first 4 bytes, C{DENY}
+        and C{DROP} nothing; each is counted.
+        """
+        server = self.server()
+        client = self.client(self.port_of(server))
+        message = b"\x00\x00\x00\x2a" + pattern(500)
+        rules: list[tuple[InRule, object]] = [
+            (ACCEPT, Accepted(message)),
+            (REJECT, Rejected(b"\x00\x00\x00\x2a")),
+            (
+                RejectWith(ServerError.PROC_UNAVAIL),
+                RejectedWith(b"\x00\x00\x00\x2a", ServerError.PROC_UNAVAIL),
+            ),
+            (DENY, Denied()),
+            (DROP, Dropped()),
+        ]
+        for rule, expected in rules:
+            sizes: list[int] = []
+
+            def hook(size: int, peer: object, rule: InRule = rule) -> InRule:
+                sizes.append(size)
+                return rule
+
+            reading = server.start_reading(before_record=hook)
+            yield client.start_writing(message)
+            record, _ = yield within(reading)
+            self.assertEqual(record, expected)
+            self.assertEqual(sizes, [len(message)])
+        stats = server.stats
+        self.assertEqual(
+            (stats["accepted"], stats["rejected"], stats["denied"], stats["dropped"]),
+            (1, 2, 1, 1),
+        )
+
+    @inlineCallbacks
+    def test_short_datagrams(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Datagrams shorter than 4 bytes are offered to the rule like any
+        other: delivered when accepted, refused otherwise.
+        """
+        server = self.server()
+        client = self.client(self.port_of(server))
+
+        def hook(size: int, peer: object) -> InRule:
+            return ACCEPT if size != 2 else DROP
+
+        cases = ((b"", Accepted(b"")), (b"ab", Dropped()), (b"abc", Accepted(b"abc")))
+        for message, expected in cases:
+            reading = server.start_reading(before_record=hook)
+            yield client.start_writing(message)
+            record, _ = yield within(reading)
+            self.assertEqual(record, expected)
+
+    @inlineCallbacks
+    def test_receive_too_large(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A datagram over C{max_record_size} is never delivered, not even
+        shortened; the next one is.
+        """
+        server = self.server(max_record_size=1000)
+        peer = self.raw()
+        reading = server.start_reading()
+        peer.sendto(pattern(1001), (self.host, self.port_of(server)))
+        peer.sendto(pattern(1000, seed=3), (self.host, self.port_of(server)))
+        record, _ = yield within(reading)
+        self.assertEqual(record, Accepted(pattern(1000, seed=3)))
+        self.assertEqual(server.stats["too_large"], 1)
+
+    # -- The queue ---------------------------------------------------------
+
+    @inlineCallbacks
+    def test_queue_overflow(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        With no read pending, datagrams are queued up to the bound, the rest
+        dropped and counted; the queued ones are read in order, and
+        cancelling a read keeps the queue.
+        """
+        server = self.server(max_queued_datagrams=3)
+        peer = self.raw()
+        for i in range(6):
+            peer.sendto(b"d%d" % i, (self.host, self.port_of(server)))
+        yield wait_until(lambda: server.stats["datagrams_in"] == 6, "6 datagrams in")
+        self.assertEqual(server.stats["queue_overflow"], 3)
+        for expected in (b"d0", b"d1", b"d2"):
+            record, _ = yield server.start_reading()
+            self.assertEqual(record, Accepted(expected))
+        waiting = server.start_reading()
+        self.assertNoResult(waiting)
+        server.cancel_rd_polling()
+        yield self.assertFailure(waiting, CancelledError)
+        peer.sendto(b"later", (self.host, self.port_of(server)))
+        yield wait_until(lambda: server.stats["datagrams_in"] == 7, "the 7th datagram")
+        record, _ = yield server.start_reading()
+        self.assertEqual(record, Accepted(b"later"))
+
+    # -- Addresses and limits ---------------------------------------------
+
+    @inlineCallbacks
+    def test_implied_and_explicit(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A server socket needs an explicit address (a tuple or a Twisted
+        address); a client socket sends to its server with C{IMPLIED} or
+        with the server's address.
+        """
+        server = self.server()
+        client = self.client(self.port_of(server))
+        self.assertRaises(AddressRequired, server.start_writing, b"x")
+        reading = server.start_reading()
+        yield client.start_writing(b"implied")
+        record, sender = yield within(reading)
+        self.assertEqual(record, Accepted(b"implied"))
+        reading = server.start_reading()
+        yield client.start_writing(b"explicit", self.address(self.port_of(server)))
+        record, _ = yield within(reading)
+        self.assertEqual(record, Accepted(b"explicit"))
+        for to in (sender, (sender.host, sender.port)):
+            reply = client.start_reading()
+            yield server.start_writing(b"reply", to)
+            record, _ = yield within(reply)
+            self.assertEqual(record, Accepted(b"reply"))
+
+    @inlineCallbacks
+    def test_datagram_too_large(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A message one byte over the family's limit raises
+        L{DatagramTooLarge} and nothing is sent.
+        """
+        server = self.server()
+        client = self.client(self.port_of(server))
+        e = self.assertRaises(
+            DatagramTooLarge, client.start_writing, pattern(self.max_payload + 1)
+        )
+        self.assertEqual(e.limit, self.max_payload)
+        reading = server.start_reading()
+        yield client.start_writing(b"marker")
+        record, _ = yield within(reading)
+        self.assertEqual(record, Accepted(b"marker"))
+        self.assertEqual(server.stats["datagrams_in"], 1)
+        self.assertEqual(client.stats["datagrams_out"], 1)
+
+    def test_contract(self) -> None:
+        """
+        Real controllers provide L{IRpcMultiplexController}; a server socket
+        has no peer, a client socket's peer is its server; both are UDP and
+        have a descriptor.
+        """
+        server = self.server()
+        client = self.client(self.port_of(server))
+        for controller in (server, client):
+            self.assertTrue(verifyObject(IRpcMultiplexController, controller))
+            self.assertIs(controller.protocol, RpcProtocol.UDP)
+            self.assertTrue(controller.alive)
+            fd = controller.file_descr
+            assert fd is not None
+            self.assertEqual(os.fstat(fd).st_mode & 0o170000, 0o140000)
+        self.assertRaises(NotConnected, server.getpeername)
+        self.assertEqual(client.getpeername(), self.address(self.port_of(server)))
+        self.assertEqual(server.getsockname(), self.address(self.port_of(server)))
+
+    # -- Strangers -----------------------------------------------------------
+
+    @inlineCallbacks
+    def test_client_ignores_stranger(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A client socket ignores (and counts) a datagram from anyone but its
+        server, and still gets its server's reply.
+        """
+        server = self.server()
+        client = self.client(self.port_of(server))
+        stranger = self.raw()
+        reply = client.start_reading()
+        stranger.sendto(b"\x00\x00\x00\x01spoofed", (self.host, self.port_of(client)))
+        yield wait_until(lambda: client.stats["from_strangers"] == 1, "the stranger's datagram")
+        self.assertNoResult(reply)
+        reading = server.start_reading()
+        yield client.start_writing(b"\x00\x00\x00\x01call")
+        _, sender = yield within(reading)
+        yield server.start_writing(b"\x00\x00\x00\x01reply", sender)
+        record, sender = yield within(reply)
+        self.assertEqual(record, Accepted(b"\x00\x00\x00\x01reply"))
+        self.assertEqual(sender, self.address(self.port_of(server)))
+
+    # -- Errors from the network -------------------------------------------
+
+    @inlineCallbacks
+    def test_closed_port_fails_read(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A client writing to a closed port: the pending read fails with
+        C{ConnectionRefusedError} naming the port, and the socket stays
+        open.
+        """
+        if not LINUX:
+            raise SkipTest(NO_ERROR_QUEUE)
+        dead = self.closed_port()
+        client = self.client(dead)
+        reading = client.start_reading()
+        yield client.start_writing(b"\x00\x00\x00\x01ping")
+        error = yield self.assertFailure(within(reading), ConnectionRefusedError)
+        self.assertIn(f"{dead}", str(error))
+        self.assertIn("port unreachable", str(error))
+        self.assertTrue(client.alive)
+        self.assertEqual(client.stats["errors"], 1)
+
+    @inlineCallbacks
+    def test_closed_port_fails_next_write(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        With no read pending, the refusal fails the next write, which sends
+        nothing.
+        """
+        if not LINUX:
+            raise SkipTest(NO_ERROR_QUEUE)
+        client = self.client(self.closed_port())
+        yield client.start_writing(b"\x00\x00\x00\x01ping")
+        yield wait_until(lambda: client.stats["errors"] == 1, "the ICMP error")
+        yield self.assertFailure(client.start_writing(b"again"), ConnectionRefusedError)
+        self.assertEqual(client.stats["datagrams_out"], 1)
+        self.assertTrue(client.alive)
+
+    @inlineCallbacks
+    def test_server_survives_refusals(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A server's reply to a peer that went away fails the server's read
+        with an error naming that peer; the server goes on serving others.
+        """
+        if not LINUX:
+            raise SkipTest(NO_ERROR_QUEUE)
+        server = self.server()
+        dead = self.closed_port()
+        reading = server.start_reading()
+        yield server.start_writing(b"\x00\x00\x00\x01reply", (self.host, dead))
+        error = yield self.assertFailure(within(reading), ConnectionRefusedError)
+        self.assertIn(f"{dead}", str(error))
+        client = self.client(self.port_of(server))
+        reading = server.start_reading()
+        yield client.start_writing(b"\x00\x00\x00\x02call")
+        record, _ = yield within(reading)
+        self.assertEqual(record, Accepted(b"\x00\x00\x00\x02call"))
+        self.assertTrue(server.alive)
+
+    @inlineCallbacks
+    def test_refusal_does_not_eat_next_send(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Linux reports a pending refusal from the next C{sendto} instead of
+        sending; the controller reads the error and sends again, so a
+        datagram to a live peer right after one to a closed port arrives.
+        The refusal then fails the next read.
+        """
+        if not LINUX:
+            raise SkipTest(NO_ERROR_QUEUE)
+        server = self.server()
+        live = self.raw()
+        dead = self.closed_port()
+        yield server.start_writing(b"to the dead", (self.host, dead))
+        yield server.start_writing(b"to the living", live.getsockname()[:2])
+        received: list[bytes] = []
+
+        def got_it() -> bool:
+            try:
+                received.append(live.recv(100))
+            except BlockingIOError:
+                pass
+            return bool(received)
+
+        yield wait_until(got_it, "the datagram to the live peer")
+        self.assertEqual(received, [b"to the living"])
+        yield self.assertFailure(within(server.start_reading()), ConnectionRefusedError)
+
+    @inlineCallbacks
+    def test_port_closed_under_us(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        When someone else closes the controller's port, the pending read
+        fails with C{ConnectionLost} and later writes fail too.
+        """
+        server = self.server()
+        reading = server.start_reading()
+        transport: Any = server.transport
+        yield transport.stopListening()
+        yield self.assertFailure(reading, ConnectionLost)
+        self.assertFalse(server.alive)
+        yield self.assertFailure(server.start_writing(b"x", (self.host, 9)), ConnectionLost)
+
+    # -- Adopted descriptors -----------------------------------------------
+
+    def test_adopt_keep_descriptor(self) -> Deferred[None]:
+        """
+        An adopted blocking socket serves as a controller; with
+        C{close_inactive_descr} false, after C{inactivate()} the owner's
+        socket is as it was (blocking, no error queue) and fully usable.
+        """
+        return self.adopt_and_give_back(blocking=True)
+
+    def test_adopt_keep_nonblocking_descriptor(self) -> Deferred[None]:
+        """
+        An adopted non-blocking socket goes back to its owner non-blocking.
+        """
+        return self.adopt_and_give_back(blocking=False)
+
+    @inlineCallbacks
+    def adopt_and_give_back(self, blocking: bool) -> Generator[Deferred[Any], Any, None]:
+        owner = socket.socket(self.family, socket.SOCK_DGRAM)
+        self.addCleanup(owner.close)
+        owner.bind((self.host, 0))
+        os.set_blocking(owner.fileno(), blocking)
+        controller = self.own(
+            datagram_rpc_multiplex_controller(
+                owner.fileno(), self.reactor, close_inactive_descr=False
+            )
+        )
+        self.assertEqual(controller.file_descr, owner.fileno())
+        self.assertRaises(NotConnected, controller.getpeername)
+        peer = self.raw()
+        reading = controller.start_reading()
+        peer.sendto(b"adopted", owner.getsockname()[:2])
+        record, sender = yield within(reading)
+        self.assertEqual(record, Accepted(b"adopted"))
+        yield controller.start_writing(b"answer", sender)
+        self.assertFalse(os.get_blocking(owner.fileno()))
+        controller.inactivate()
+        yield controller.when_closed()
+        self.assertEqual(os.get_blocking(owner.fileno()), blocking)
+        if LINUX:
+            level, name = (41, 25) if self.family == socket.AF_INET6 else (0, 11)
+            self.assertEqual(owner.getsockopt(level, name), 0)
+        owner.settimeout(WAIT)
+        peer.sendto(b"still there", owner.getsockname()[:2])
+        self.assertEqual(owner.recv(100), b"still there")
+
+    @inlineCallbacks
+    def test_adopt_close_descriptor(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        With C{close_inactive_descr}, C{inactivate()} calls C{preclose()}
+        and closes the descriptor.
+        """
+        owner = socket.socket(self.family, socket.SOCK_DGRAM)
+        owner.bind((self.host, 0))
+        fd = owner.detach()
+        inode = os.fstat(fd).st_ino
+        closes: list[None] = []
+        controller = self.own(
+            datagram_rpc_multiplex_controller(
+                fd, self.reactor, preclose=lambda: closes.append(None)
+            )
+        )
+        controller.inactivate()
+        yield controller.when_closed()
+        self.assertEqual(closes, [None])
+        self.assertFalse(controller.alive)
+        try:
+            # The number may already be reused by another descriptor.
+            self.assertNotEqual(os.fstat(fd).st_ino, inode)
+        except OSError as e:
+            self.assertEqual(e.errno, errno.EBADF)
+        self.assertRaises(ControllerInactive, controller.start_reading)
+
+    @inlineCallbacks
+    def test_adopt_connected(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        An adopted connected socket is a client socket: its peer is fixed
+        and C{IMPLIED} goes there.
+        """
+        server = self.server()
+        owner = socket.socket(self.family, socket.SOCK_DGRAM)
+        self.addCleanup(owner.close)
+        owner.bind((self.host, 0))
+        owner.connect((self.host, self.port_of(server)))
+        controller = self.own(
+            datagram_rpc_multiplex_controller(
+                owner.fileno(), self.reactor, close_inactive_descr=False
+            )
+        )
+        self.assertEqual(controller.getpeername(), self.address(self.port_of(server)))
+        reading = server.start_reading()
+        yield controller.start_writing(b"hello")
+        record, sender = yield within(reading)
+        self.assertEqual(record, Accepted(b"hello"))
+        reply = controller.start_reading()
+        yield server.start_writing(b"hi", sender)
+        record, _ = yield within(reply)
+        self.assertEqual(record, Accepted(b"hi"))
+
+    @inlineCallbacks
+    def test_adopt_shut_down_under_us(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        When the owner shuts the adopted socket down, the pending read fails
+        with C{ConnectionLost} instead of the reactor spinning on it.
+        """
+        if not LINUX:
+            raise SkipTest("shutdown() of an unconnected UDP socket wakes pollers on Linux")
+        owner = socket.socket(self.family, socket.SOCK_DGRAM)
+        self.addCleanup(owner.close)
+        owner.bind((self.host, 0))
+        controller = self.own(
+            datagram_rpc_multiplex_controller(
+                owner.fileno(), self.reactor, close_inactive_descr=False
+            )
+        )
+        reading = controller.start_reading()
+        try:
+            owner.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # ENOTCONN, but the socket is shut down all the same
+        error = yield self.assertFailure(within(reading), ConnectionLost)
+        self.assertIn("shut down", str(error))
+        self.assertFalse(controller.alive)
+
+    def test_adopt_not_datagram(self) -> None:
+        """
+        A stream socket is refused with C{ValueError}.
+        """
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        self.assertRaises(
+            ValueError, datagram_rpc_multiplex_controller, sock.fileno(), self.reactor
+        )
+
+    # -- Hostile peers ---------------------------------------------------------
+
+    @inlineCallbacks
+    def test_garbage_flood(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Ten thousand garbage and short datagrams from one peer leave the
+        server serving another peer, with flat memory.
+        """
+        server = self.server()
+        port = self.port_of(server)
+        served = {"calls": 0}
+
+        def before_record(size: int, peer: object) -> InRule:
+            return ACCEPT if size >= 4 else DROP
+
+        @inlineCallbacks
+        def serve() -> Generator[Deferred[Any], Any, None]:
+            while True:
+                try:
+                    record, sender = yield server.start_reading(before_record=before_record)
+                except Exception:
+                    return
+                if isinstance(record, Accepted) and record.message.startswith(b"GOOD"):
+                    served["calls"] += 1
+                    yield server.start_writing(record.message, sender)
+
+        serve()
+        attacker = self.raw()
+        rng = random.Random(5377)
+        sent = 0
+
+        def batch(count: int) -> None:
+            nonlocal sent
+            for _ in range(count):
+                garbage = rng.randbytes(rng.choice((0, 1, 2, 3, rng.randrange(4, 200))))
+                if garbage.startswith(b"GOOD"):
+                    garbage = b"BAD!" + garbage
+                attacker.sendto(garbage, (self.host, port))
+                sent += 1
+
+        # Warm up: the first datagrams and the first call allocate what stays.
+        batch(50)
+        yield wait_until(lambda: server.stats["datagrams_in"] >= sent, "the warm-up")
+        gc.collect()
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(200):
+            batch(50)
+            yield wait_until(lambda: server.stats["datagrams_in"] >= sent, "the flood to drain")
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        self.assertLess(after - before, MEMORY_BUDGET)
+        self.assertEqual(server.stats["datagrams_in"], 10050)
+        self.assertEqual(server.stats["queue_overflow"], 0)
+        self.assertTrue(server.alive)
+
+        client = self.client(port)
+        reply = client.start_reading()
+        yield client.start_writing(b"GOOD call")
+        record, _ = yield within(reply)
+        self.assertEqual(record, Accepted(b"GOOD call"))
+        self.assertEqual(served["calls"], 1)
+
+
+class IPv4Tests(LoopbackMixin, TestCase):
+    """
+    The loopback tests over IPv4, on 127.0.0.1.
+    """
+
+    host = "127.0.0.1"
+    family = socket.AF_INET
+    address_type = IPv4Address
+    max_payload = MAX_UDP_PAYLOAD_IPV4
+
+
+class IPv6Tests(LoopbackMixin, TestCase):
+    """
+    The loopback tests over IPv6, on ::1.
+    """
+
+    host = "::1"
+    family = socket.AF_INET6
+    address_type = IPv6Address
+    max_payload = MAX_UDP_PAYLOAD_IPV6
+    skip = _ipv6_skip()
+
+
+def load_example(name: str) -> ModuleType:
+    """
+    Import C{docs/examples/<name>.py} as a module.
+    """
+    path = DOCS / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"docs_example_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class ExampleTests(TestCase):
+    """
+    The UDP example of C{docs/udp.rst} runs and does what it says.
+    """
+
+    def test_udp_echo_example(self) -> Any:
+        """
+        The UDP echo example gets its messages back.
+        """
+        if not (DOCS / "examples" / "udp_echo.py").exists():
+            raise SkipTest("the docs are not beside this checkout")
+        import rpctransport
+
+        if not hasattr(rpctransport, "listen_datagram"):
+            raise SkipTest("rpctransport does not export listen_datagram/connect_datagram yet")
+        example = load_example("udp_echo")
+        d = example.main(_get_reactor())
+        d.addCallback(self.assertEqual, [b"\x00\x00\x00\x01hello", b"\x00\x00\x00\x02world"])
+        return d
