@@ -1,9 +1,13 @@
-# -*- test-case-name: rpctransport.test.test_demo -*-
+# -*- test-case-name: rpctransport.test.test_cli -*-
 """
-The C{rpctransport} program.
+The C{rpctransport} program: C{serve}, C{call} and C{demo}.
 
-For now it has one subcommand, C{demo} (the default): a loopback echo of a
-few records over TCP and a UNIX socket.
+  - C{rpctransport serve} serves the echo test program (see
+    L{rpctransport.entry.echo}) on loopback TCP and UDP, or where told;
+  - C{rpctransport call ADDRESS} calls it (or any server of the program),
+    like C{rpcinfo -t}/C{-u} with a load generator's summary;
+  - C{rpctransport demo} runs both in one process over TCP, UDP and a UNIX
+    socket and prints what happened.
 """
 
 from __future__ import annotations
@@ -11,38 +15,189 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .._version import __version__
+from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
+from .echo import ECHO_PROGRAM, ECHO_VERSION
 
-__all__ = ["main"]
+__all__ = ["main", "parse_args"]
+
+
+def _number(text: str) -> int:
+    """
+    An unsigned 32-bit number in decimal or 0x hex.
+    """
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (decimal or 0x hex)")
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"{text} is not an unsigned 32-bit number")
+    return value
+
+
+def _count(text: str) -> int:
+    value = _number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """
+    Split C{HOST:PORT} (C{[::1]:PORT} for IPv6).
+
+    @raise argparse.ArgumentTypeError: when it is not of that form.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def _program_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--program",
+        type=_number,
+        default=ECHO_PROGRAM,
+        metavar="N",
+        help=f"RPC program number, decimal or 0x hex (default {ECHO_PROGRAM:#x})",
+    )
+    parser.add_argument(
+        "--version",
+        type=_number,
+        default=ECHO_VERSION,
+        metavar="N",
+        help=f"RPC program version (default {ECHO_VERSION})",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rpctransport",
-        description="ONC RPC (RFC 5531) transports for Twisted.",
+        description="ONC RPC (RFC 5531) transports for Twisted: an echo test "
+        "server, a client for it, and a demo.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     commands.add_parser(
         "demo",
-        help="round-trip records through a loopback echo server (TCP and UNIX)",
-        description=(
-            "Start a record echo server on loopback TCP and a UNIX socket, send "
-            "records of 0 B to 1 MiB through each, and print what came back."
-        ),
+        help="serve and call the echo program in-process over TCP, UDP and a UNIX socket",
+        description="Start the echo server on loopback TCP, UDP and a UNIX socket, "
+        "call NULL and ECHO through each, and print what happened.",
     )
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the echo test program",
+        description="Serve the echo test program: procedure 0 (NULL) and 1 (ECHO, "
+        "returns its opaque argument as it came). Calls to other programs, versions "
+        "and procedures get the RFC 5531 rejection. Without listener options it "
+        "listens on loopback TCP and UDP, on ports the system picks. One line per "
+        "listener is printed: 'listening <tcp|udp|unix> <address>'. Stops on "
+        "SIGINT or SIGTERM.",
+    )
+    serve.add_argument(
+        "--tcp", action="append", type=host_port, default=[], metavar="HOST:PORT",
+        help="listen on TCP (port 0: any free port); may be repeated",
+    )
+    serve.add_argument(
+        "--udp", action="append", type=host_port, default=[], metavar="HOST:PORT",
+        help="listen on UDP; may be repeated",
+    )
+    serve.add_argument(
+        "--unix", action="append", default=[], metavar="PATH",
+        help="listen on a UNIX stream socket; may be repeated",
+    )
+    serve.add_argument(
+        "--listen", action="append", default=[], metavar="ENDPOINT",
+        help="listen on a Twisted server endpoint string, e.g. "
+        "'tcp6:0:interface=\\:\\:1'; may be repeated",
+    )
+    _program_options(serve)
+    serve.add_argument(
+        "--max-record-size", type=_count, default=DEFAULT_MAX_RECORD_SIZE, metavar="BYTES",
+        help="refuse larger calls on their header, answering GARBAGE_ARGS "
+        f"(default {DEFAULT_MAX_RECORD_SIZE})",
+    )
+
+    call = commands.add_parser(
+        "call",
+        help="call the echo program and check every reply",
+        description="Call NULL or ECHO COUNT times, CONCURRENCY calls in flight, check "
+        "every reply (xid, accept_stat, echoed bytes) and print a summary. Exits 0 "
+        "only when every call succeeded.",
+    )
+    call.add_argument(
+        "address", metavar="ADDRESS",
+        help="tcp:HOST:PORT, udp:HOST:PORT or unix:PATH ([::1] for IPv6 hosts)",
+    )
+    call.add_argument("--proc", choices=("null", "echo"), default="null", help="procedure (default null)")
+    call.add_argument("--size", type=_number, default=0, metavar="BYTES", help="ECHO argument size (default 0)")
+    call.add_argument("--count", type=_count, default=1, metavar="N", help="calls to make (default 1)")
+    call.add_argument(
+        "--concurrency", type=_count, default=1, metavar="N", help="calls in flight (default 1)"
+    )
+    _program_options(call)
+    call.add_argument(
+        "--timeout", type=_seconds, default=25.0, metavar="SECONDS",
+        help="a call without a reply after this long fails (default 25)",
+    )
+    call.add_argument(
+        "--retry", type=_seconds, default=1.0, metavar="SECONDS",
+        help="UDP: send a call again after this long without a reply (default 1)",
+    )
+    call.add_argument(
+        "--max-record-size", type=_count, default=DEFAULT_MAX_RECORD_SIZE, metavar="BYTES",
+        help=f"largest reply accepted (default {DEFAULT_MAX_RECORD_SIZE})",
+    )
+    call.add_argument("--quiet", "-q", action="store_true", help="print only failures")
     return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """
+    Parse the command line (without the program name).
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "call":
+        kind, sep, rest = args.address.partition(":")
+        if not sep or kind not in ("tcp", "udp", "unix") or not rest:
+            parser.error(f"ADDRESS {args.address!r} is not tcp:HOST:PORT, udp:HOST:PORT or unix:PATH")
+        if kind != "unix":
+            try:
+                host_port(rest)
+            except argparse.ArgumentTypeError as e:
+                parser.error(f"ADDRESS: {e}")
+        if args.proc == "null" and args.size:
+            parser.error("--size goes with --proc echo")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """
     Run the program with C{argv} (C{sys.argv[1:]} by default).
     """
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     from twisted.internet.task import react
 
-    from .demo import main as demo_main
+    from . import commands
 
-    if args.command in (None, "demo"):
-        react(demo_main)
+    command = args.command or "demo"
+    runner: Any = getattr(commands, command)
+    react(runner, (args,))

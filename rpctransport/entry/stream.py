@@ -45,6 +45,9 @@ class StreamControllerFactory(ServerFactory, ClientFactory):
     (C{reactor.listenTCP}, C{wrapServerTLS}, ...).
     """
 
+    # Not a log line per client connection ("Starting factory ...").
+    noisy = False
+
     def __init__(
         self,
         on_connection: Callable[[StreamController], object] | None = None,

@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import TestCase
 
-from rpctransport.entry.demo import DEMO_SIZES, run_demo
+from rpctransport.entry.commands import DEMO_CALLS, run_demo
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -36,23 +36,27 @@ def load_example(name: str) -> ModuleType:
 
 class DemoTests(TestCase):
     """
-    C{run_demo} round-trips every size over TCP and a UNIX socket.
+    C{run_demo} serves and calls the echo program in one process.
     """
 
     def test_demo_in_process(self) -> Any:
         """
-        The demo reports every record intact, one line per transport and
-        size.
+        The demo calls NULL and ECHO over TCP, a UNIX socket and UDP, and
+        reports every call good, one row per transport and procedure.
         """
         lines: list[str] = []
         d = ensureDeferred(run_demo(reactor, lines.append))  # type: ignore[arg-type]
 
         def check(ok: bool) -> None:
-            self.assertTrue(ok)
-            rows = [line for line in lines if line.startswith(("tcp ", "unix "))]
-            self.assertEqual(len(rows), 2 * len(DEMO_SIZES))
-            self.assertTrue(all(" ok " in row for row in rows), rows)
-            self.assertEqual(lines[-1], "all records came back intact")
+            self.assertTrue(ok, lines)
+            rows = [line.split() for line in lines if line.startswith(("tcp ", "unix ", "udp "))]
+            self.assertEqual(
+                sorted((row[0], row[2]) for row in rows),
+                sorted((kind, call[0]) for kind in ("tcp", "udp", "unix") for call in DEMO_CALLS),
+            )
+            for row in rows:
+                self.assertEqual(row[5], "0", row)
+            self.assertEqual(lines[-1], "every call succeeded")
 
         return d.addCallback(check)
 
@@ -66,35 +70,3 @@ class DemoTests(TestCase):
             self.assertEqual, [b"\x00\x00\x00\x01hello", b"\x00\x00\x00\x02world"]
         )
         return d
-
-
-class ProgramTests(TestCase):
-    """
-    C{python -m rpctransport} runs as a separate process.
-    """
-
-    def test_python_m_demo(self) -> None:
-        """
-        C{python -m rpctransport demo} exits 0 and says all came back.
-        """
-        done = subprocess.run(
-            [sys.executable, "-m", "rpctransport", "demo"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertIn("all records came back intact", done.stdout)
-
-    def test_help(self) -> None:
-        """
-        C{--help} names the demo subcommand.
-        """
-        done = subprocess.run(
-            [sys.executable, "-m", "rpctransport", "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertIn("demo", done.stdout)

@@ -1,0 +1,1 @@
+New module ``rpctransport.rpcmsg``: encode and decode RFC 5531 call and reply headers, build the whole rejection reply for a ``Rejected``/``RejectedWith`` record with ``reply_for_rejection``, and the RFC 9289 ``AUTH_TLS`` probe and ``STARTTLS`` reply.

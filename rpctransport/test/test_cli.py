@@ -1,0 +1,262 @@
+# -*- test-case-name: rpctransport.test.test_cli -*-
+"""
+Tests for the C{rpctransport} program: its options, C{serve} and C{call}
+against each other in separate processes, and the C{twistd} plugin.
+
+The C{serve}/C{call} tests against libtirpc are in C{test_interop}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from rpctransport.entry.cli import host_port, parse_args
+from rpctransport.test.interop.build import (
+    ServerProcess,
+    rpctransport_command,
+    rpctransport_env,
+    run_program,
+    start_server,
+)
+
+
+def help_text(*argv: str) -> str:
+    """
+    What C{rpctransport ARGV --help} prints.
+    """
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            parse_args([*argv, "--help"])
+        except SystemExit as e:
+            assert e.code == 0
+    return out.getvalue()
+
+
+def usage_error(*argv: str) -> str:
+    """
+    The error C{rpctransport ARGV} prints (it must exit 2).
+    """
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            parse_args(list(argv))
+        except SystemExit as e:
+            assert e.code == 2, e.code
+        else:
+            raise AssertionError(f"{argv} parsed")
+    return err.getvalue()
+
+
+class OptionTests(SynchronousTestCase):
+    """
+    The command line is parsed as documented, and refuses what it cannot use.
+    """
+
+    def test_help(self) -> None:
+        """
+        C{--help} of the program and of each subcommand says what it does and
+        names its options.
+        """
+        self.assertIn("serve", help_text())
+        self.assertIn("call", help_text())
+        self.assertIn("demo", help_text())
+        serve = help_text("serve")
+        for option in ("--tcp", "--udp", "--unix", "--listen", "--program", "--version", "--max-record-size"):
+            self.assertIn(option, serve)
+        call = help_text("call")
+        for option in ("--proc", "--size", "--count", "--concurrency", "--timeout", "--retry"):
+            self.assertIn(option, call)
+        self.assertIn("udp:HOST:PORT", call)
+        self.assertIn("Start the echo server", help_text("demo"))
+
+    def test_numbers(self) -> None:
+        """
+        Program and version numbers are read in decimal or 0x hex.
+        """
+        args = parse_args(["serve", "--program", "0x20000001", "--version", "3"])
+        self.assertEqual((args.program, args.version), (0x20000001, 3))
+        self.assertIn("not a number", usage_error("serve", "--program", "twelve"))
+        self.assertIn("32-bit", usage_error("serve", "--program", "0x100000000"))
+
+    def test_listeners(self) -> None:
+        """
+        Listener options may be repeated; IPv6 hosts are written in brackets.
+        """
+        args = parse_args(["serve", "--tcp", "127.0.0.1:0", "--tcp", "[::1]:5000", "--unix", "/x"])
+        self.assertEqual(args.tcp, [("127.0.0.1", 0), ("::1", 5000)])
+        self.assertEqual(args.unix, ["/x"])
+        self.assertIn("HOST:PORT", usage_error("serve", "--udp", "nowhere"))
+        self.assertEqual(host_port("[::1]:111"), ("::1", 111))
+
+    def test_call_address(self) -> None:
+        """
+        C{call} takes C{tcp:}, C{udp:} and C{unix:} addresses and refuses
+        others, and C{--size} without C{--proc echo}.
+        """
+        self.assertEqual(parse_args(["call", "udp:127.0.0.1:111"]).address, "udp:127.0.0.1:111")
+        self.assertIn("tcp:HOST:PORT", usage_error("call", "http://x"))
+        self.assertIn("HOST:PORT", usage_error("call", "tcp:127.0.0.1"))
+        self.assertIn("--size goes with --proc echo", usage_error("call", "tcp:1.2.3.4:5", "--size", "9"))
+
+
+class ServeAndCallTests(SynchronousTestCase):
+    """
+    C{rpctransport serve} and C{rpctransport call}, each in its own process.
+    """
+
+    def test_default_listeners_and_calls(self) -> None:
+        """
+        Without options, C{serve} listens on loopback TCP and UDP, printing
+        the real ports; C{call} over each succeeds and sums up; SIGTERM stops
+        the server with exit status 0.
+        """
+        server = start_server(self, rpctransport_command("serve"), env=rpctransport_env())
+        for kind in ("tcp", "udp"):
+            host, port = server.host_port(kind)
+            self.assertEqual(host, "127.0.0.1")
+            self.assertNotEqual(port, 0)
+            done = run_program(
+                rpctransport_command(
+                    "call", f"{kind}:127.0.0.1:{port}", "--proc", "echo", "--size", "1000",
+                    "--count", "200", "--concurrency", "5",
+                ),
+                env=rpctransport_env(),
+            )
+            self.assertEqual(done.returncode, 0, done.describe())
+            self.assertIn("calls 200  ok 200  failed 0", done.stdout)
+            self.assertIn("latency p50", done.stdout)
+        self.assertEqual(server.stop(), 0, server.describe())
+
+    def test_unix_and_ipv6(self) -> None:
+        """
+        C{serve} listens on a UNIX socket and on IPv6 loopback; C{call}
+        reaches both.
+        """
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "echo.sock")
+            kinds = ["unix"]
+            argv = ["serve", "--unix", path]
+            if socket.has_ipv6:
+                try:
+                    with socket.socket(socket.AF_INET6) as probe:
+                        probe.bind(("::1", 0))
+                    argv += ["--tcp", "[::1]:0"]
+                    kinds.append("tcp")
+                except OSError:
+                    pass
+            server = start_server(self, rpctransport_command(*argv), kinds, env=rpctransport_env())
+            self.assertEqual(server.addresses["unix"], path)
+            targets = [f"unix:{path}"]
+            if "tcp" in kinds:
+                self.assertTrue(server.addresses["tcp"].startswith("[::1]:"))
+                targets.append(f"tcp:{server.addresses['tcp']}")
+            for target in targets:
+                done = run_program(
+                    rpctransport_command("call", target, "--count", "50"), env=rpctransport_env()
+                )
+                self.assertEqual(done.returncode, 0, done.describe())
+            self.assertEqual(server.stop(), 0, server.describe())
+            self.assertFalse(os.path.exists(path), "the socket file was left behind")
+
+    def test_call_fails_cleanly(self) -> None:
+        """
+        C{call} to a wrong program exits 1 with the rejection named, and to a
+        closed port exits 1 saying it cannot reach it; no traceback.
+        """
+        server = start_server(self, rpctransport_command("serve", "--tcp", "127.0.0.1:0"), ["tcp"], env=rpctransport_env())
+        done = run_program(
+            rpctransport_command("call", f"tcp:{server.addresses['tcp']}", "--program", "7"),
+            env=rpctransport_env(),
+        )
+        self.assertEqual(done.returncode, 1, done.describe())
+        self.assertIn("PROG_UNAVAIL", done.stderr)
+        self.assertNotIn("Traceback", done.stderr)
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            port = unused.getsockname()[1]
+        done = run_program(rpctransport_command("call", f"tcp:127.0.0.1:{port}"), env=rpctransport_env())
+        self.assertEqual(done.returncode, 1, done.describe())
+        self.assertIn("cannot reach", done.stderr)
+        self.assertNotIn("Traceback", done.stderr)
+
+    def test_max_record_size(self) -> None:
+        """
+        C{serve --max-record-size} answers larger calls GARBAGE_ARGS from the
+        header and keeps serving the connection.
+        """
+        server = start_server(
+            self,
+            rpctransport_command("serve", "--tcp", "127.0.0.1:0", "--max-record-size", "10000"),
+            ["tcp"],
+            env=rpctransport_env(),
+        )
+        address = f"tcp:{server.addresses['tcp']}"
+        done = run_program(
+            rpctransport_command("call", address, "--proc", "echo", "--size", "20000"),
+            env=rpctransport_env(),
+        )
+        self.assertEqual(done.returncode, 1, done.describe())
+        self.assertIn("GARBAGE_ARGS", done.stderr)
+        done = run_program(
+            rpctransport_command("call", address, "--proc", "echo", "--size", "9000"),
+            env=rpctransport_env(),
+        )
+        self.assertEqual(done.returncode, 0, done.describe())
+
+
+class TwistdPluginTests(SynchronousTestCase):
+    """
+    C{twistd -n rpctransport-echo} runs the echo server as a service.
+    """
+
+    def test_twistd_plugin(self) -> None:
+        """
+        The plugin is listed by C{twistd --help}, and C{twistd -n
+        rpctransport-echo} serves calls until SIGTERM.
+        """
+        # twistd run by this Python, with the source tree on its path, so
+        # that the plugin under test is found whether the package was
+        # installed in editable mode or not.
+        twistd = ["-c", "from twisted.scripts.twistd import run; run()"]
+        env = rpctransport_env()
+        listed = run_program([sys.executable, *twistd, "--help"], env=env)
+        self.assertIn("rpctransport-echo", listed.stdout, listed.describe())
+        with tempfile.TemporaryDirectory() as directory:
+            server = ServerProcess(
+                [
+                    sys.executable, *twistd, "-n", "--pidfile", os.path.join(directory, "pid"),
+                    "--logfile", "-",
+                    "rpctransport-echo", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0",
+                ],
+                env,
+            )
+            self.addCleanup(server.stop)
+            # twistd sends what the service prints into its log, one log line
+            # each: look for the listener lines inside them.
+            addresses: dict[str, str] = {}
+            deadline = time.monotonic() + 30
+            while len(addresses) < 2 and time.monotonic() < deadline:
+                for line in list(server.stdout):
+                    match = re.search(r"listening (tcp|udp) (\S+)", line)
+                    if match:
+                        addresses[match.group(1)] = match.group(2)
+                time.sleep(0.1)
+            self.assertEqual(sorted(addresses), ["tcp", "udp"], server.describe())
+            for kind in ("tcp", "udp"):
+                done = run_program(
+                    rpctransport_command("call", f"{kind}:{addresses[kind]}", "--count", "10"),
+                    env=env,
+                )
+                self.assertEqual(done.returncode, 0, done.describe())
+            # twistd ends with the signal that stopped it, as daemons do.
+            self.assertIn(server.stop(), (0, -15), server.describe())

@@ -1,0 +1,216 @@
+# -*- test-case-name: rpctransport.test.test_echo -*-
+"""
+Tests for the echo test program (L{rpctransport.entry.echo}): the server's
+answers, and the client's checks, over the in-memory controller pair.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from rpctransport import Accepted, RejectedWith, Rejected, ServerError
+from rpctransport.entry.echo import (
+    ECHO_PROGRAM,
+    ECHO_VERSION,
+    PROC_ECHO,
+    PROC_NULL,
+    EchoServer,
+    answer_call,
+    encode_opaque,
+    run_calls,
+)
+from rpctransport.rpcmsg import (
+    AcceptedReply,
+    AcceptStat,
+    CallHeader,
+    DeniedReply,
+    RejectStat,
+    decode_reply_header,
+    encode_call_header,
+)
+from rpctransport.testing import controller_pair
+
+
+def call(proc: int, argument: bytes = b"", prog: int = ECHO_PROGRAM, vers: int = ECHO_VERSION, rpcvers: int = 2) -> bytes:
+    """
+    A call message of the echo program.
+    """
+    header = encode_call_header(CallHeader(0x01020304, prog, vers, proc, rpcvers=rpcvers))
+    return header + argument
+
+
+class AnswerCallTests(SynchronousTestCase):
+    """
+    L{answer_call} gives the RFC 5531 answer for each kind of call.
+    """
+
+    def reply(self, message: bytes) -> tuple[object, bytes]:
+        answer = answer_call(message, ECHO_PROGRAM, ECHO_VERSION)
+        assert answer is not None
+        header, offset = decode_reply_header(answer)
+        self.assertEqual(header.xid, 0x01020304)
+        return header, answer[offset:]
+
+    def test_null(self) -> None:
+        """
+        NULL gets SUCCESS and no results.
+        """
+        header, results = self.reply(call(PROC_NULL))
+        self.assertIsInstance(header, AcceptedReply)
+        self.assertEqual(header.stat, AcceptStat.SUCCESS)  # type: ignore[attr-defined]
+        self.assertEqual(results, b"")
+
+    def test_echo(self) -> None:
+        """
+        ECHO returns its opaque argument as it came, padding included.
+        """
+        for size in (0, 1, 3, 4, 5, 1000):
+            argument = b"".join(encode_opaque(bytes(i % 251 for i in range(size))))
+            header, results = self.reply(call(PROC_ECHO, argument))
+            self.assertEqual(header.stat, AcceptStat.SUCCESS)  # type: ignore[attr-defined]
+            self.assertEqual(results, argument)
+            self.assertEqual(len(results) % 4, 0)
+
+    def test_echo_garbage(self) -> None:
+        """
+        An ECHO argument whose length runs past the message is GARBAGE_ARGS.
+        """
+        header, _ = self.reply(call(PROC_ECHO, struct.pack(">I", 100) + b"short"))
+        self.assertEqual(header.stat, AcceptStat.GARBAGE_ARGS)  # type: ignore[attr-defined]
+        header, _ = self.reply(call(PROC_ECHO, b"\0\0"))
+        self.assertEqual(header.stat, AcceptStat.GARBAGE_ARGS)  # type: ignore[attr-defined]
+
+    def test_rejections(self) -> None:
+        """
+        Unknown program, version and procedure, and RPC version 3, get their
+        rejections, with the mismatch ranges.
+        """
+        header, _ = self.reply(call(PROC_NULL, prog=ECHO_PROGRAM + 1))
+        self.assertEqual(header.stat, AcceptStat.PROG_UNAVAIL)  # type: ignore[attr-defined]
+        header, _ = self.reply(call(PROC_NULL, vers=7))
+        self.assertEqual(header.stat, AcceptStat.PROG_MISMATCH)  # type: ignore[attr-defined]
+        self.assertEqual((header.low, header.high), (ECHO_VERSION, ECHO_VERSION))  # type: ignore[attr-defined]
+        header, _ = self.reply(call(9))
+        self.assertEqual(header.stat, AcceptStat.PROC_UNAVAIL)  # type: ignore[attr-defined]
+        header, _ = self.reply(call(PROC_NULL, rpcvers=3))
+        self.assertIsInstance(header, DeniedReply)
+        self.assertEqual(header.stat, RejectStat.RPC_MISMATCH)  # type: ignore[attr-defined]
+        self.assertEqual((header.low, header.high), (2, 2))  # type: ignore[attr-defined]
+
+    def test_not_a_call(self) -> None:
+        """
+        Bytes too short for a call, or a reply, get no answer.
+        """
+        self.assertIsNone(answer_call(b"\0\0\0\1", ECHO_PROGRAM, ECHO_VERSION))
+        self.assertIsNone(answer_call(b"\0\0\0\1\0\0\0\1" + b"\0" * 16, ECHO_PROGRAM, ECHO_VERSION))
+
+
+class EchoServerTests(SynchronousTestCase):
+    """
+    L{EchoServer} refuses records over its limit on their header and answers
+    from the xid alone.
+    """
+
+    def test_before_record(self) -> None:
+        """
+        Records up to the limit are accepted; larger ones are rejected with
+        GARBAGE_ARGS.
+        """
+        server = EchoServer(max_record_size=100)
+        self.assertIs(server.before_record(100, None), __import__("rpctransport").ACCEPT)
+        rule = server.before_record(101, None)
+        self.assertEqual(rule.error, ServerError.GARBAGE_ARGS)  # type: ignore[union-attr]
+
+    def test_reply_to_rejections(self) -> None:
+        """
+        A rejected record is answered from its 4-byte head; a shorter head
+        gets no answer.
+        """
+        server = EchoServer()
+        reply = server.reply_to(RejectedWith(b"\0\0\0\7", ServerError.GARBAGE_ARGS))
+        assert reply is not None
+        header, _ = decode_reply_header(reply)
+        self.assertEqual((header.xid, header.stat), (7, AcceptStat.GARBAGE_ARGS))  # type: ignore[attr-defined]
+        self.assertIsNotNone(server.reply_to(Rejected(b"\0\0\0\7")))
+        self.assertIsNone(server.reply_to(Rejected(b"\0\0")))
+
+    def test_oversized_call_answered_not_buffered(self) -> None:
+        """
+        Over a stream, a call over the limit is answered GARBAGE_ARGS and the
+        next call on the same connection is answered normally.
+        """
+        client, server_side = controller_pair()
+        server = EchoServer(max_record_size=1000)
+        server.serve(server_side)
+        d = run_calls(client, Clock(), proc=PROC_ECHO, size=5000, count=1)
+        stats = self.successResultOf(d)
+        self.assertEqual(stats.failures, 1)
+        self.assertIn("GARBAGE_ARGS", stats.reasons[0])
+        stats = self.successResultOf(run_calls(client, Clock(), proc=PROC_ECHO, size=500, count=3))
+        self.assertTrue(stats.ok, stats.reasons)
+
+
+class RunCallsTests(SynchronousTestCase):
+    """
+    L{run_calls} checks every reply.
+    """
+
+    def test_calls_in_flight(self) -> None:
+        """
+        Calls with several in flight all succeed against the echo server, and
+        the stats count them.
+        """
+        client, server_side = controller_pair()
+        EchoServer().serve(server_side)
+        stats = self.successResultOf(
+            run_calls(client, Clock(), proc=PROC_ECHO, size=100, count=50, concurrency=7)
+        )
+        self.assertTrue(stats.ok, stats.reasons)
+        self.assertEqual(stats.calls, 50)
+        self.assertEqual(len(stats.latencies), 50)
+
+    def test_wrong_program_fails(self) -> None:
+        """
+        A rejection counts as a failure, with the reason.
+        """
+        client, server_side = controller_pair()
+        EchoServer().serve(server_side)
+        stats = self.successResultOf(run_calls(client, Clock(), program=5, count=2))
+        self.assertEqual(stats.failures, 2)
+        self.assertIn("PROG_UNAVAIL", stats.reasons[0])
+
+    def test_wrong_echo_detected(self) -> None:
+        """
+        A server that answers SUCCESS with other bytes than were sent fails
+        the call.
+        """
+        client, server_side = controller_pair()
+
+        def bad_server(result: object) -> None:
+            record, _ = result  # type: ignore[misc]
+            reply = answer_call(record.message, ECHO_PROGRAM, ECHO_VERSION)
+            assert reply is not None
+            server_side.start_writing(reply[:-1] + b"X")
+
+        server_side.start_reading().addCallback(bad_server)
+        stats = self.successResultOf(run_calls(client, Clock(), proc=PROC_ECHO, size=8))
+        self.assertEqual(stats.failures, 1)
+        self.assertIn("differ", stats.reasons[0])
+
+    def test_timeout(self) -> None:
+        """
+        A call without a reply fails after the timeout.
+        """
+        client, server_side = controller_pair()
+        clock = Clock()
+        d = run_calls(client, clock, count=1, timeout=2.0)
+        self.assertNoResult(d)
+        clock.advance(1.0)
+        self.assertNoResult(d)
+        clock.advance(1.0)
+        stats = self.successResultOf(d)
+        self.assertEqual(stats.failures, 1)
+        self.assertIn("no reply", stats.reasons[0])
