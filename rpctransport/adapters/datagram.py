@@ -26,7 +26,6 @@ of going silent or making the reactor close the socket.
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
 import select
@@ -82,6 +81,7 @@ from ..sansio.types import (
     RejectWith,
     RpcProtocol,
 )
+from ._common import Life, Side, accept_all, check_usable, resolve_reactor
 from ._timer import InactivityTimer
 
 __all__ = [
@@ -213,45 +213,6 @@ _ICMP_NAMES: Final = {
 }
 
 _SockAddr = tuple[Any, ...]
-
-
-class _Life(enum.Enum):
-    """
-    The socket's life cycle.
-
-    C{STARTING} -> C{OPEN} -> C{LOST}; any state -> C{INACTIVE}.
-    """
-
-    STARTING = "starting"
-    OPEN = "open"
-    LOST = "lost"
-    INACTIVE = "inactive"
-
-
-class _Side(enum.Enum):
-    """
-    The state of one direction (reader or writer).
-
-    C{IDLE} -> C{SHUT} on shutdown; either goes to C{ABORTED} on
-    C{abort_rw()}, for good. (A pending read is the read Deferred itself;
-    writes complete at once, so the writer is never busy.)
-    """
-
-    IDLE = "idle"
-    SHUT = "shut"
-    ABORTED = "aborted"
-
-
-def _accept_all(size: int, peer: object) -> InRule:
-    return ACCEPT
-
-
-def _resolve_reactor(reactor: Any) -> Any:
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        return global_reactor
-    return reactor
 
 
 def _show(addr: _SockAddr | None) -> str:
@@ -613,7 +574,7 @@ class DatagramController(DatagramProtocol):
             raise ValueError(f"max_queued_datagrams must be >= 0, not {max_queued_datagrams}")
         if max_queued_bytes < 0:
             raise ValueError(f"max_queued_bytes must be >= 0, not {max_queued_bytes}")
-        self._reactor = _resolve_reactor(reactor)
+        self._reactor = resolve_reactor(reactor)
         self.max_record_size = max_record_size
         self.max_queued_datagrams = max_queued_datagrams
         self.max_queued_bytes = max_queued_bytes
@@ -625,7 +586,7 @@ class DatagramController(DatagramProtocol):
         if peer is not None:
             self._set_peer(peer)
 
-        self._life = _Life.STARTING
+        self._life = Life.STARTING
         self._lost_reason: Failure | None = None
         self._eof_seen = False
         self._inet6 = False
@@ -634,9 +595,9 @@ class DatagramController(DatagramProtocol):
         self._close_waiters: list[Deferred[None]] = []
 
         # Reader.
-        self._read_side = _Side.IDLE
+        self._read_side = Side.IDLE
         self._read_d: Deferred[Any] | None = None
-        self._before_record: BeforeRecord = _accept_all
+        self._before_record: BeforeRecord = accept_all
         self._peek: Callable[[], object] | None = None
         self._in_before_record = False
         self._pumping = False
@@ -645,7 +606,7 @@ class DatagramController(DatagramProtocol):
         self._socket_error: Exception | None = None
 
         # Writer.
-        self._write_side = _Side.IDLE
+        self._write_side = Side.IDLE
 
         self._stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
         self._timer = InactivityTimer(self._reactor)
@@ -683,7 +644,7 @@ class DatagramController(DatagramProtocol):
         """
         Whether the socket is open and the controller not inactivated.
         """
-        return self._life is _Life.OPEN
+        return self._life is Life.OPEN
 
     @property
     def protocol(self) -> RpcProtocol:
@@ -713,7 +674,7 @@ class DatagramController(DatagramProtocol):
         L{rpctransport.datagram_rpc_multiplex_controller}), or L{None} once
         inactive or when the transport has none.
         """
-        if self._life is _Life.INACTIVE or self.transport is None:
+        if self._life is Life.INACTIVE or self.transport is None:
             return None
         if self._adopted_fd is not None:
             return self._adopted_fd
@@ -783,7 +744,7 @@ class DatagramController(DatagramProtocol):
         """
         The local address (a Twisted C{IPv4Address} or C{IPv6Address}).
         """
-        if self.transport is None or self._life is _Life.INACTIVE:
+        if self.transport is None or self._life is Life.INACTIVE:
             return IMPLIED
         host: IAddress = self.transport.getHost()
         return host
@@ -804,18 +765,18 @@ class DatagramController(DatagramProtocol):
         """
         The port is bound: the controller is open.
         """
-        if self._life is not _Life.STARTING:
+        if self._life is not Life.STARTING:
             return
         self._port = self.transport
         assert self.transport is not None
         self._inet6 = isinstance(self.transport.getHost(), IPv6Address)
-        self._life = _Life.OPEN
+        self._life = Life.OPEN
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         """
         One datagram, one record: hand it to the pending read, or queue it.
         """
-        if self._life is not _Life.OPEN or self._read_side is not _Side.IDLE:
+        if self._life is not Life.OPEN or self._read_side is not Side.IDLE:
             return
         stats = self._stats
         size = len(datagram)
@@ -855,11 +816,11 @@ class DatagramController(DatagramProtocol):
         C{addr}, when known): fail the pending read with it, or keep it for
         the next read or write.
         """
-        if self._life is not _Life.OPEN:
+        if self._life is not Life.OPEN:
             return
         self._stats["errors"] += 1
         self.log.debug("socket error: {error}", error=error)
-        if self._read_side is not _Side.IDLE:
+        if self._read_side is not Side.IDLE:
             return
         if self._read_d is not None and not self._queue:
             self._fail_read(Failure(error))
@@ -881,16 +842,16 @@ class DatagramController(DatagramProtocol):
         """
         self._closed = True
         waiters, self._close_waiters = self._close_waiters, []
-        if self._life is not _Life.INACTIVE:
+        if self._life is not Life.INACTIVE:
             if self._lost_reason is None:
                 self._lost_reason = Failure(ConnectionLost("the UDP port was closed"))
-            if self._life is _Life.OPEN:
+            if self._life is Life.OPEN:
                 self.log.info(
                     "the UDP socket of {controller} went away: {reason}",
                     controller=self,
                     reason=self._lost_reason.getErrorMessage(),
                 )
-            self._life = _Life.LOST
+            self._life = Life.LOST
             self._eof_seen = True
             self._timer.cancel()
             self._pump()
@@ -907,15 +868,15 @@ class DatagramController(DatagramProtocol):
         """
         Start one read; see L{IRpcMultiplexController.start_reading}.
         """
-        self._check_side(self._read_side, "start_reading", "reader")
-        if self._read_side is _Side.SHUT:
+        check_usable(self._life, self._read_side, "start_reading", "reader")
+        if self._read_side is Side.SHUT:
             raise ControllerInactive("start_reading: the controller was shut down")
         if self._read_d is not None:
             raise ControllerBusy("start_reading: a read is already pending")
         d: Deferred[Any] = Deferred(self._cancel_read)
         self._read_d = d
         self._peek = peek
-        self._before_record = before_record if before_record is not None else _accept_all
+        self._before_record = before_record if before_record is not None else accept_all
         self._timer.busy(True)
         self._pump()
         return d
@@ -941,7 +902,7 @@ class DatagramController(DatagramProtocol):
     def _clear_read(self) -> None:
         self._read_d = None
         self._peek = None
-        self._before_record = _accept_all
+        self._before_record = accept_all
 
     def _pump(self) -> None:
         """
@@ -961,7 +922,7 @@ class DatagramController(DatagramProtocol):
                 elif self._socket_error is not None:
                     error, self._socket_error = self._socket_error, None
                     self._fail_read(Failure(error))
-                elif self._life is _Life.LOST:
+                elif self._life is Life.LOST:
                     assert self._lost_reason is not None
                     self._fail_read(self._lost_reason)
                 else:
@@ -1054,8 +1015,8 @@ class DatagramController(DatagramProtocol):
         @raise InvalidAddressError: the host is not an IP address of the
             socket's family.
         """
-        self._check_side(self._write_side, "start_writing", "writer")
-        if self._write_side is _Side.SHUT:
+        check_usable(self._life, self._write_side, "start_writing", "writer")
+        if self._write_side is Side.SHUT:
             raise ControllerInactive("start_writing: the writing side was shut down")
         dest = self._destination(addr)
         data = _join(message)
@@ -1067,7 +1028,7 @@ class DatagramController(DatagramProtocol):
                 else f"the largest UDP payload over {'IPv6' if self._inet6 else 'IPv4'}"
             )
             raise DatagramTooLarge(len(data), limit, why)
-        if self._life is _Life.LOST:
+        if self._life is Life.LOST:
             assert self._lost_reason is not None
             return fail(self._lost_reason)
         transport = self.transport
@@ -1155,18 +1116,18 @@ class DatagramController(DatagramProtocol):
         C{ConnectionDone}; later reads and writes raise L{ControllerInactive}.
         The socket stays open until L{inactivate}.
         """
-        if self._life is _Life.INACTIVE:
+        if self._life is Life.INACTIVE:
             raise ControllerInactive("start_shutting_down: the controller is inactive")
         self._eof_seen = True
-        if self._read_side is _Side.IDLE:
-            self._read_side = _Side.SHUT
-        if self._write_side is _Side.IDLE:
-            self._write_side = _Side.SHUT
+        if self._read_side is Side.IDLE:
+            self._read_side = Side.SHUT
+        if self._write_side is Side.IDLE:
+            self._write_side = Side.SHUT
         self._drop_queue()
         self._stop_port_reading()
         self._fail_read(Failure(ConnectionDone("the datagram controller was shut down")))
         self._timer.busy(self._busy())
-        if self._life is _Life.LOST:
+        if self._life is Life.LOST:
             reason = self._lost_reason
             if reason is not None and not reason.check(ConnectionDone):
                 return fail(reason)
@@ -1194,8 +1155,8 @@ class DatagramController(DatagramProtocol):
         End reader and writer for good; the pending read never fires. The
         queue is dropped and the socket no longer read.
         """
-        self._read_side = _Side.ABORTED
-        self._write_side = _Side.ABORTED
+        self._read_side = Side.ABORTED
+        self._write_side = Side.ABORTED
         self._clear_read()
         self._drop_queue()
         self._stop_port_reading()
@@ -1211,11 +1172,11 @@ class DatagramController(DatagramProtocol):
         duplicate is closed). A socket the controller bound itself has no
         other owner and is closed either way.
         """
-        if self._life is _Life.INACTIVE:
+        if self._life is Life.INACTIVE:
             return
-        self._life = _Life.INACTIVE
-        self._read_side = _Side.ABORTED
-        self._write_side = _Side.ABORTED
+        self._life = Life.INACTIVE
+        self._read_side = Side.ABORTED
+        self._write_side = Side.ABORTED
         self._clear_read()
         self._drop_queue()
         self._timer.cancel()
@@ -1249,7 +1210,7 @@ class DatagramController(DatagramProtocol):
         the port was closed under the controller. Tests wait on it so that
         the reactor is clean.
         """
-        if self._closed or (self._port is None and self._life is _Life.INACTIVE):
+        if self._closed or (self._port is None and self._life is Life.INACTIVE):
             return succeed(None)
         d: Deferred[None] = Deferred()
         self._close_waiters.append(d)
@@ -1283,12 +1244,6 @@ class DatagramController(DatagramProtocol):
         self._queue.clear()
         self._queued_bytes = 0
         self._socket_error = None
-
-    def _check_side(self, side: _Side, what: str, name: str) -> None:
-        if self._life is _Life.INACTIVE:
-            raise ControllerInactive(f"{what}: the controller is inactive")
-        if side is _Side.ABORTED:
-            raise ControllerInactive(f"{what}: the {name} was aborted with abort_rw()")
 
     def __repr__(self) -> str:
         peer = f" peer={_show(self._peer_key)}" if self._peer_key is not None else ""

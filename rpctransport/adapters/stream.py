@@ -17,7 +17,6 @@ producer, so a write's Deferred waits while the transport pushes back.
 
 from __future__ import annotations
 
-import enum
 import os
 import socket
 import struct
@@ -54,7 +53,8 @@ from ..sansio.record import (
     RecordReader,
     encode_record,
 )
-from ..sansio.types import ACCEPT, END_OF_FILE, IMPLIED, Implied, InRule, RpcProtocol
+from ..sansio.types import END_OF_FILE, IMPLIED, Implied, InRule, RpcProtocol
+from ._common import Life, Side, accept_all, check_usable, resolve_reactor
 from ._timer import InactivityTimer
 
 if TYPE_CHECKING:
@@ -81,45 +81,6 @@ Seconds a shutdown waits for the peer's EOF (the seed's default), and that a
 closed connection may take to flush what the transport already accepted
 before it is aborted.
 """
-
-
-class _Life(enum.Enum):
-    """
-    The connection's life cycle.
-
-    C{CONNECTING} -> C{OPEN} -> C{LOST}; any state -> C{INACTIVE}.
-    """
-
-    CONNECTING = "connecting"
-    OPEN = "open"
-    LOST = "lost"
-    INACTIVE = "inactive"
-
-
-class _Side(enum.Enum):
-    """
-    The state of one direction (reader or writer).
-
-    C{IDLE} <-> C{BUSY}; the writer goes C{IDLE} -> C{SHUT} on shutdown;
-    either goes to C{ABORTED} on C{abort_rw()}, for good.
-    """
-
-    IDLE = "idle"
-    BUSY = "busy"
-    SHUT = "shut"
-    ABORTED = "aborted"
-
-
-def _accept_all(size: int, peer: object) -> InRule:
-    return ACCEPT
-
-
-def _resolve_reactor(reactor: Any) -> Any:
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        return global_reactor
-    return reactor
 
 
 @implementer(IRpcMultiplexController, IPushProducer, IHalfCloseableProtocol)
@@ -179,7 +140,7 @@ class StreamController(Protocol):
             raise ValueError(f"read_buffer_limit must be >= 1, not {read_buffer_limit}")
         if max_fragment_size is not None and max_fragment_size < 1:
             raise ValueError(f"max_fragment_size must be >= 1, not {max_fragment_size}")
-        self._reactor = _resolve_reactor(reactor)
+        self._reactor = resolve_reactor(reactor)
         self._reader = RecordReader(
             max_record_size=max_record_size,
             max_fragments=max_fragments,
@@ -201,16 +162,16 @@ class StreamController(Protocol):
                 pass
         self.tcp_nodelay = tcp_nodelay
 
-        self._life = _Life.CONNECTING
+        self._life = Life.STARTING
         self._lost_reason: Failure | None = None
         self._eof_seen = False
         self._peer: IAddress | None = None
         self._on_connection: Callable[[StreamController], object] | None = None
 
         # Reader.
-        self._read_side = _Side.IDLE
+        self._read_side = Side.IDLE
         self._read_d: Deferred[Any] | None = None
-        self._before_record: BeforeRecord = _accept_all
+        self._before_record: BeforeRecord = accept_all
         self._peek: Callable[[], object] | None = None
         self._in_before_record = False
         self._pumping = False
@@ -218,7 +179,7 @@ class StreamController(Protocol):
         self._decide = self._decide_for_read
 
         # Writer.
-        self._write_side = _Side.IDLE
+        self._write_side = Side.IDLE
         self._write_d: Deferred[None] | None = None
         self._pushed_back = False
 
@@ -244,7 +205,7 @@ class StreamController(Protocol):
         """
         Whether the connection is not yet completely down.
         """
-        return self._life is _Life.OPEN
+        return self._life is Life.OPEN
 
     @property
     def protocol(self) -> RpcProtocol:
@@ -267,7 +228,7 @@ class StreamController(Protocol):
         made by L{rpctransport.stream_rpc_multiplex_controller}), or L{None}
         once inactive or when the transport has none.
         """
-        if self._life is _Life.INACTIVE or self.transport is None:
+        if self._life is Life.INACTIVE or self.transport is None:
             return None
         if self._adopted_fd is not None:
             return self._adopted_fd
@@ -352,7 +313,7 @@ class StreamController(Protocol):
         return self._peer
 
     def _socket(self) -> socket.socket | None:
-        if self.transport is None or self._life is _Life.INACTIVE:
+        if self.transport is None or self._life is Life.INACTIVE:
             return None
         get_handle = getattr(self.transport, "getHandle", None)
         if get_handle is None:
@@ -368,7 +329,7 @@ class StreamController(Protocol):
         for the connection.
         """
         assert self.transport is not None
-        self._life = _Life.OPEN
+        self._life = Life.OPEN
         self._peer = self.transport.getPeer()
         self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
@@ -396,7 +357,7 @@ class StreamController(Protocol):
         """
         Feed the bytes to the record reader and serve the pending read.
         """
-        if self._read_side is _Side.ABORTED or self._life is _Life.INACTIVE:
+        if self._read_side is Side.ABORTED or self._life is Life.INACTIVE:
             return
         reader = self._reader
         try:
@@ -417,7 +378,7 @@ class StreamController(Protocol):
         """
         The peer closed its side: end the input, keep the output open.
         """
-        if self._life is _Life.INACTIVE:
+        if self._life is Life.INACTIVE:
             return
         self._input_ended()
         self._maybe_finish_shutdown()
@@ -439,9 +400,9 @@ class StreamController(Protocol):
             if self._close_call.active():
                 self._close_call.cancel()
             self._close_call = None
-        if self._life is _Life.INACTIVE:
+        if self._life is Life.INACTIVE:
             return
-        self._life = _Life.LOST
+        self._life = Life.LOST
         self._lost_reason = reason
         self._timer.cancel()
         self._input_ended()
@@ -489,13 +450,13 @@ class StreamController(Protocol):
         """
         Start one read; see L{IRpcMultiplexController.start_reading}.
         """
-        self._check_side(self._read_side, "start_reading", "reader")
+        check_usable(self._life, self._read_side, "start_reading", "reader")
         if self._read_d is not None:
             raise ControllerBusy("start_reading: a read is already pending")
         d: Deferred[Any] = Deferred(self._cancel_read)
         self._read_d = d
         self._peek = peek
-        self._before_record = before_record if before_record is not None else _accept_all
+        self._before_record = before_record if before_record is not None else accept_all
         self._timer.busy(True)
         if self._reader.buffered and peek is not None:
             try:
@@ -528,7 +489,7 @@ class StreamController(Protocol):
     def _clear_read(self) -> None:
         self._read_d = None
         self._peek = None
-        self._before_record = _accept_all
+        self._before_record = accept_all
 
     def _decide_for_read(self, size: int) -> InRule:
         self._in_before_record = True
@@ -585,7 +546,7 @@ class StreamController(Protocol):
             # The connection broke; the transport's reason says more.
             self._fail_read(reason)
             return
-        if self._life is _Life.OPEN:
+        if self._life is Life.OPEN:
             self.log.info(
                 "closing the connection from {peer}: {error}", peer=self._peer, error=error
             )
@@ -619,7 +580,7 @@ class StreamController(Protocol):
         Pause the transport while no read is pending and the buffer is full;
         resume it otherwise.
         """
-        if self._life is not _Life.OPEN:
+        if self._life is not Life.OPEN:
             return
         full = self._read_d is None and self._reader.buffered >= self.read_buffer_limit
         if full and not self._transport_paused:
@@ -640,8 +601,8 @@ class StreamController(Protocol):
         """
         Send one record; see L{IRpcMultiplexController.start_writing}.
         """
-        self._check_side(self._write_side, "start_writing", "writer")
-        if self._write_side is _Side.SHUT:
+        check_usable(self._life, self._write_side, "start_writing", "writer")
+        if self._write_side is Side.SHUT:
             raise ControllerInactive("start_writing: the writing side was shut down")
         if self._write_d is not None:
             raise ControllerBusy("start_writing: a write is already pending")
@@ -677,11 +638,11 @@ class StreamController(Protocol):
         Half-close, then wait for the peer's EOF at most L{linger} seconds;
         see L{IRpcMultiplexController.start_shutting_down}.
         """
-        if self._life is _Life.INACTIVE:
+        if self._life is Life.INACTIVE:
             raise ControllerInactive("start_shutting_down: the controller is inactive")
         if self._shutdown_d is not None:
             raise ControllerBusy("start_shutting_down: a shutdown is already in progress")
-        if self._life is _Life.LOST:
+        if self._life is Life.LOST:
             self._eof_seen = True
             reason = self._lost_reason
             if reason is None or reason.check(ConnectionDone):
@@ -689,8 +650,8 @@ class StreamController(Protocol):
             return fail(reason)
         d: Deferred[None] = Deferred(lambda _: self.cancel_shutting_down())
         self._shutdown_d = d
-        if self._write_side is not _Side.ABORTED:
-            self._write_side = _Side.SHUT
+        if self._write_side is not Side.ABORTED:
+            self._write_side = Side.SHUT
         assert self.transport is not None
         if self._linger_call is None:
             self._linger_call = self._reactor.callLater(self.linger, self._linger_expired)
@@ -761,13 +722,13 @@ class StreamController(Protocol):
         """
         End reader and writer for good; their Deferreds never fire.
         """
-        self._read_side = _Side.ABORTED
-        self._write_side = _Side.ABORTED
+        self._read_side = Side.ABORTED
+        self._write_side = Side.ABORTED
         self._clear_read()
         self._write_d = None
         self._reader.close(ControllerInactive("the reader was aborted with abort_rw()"))
         self._timer.busy(self._busy())
-        if self._transport_paused and self._life is _Life.OPEN:
+        if self._transport_paused and self._life is Life.OPEN:
             # Keep reading (and discarding) so that a shutdown sees the EOF.
             self._transport_paused = False
             assert self.transport is not None
@@ -777,12 +738,12 @@ class StreamController(Protocol):
         """
         Release everything now; see L{IRpcMultiplexController.inactivate}.
         """
-        if self._life is _Life.INACTIVE:
+        if self._life is Life.INACTIVE:
             return
-        was_open = self._life is _Life.OPEN
-        self._life = _Life.INACTIVE
-        self._read_side = _Side.ABORTED
-        self._write_side = _Side.ABORTED
+        was_open = self._life is Life.OPEN
+        self._life = Life.INACTIVE
+        self._read_side = Side.ABORTED
+        self._write_side = Side.ABORTED
         self._clear_read()
         self._write_d = None
         self._shutdown_d = None
@@ -867,12 +828,6 @@ class StreamController(Protocol):
             abort()
         else:
             transport.loseConnection()
-
-    def _check_side(self, side: _Side, what: str, name: str) -> None:
-        if self._life is _Life.INACTIVE:
-            raise ControllerInactive(f"{what}: the controller is inactive")
-        if side is _Side.ABORTED:
-            raise ControllerInactive(f"{what}: the {name} was aborted with abort_rw()")
 
     def __repr__(self) -> str:
         return f"<StreamController {self._life.value} peer={self._peer}>"

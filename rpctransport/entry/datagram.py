@@ -26,7 +26,8 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.error import InvalidAddressError
 from twisted.internet.interfaces import IReactorFDSet
 
-from ..adapters.datagram import DatagramController, _DatagramPort, _resolve_reactor
+from ..adapters._common import resolve_reactor
+from ..adapters.datagram import DatagramController, _DatagramPort
 
 __all__ = [
     "connect_datagram",
@@ -64,7 +65,7 @@ def listen_datagram(
         (C{max_record_size}, C{max_queued_datagrams}, C{max_queued_bytes}).
     @raise CannotListenError: the address cannot be bound.
     """
-    reactor = _resolve_reactor(reactor)
+    reactor = resolve_reactor(reactor)
     controller = DatagramController(reactor, **limits)
     _bind(reactor, controller, port, interface)
     return controller
@@ -105,7 +106,7 @@ def connect_datagram(
         raise InvalidAddressError(
             host, "connect_datagram needs an IP address, not a host name: resolve it first"
         )
-    reactor = _resolve_reactor(reactor)
+    reactor = resolve_reactor(reactor)
     controller = DatagramController(reactor, peer=(host, port), **limits)
     _bind(reactor, controller, 0, interface if interface is not None else default_interface)
     return controller
@@ -140,7 +141,7 @@ def datagram_rpc_multiplex_controller(
     @raise ValueError: C{fd} is not a datagram socket of the INET or INET6
         family.
     """
-    reactor = _resolve_reactor(reactor)
+    reactor = resolve_reactor(reactor)
     probe = socket.socket(fileno=fd)
     try:
         family, kind = probe.family, probe.type

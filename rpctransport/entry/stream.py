@@ -26,7 +26,8 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import ClientFactory, Factory, ServerFactory
 
-from ..adapters.stream import StreamController, _resolve_reactor
+from ..adapters._common import resolve_reactor
+from ..adapters.stream import StreamController
 
 __all__ = [
     "StreamControllerFactory",
@@ -61,7 +62,7 @@ class StreamControllerFactory(ServerFactory, ClientFactory):
         @param options: limits and options for L{StreamController}.
         """
         self.on_connection = on_connection
-        self.reactor = _resolve_reactor(reactor)
+        self.reactor = resolve_reactor(reactor)
         self.options = options
         # Fail now, not at the first connection, on a misspelt option.
         StreamController(self.reactor, **options)
@@ -97,7 +98,7 @@ def listen_stream(
     @return: a Deferred firing with the listening port (its C{getHost()}
         tells the port actually bound).
     """
-    reactor = _resolve_reactor(reactor)
+    reactor = resolve_reactor(reactor)
     server = serverFromString(reactor, endpoint) if isinstance(endpoint, str) else endpoint
     factory = StreamControllerFactory(on_connection, reactor, **options)
     d: Deferred[IListeningPort] = server.listen(factory)
@@ -120,7 +121,7 @@ def connect_stream(
     @param options: limits and options for L{StreamController}.
     @return: a Deferred firing with the connected controller.
     """
-    reactor = _resolve_reactor(reactor)
+    reactor = resolve_reactor(reactor)
     client = clientFromString(reactor, endpoint) if isinstance(endpoint, str) else endpoint
     factory = StreamControllerFactory(None, reactor, **options)
     d: Deferred[Any] = client.connect(factory)
@@ -153,7 +154,7 @@ def stream_rpc_multiplex_controller(
     @raise ValueError: C{fd} is not a stream socket of a family Twisted can
         adopt (AF_INET, AF_INET6, AF_UNIX).
     """
-    reactor = _resolve_reactor(reactor)
+    reactor = resolve_reactor(reactor)
     probe = socket.socket(fileno=fd)
     try:
         family, kind = probe.family, probe.type

@@ -11,7 +11,7 @@ import struct
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from rpctransport import Accepted, RejectedWith, Rejected, ServerError
+from rpctransport import RejectedWith, Rejected, ServerError
 from rpctransport.entry.echo import (
     ECHO_PROGRAM,
     ECHO_VERSION,
