@@ -1,16 +1,22 @@
 # -*- test-case-name: rpctransport.test.test_stream,rpctransport.test.test_datagram -*-
 """
 What the stream and datagram controllers share: their state enums, the
-misuse checks, and the reactor default.
+misuse checks, the reactor default, and the pending-read slot.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
-from ..sansio.errors import ControllerInactive
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
+
+from ..interfaces import BeforeRecord
+from ..sansio.errors import ControllerBusy, ControllerInactive, LocalProtocolError
 from ..sansio.types import ACCEPT, InRule
+from ._timer import InactivityTimer
 
 
 class Life(enum.Enum):
@@ -69,3 +75,116 @@ def check_usable(life: Life, side: Side, what: str, name: str) -> None:
         raise ControllerInactive(f"{what}: the controller is inactive")
     if side is Side.ABORTED:
         raise ControllerInactive(f"{what}: the {name} was aborted with abort_rw()")
+
+
+class ReadSlot:
+    """
+    The one pending read of a controller, shared by the stream and datagram
+    controllers: starting it (with the misuse checks), cancelling it, and
+    clearing it before its Deferred is fired.
+
+    A subclass provides C{_life}, C{_read_side}, C{_timer}, C{_busy()} and
+    C{_pump()} (hand records to the pending read), and may override
+    C{_read_stopped()} (called when a read is cancelled).
+    """
+
+    _read_d: Deferred[Any] | None
+    _peek: Callable[[], object] | None
+    _before_record: BeforeRecord
+    _in_before_record: bool
+    _life: Life
+    _read_side: Side
+    _timer: InactivityTimer
+    _reactor: Any
+
+    def _init_read_slot(self) -> None:
+        self._read_d = None
+        self._peek = None
+        self._before_record = accept_all
+        self._in_before_record = False
+
+    @property
+    def reactor(self) -> Any:
+        """
+        The reactor this controller's timers run on.
+        """
+        return self._reactor
+
+    @property
+    def reading(self) -> bool:
+        """
+        Whether a read is pending.
+        """
+        return self._read_d is not None
+
+    def _busy(self) -> bool:
+        raise NotImplementedError()
+
+    def _pump(self) -> None:
+        raise NotImplementedError()
+
+    def _read_stopped(self) -> None:
+        """
+        A read was cancelled; a subclass may resume flow here.
+        """
+
+    def _begin_read(
+        self, peek: Callable[[], object] | None, before_record: BeforeRecord | None
+    ) -> Deferred[Any]:
+        """
+        Check that a read may start, and make it the pending read.
+        """
+        check_usable(self._life, self._read_side, "start_reading", "reader")
+        if self._read_side is Side.SHUT:
+            raise ControllerInactive("start_reading: the controller was shut down")
+        if self._read_d is not None:
+            raise ControllerBusy("start_reading: a read is already pending")
+        d: Deferred[Any] = Deferred(self._cancel_read)
+        self._read_d = d
+        self._peek = peek
+        self._before_record = before_record if before_record is not None else accept_all
+        self._timer.busy(True)
+        return d
+
+    def cancel_rd_polling(self) -> None:
+        """
+        Stop the pending read (its Deferred fails with C{CancelledError});
+        what was received stays for the next read.
+        """
+        if self._in_before_record:
+            raise LocalProtocolError("cancel_rd_polling must not be called from before_record")
+        d = self._read_d
+        if d is None:
+            return
+        self._clear_read()
+        self._timer.busy(self._busy())
+        self._read_stopped()
+        d.errback(Failure(CancelledError("cancel_rd_polling")))
+
+    def _cancel_read(self, d: Deferred[Any]) -> None:
+        if self._read_d is d:
+            self.cancel_rd_polling()
+
+    def _clear_read(self) -> None:
+        """
+        Take the read off its slot (before firing its Deferred).
+        """
+        self._read_d = None
+        self._peek = None
+        self._before_record = accept_all
+
+    def _decide_for_read(self, size: int, peer: object) -> InRule:
+        """
+        Ask the pending read's C{before_record}, noting that we are inside it.
+        """
+        self._in_before_record = True
+        try:
+            return self._before_record(size, peer)
+        finally:
+            self._in_before_record = False
+
+    def set_timeout(self, notify: Callable[[], object], seconds: float) -> None:
+        """
+        See L{IRpcMultiplexController.set_timeout}.
+        """
+        self._timer.configure(notify, seconds, self._busy())

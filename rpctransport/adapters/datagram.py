@@ -39,7 +39,7 @@ from typing import Any, Final
 from twisted.internet import udp
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import (
     ConnectError,
     ConnectionDone,
@@ -58,10 +58,8 @@ from ..interfaces import BeforeRecord, IRpcMultiplexController, Message
 from ..sansio.errors import (
     AddressMismatch,
     AddressRequired,
-    ControllerBusy,
     ControllerInactive,
     DatagramTooLarge,
-    LocalProtocolError,
     NotConnected,
 )
 from ..sansio.types import (
@@ -81,7 +79,7 @@ from ..sansio.types import (
     RejectWith,
     RpcProtocol,
 )
-from ._common import Life, Side, accept_all, check_usable, resolve_reactor
+from ._common import Life, ReadSlot, Side, check_usable, resolve_reactor
 from ._timer import InactivityTimer
 
 __all__ = [
@@ -492,7 +490,7 @@ class _DatagramPort(udp.Port):
 
 
 @implementer(IRpcMultiplexController)
-class DatagramController(DatagramProtocol):
+class DatagramController(ReadSlot, DatagramProtocol):
     """
     The multiplex controller for UDP sockets, IPv4 and IPv6.
 
@@ -596,10 +594,7 @@ class DatagramController(DatagramProtocol):
 
         # Reader.
         self._read_side = Side.IDLE
-        self._read_d: Deferred[Any] | None = None
-        self._before_record: BeforeRecord = accept_all
-        self._peek: Callable[[], object] | None = None
-        self._in_before_record = False
+        self._init_read_slot()
         self._pumping = False
         self._queue: deque[tuple[bytes, _SockAddr]] = deque()
         self._queued_bytes = 0
@@ -631,13 +626,6 @@ class DatagramController(DatagramProtocol):
         self._peer_key = (host, port)
 
     # -- Properties of the contract ---------------------------------------
-
-    @property
-    def reactor(self) -> Any:
-        """
-        The reactor this controller's timers run on.
-        """
-        return self._reactor
 
     @property
     def alive(self) -> bool:
@@ -685,13 +673,6 @@ class DatagramController(DatagramProtocol):
             return int(fileno())
         except (OSError, ValueError, AttributeError):
             return None
-
-    @property
-    def reading(self) -> bool:
-        """
-        Whether a read is pending.
-        """
-        return self._read_d is not None
 
     @property
     def writing(self) -> bool:
@@ -868,41 +849,9 @@ class DatagramController(DatagramProtocol):
         """
         Start one read; see L{IRpcMultiplexController.start_reading}.
         """
-        check_usable(self._life, self._read_side, "start_reading", "reader")
-        if self._read_side is Side.SHUT:
-            raise ControllerInactive("start_reading: the controller was shut down")
-        if self._read_d is not None:
-            raise ControllerBusy("start_reading: a read is already pending")
-        d: Deferred[Any] = Deferred(self._cancel_read)
-        self._read_d = d
-        self._peek = peek
-        self._before_record = before_record if before_record is not None else accept_all
-        self._timer.busy(True)
+        d = self._begin_read(peek, before_record)
         self._pump()
         return d
-
-    def cancel_rd_polling(self) -> None:
-        """
-        Stop the pending read (its Deferred fails with C{CancelledError});
-        queued datagrams stay for the next read.
-        """
-        if self._in_before_record:
-            raise LocalProtocolError("cancel_rd_polling must not be called from before_record")
-        d = self._read_d
-        if d is None:
-            return
-        self._clear_read()
-        self._timer.busy(self._busy())
-        d.errback(Failure(CancelledError("cancel_rd_polling")))
-
-    def _cancel_read(self, d: Deferred[Any]) -> None:
-        if self._read_d is d:
-            self.cancel_rd_polling()
-
-    def _clear_read(self) -> None:
-        self._read_d = None
-        self._peek = None
-        self._before_record = accept_all
 
     def _pump(self) -> None:
         """
@@ -940,11 +889,7 @@ class DatagramController(DatagramProtocol):
         try:
             if self._peek is not None:
                 self._peek()
-            self._in_before_record = True
-            try:
-                rule = self._before_record(len(datagram), sender)
-            finally:
-                self._in_before_record = False
+            rule = self._decide_for_read(len(datagram), sender)
             record = self._record(rule, datagram)
         except Exception as e:
             self._stats["errors"] += 1
@@ -1139,13 +1084,6 @@ class DatagramController(DatagramProtocol):
         """
 
     # -- Timeouts, aborting, inactivation -------------------------------------
-
-    def set_timeout(self, notify: Callable[[], object], seconds: float) -> None:
-        """
-        See L{IRpcMultiplexController.set_timeout}. Only reads can be
-        pending on UDP, so only a read can time out.
-        """
-        self._timer.configure(notify, seconds, self._busy())
 
     def _busy(self) -> bool:
         return self._read_d is not None

@@ -43,7 +43,6 @@ from ..sansio.errors import (
     ControllerBusy,
     ControllerInactive,
     IncompleteRecord,
-    LocalProtocolError,
 )
 from ..sansio.record import (
     DEFAULT_MAX_EMPTY_FRAGMENTS,
@@ -54,7 +53,7 @@ from ..sansio.record import (
     encode_record,
 )
 from ..sansio.types import END_OF_FILE, IMPLIED, Implied, InRule, RpcProtocol
-from ._common import Life, Side, accept_all, check_usable, resolve_reactor
+from ._common import Life, ReadSlot, Side, check_usable, resolve_reactor
 from ._timer import InactivityTimer
 
 if TYPE_CHECKING:
@@ -84,7 +83,7 @@ before it is aborted.
 
 
 @implementer(IRpcMultiplexController, IPushProducer, IHalfCloseableProtocol)
-class StreamController(Protocol):
+class StreamController(ReadSlot, Protocol):
     """
     The multiplex controller for stream connections (TCP and UNIX sockets).
 
@@ -170,13 +169,10 @@ class StreamController(Protocol):
 
         # Reader.
         self._read_side = Side.IDLE
-        self._read_d: Deferred[Any] | None = None
-        self._before_record: BeforeRecord = accept_all
-        self._peek: Callable[[], object] | None = None
-        self._in_before_record = False
+        self._init_read_slot()
         self._pumping = False
         self._transport_paused = False
-        self._decide = self._decide_for_read
+        self._decide = self._decide_size
 
         # Writer.
         self._write_side = Side.IDLE
@@ -192,13 +188,6 @@ class StreamController(Protocol):
         self._close_call: IDelayedCall | None = None
 
     # -- Properties of the contract ---------------------------------------
-
-    @property
-    def reactor(self) -> Any:
-        """
-        The reactor this controller's timers run on.
-        """
-        return self._reactor
 
     @property
     def alive(self) -> bool:
@@ -274,13 +263,6 @@ class StreamController(Protocol):
             return pwd.getpwuid(creds[1]).pw_name
         except KeyError:
             return str(creds[1])
-
-    @property
-    def reading(self) -> bool:
-        """
-        Whether a read is pending.
-        """
-        return self._read_d is not None
 
     @property
     def writing(self) -> bool:
@@ -450,14 +432,7 @@ class StreamController(Protocol):
         """
         Start one read; see L{IRpcMultiplexController.start_reading}.
         """
-        check_usable(self._life, self._read_side, "start_reading", "reader")
-        if self._read_d is not None:
-            raise ControllerBusy("start_reading: a read is already pending")
-        d: Deferred[Any] = Deferred(self._cancel_read)
-        self._read_d = d
-        self._peek = peek
-        self._before_record = before_record if before_record is not None else accept_all
-        self._timer.busy(True)
+        d = self._begin_read(peek, before_record)
         if self._reader.buffered and peek is not None:
             try:
                 peek()
@@ -467,36 +442,11 @@ class StreamController(Protocol):
         self._pump()
         return d
 
-    def cancel_rd_polling(self) -> None:
-        """
-        Stop the pending read (its Deferred fails with C{CancelledError});
-        buffered data stays for the next read.
-        """
-        if self._in_before_record:
-            raise LocalProtocolError("cancel_rd_polling must not be called from before_record")
-        d = self._read_d
-        if d is None:
-            return
-        self._clear_read()
-        self._timer.busy(self._busy())
+    def _decide_size(self, size: int) -> InRule:
+        return self._decide_for_read(size, self._peer)
+
+    def _read_stopped(self) -> None:
         self._flow()
-        d.errback(Failure(CancelledError("cancel_rd_polling")))
-
-    def _cancel_read(self, d: Deferred[Any]) -> None:
-        if self._read_d is d:
-            self.cancel_rd_polling()
-
-    def _clear_read(self) -> None:
-        self._read_d = None
-        self._peek = None
-        self._before_record = accept_all
-
-    def _decide_for_read(self, size: int) -> InRule:
-        self._in_before_record = True
-        try:
-            return self._before_record(size, self._peer)
-        finally:
-            self._in_before_record = False
 
     def _pump(self) -> None:
         """
@@ -704,12 +654,6 @@ class StreamController(Protocol):
             self._linger_call = None
 
     # -- Timeouts, aborting, inactivation -------------------------------------
-
-    def set_timeout(self, notify: Callable[[], object], seconds: float) -> None:
-        """
-        See L{IRpcMultiplexController.set_timeout}.
-        """
-        self._timer.configure(notify, seconds, self._busy())
 
     def _busy(self) -> bool:
         return (
