@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import gc
-import importlib.util
 import os
 import random
 import socket
@@ -25,7 +24,6 @@ import sys
 import tracemalloc
 from collections.abc import Callable, Generator
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -759,36 +757,3 @@ class IPv6Tests(LoopbackMixin, TestCase):
     address_type = IPv6Address
     max_payload = MAX_UDP_PAYLOAD_IPV6
     skip = _ipv6_skip()
-
-
-def load_example(name: str) -> ModuleType:
-    """
-    Import C{docs/examples/<name>.py} as a module.
-    """
-    path = DOCS / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"docs_example_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class ExampleTests(TestCase):
-    """
-    The UDP example of C{docs/udp.rst} runs and does what it says.
-    """
-
-    def test_udp_echo_example(self) -> Any:
-        """
-        The UDP echo example gets its messages back.
-        """
-        if not (DOCS / "examples" / "udp_echo.py").exists():
-            raise SkipTest("the docs are not beside this checkout")
-        import rpctransport
-
-        if not hasattr(rpctransport, "listen_datagram"):
-            raise SkipTest("rpctransport does not export listen_datagram/connect_datagram yet")
-        example = load_example("udp_echo")
-        d = example.main(_get_reactor())
-        d.addCallback(self.assertEqual, [b"\x00\x00\x00\x01hello", b"\x00\x00\x00\x02world"])
-        return d

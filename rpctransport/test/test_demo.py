@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 from rpctransport.entry.commands import DEMO_CALLS, run_demo
 
@@ -58,11 +58,34 @@ class DemoTests(TestCase):
 
         return d.addCallback(check)
 
+
+
+class ExampleTests(TestCase):
+    """
+    The examples of the documentation (C{docs/examples/}, included in the
+    pages) run and do what they say.
+    """
+
+    def setUp(self) -> None:
+        if not (DOCS / "examples").is_dir():
+            raise SkipTest(f"the docs are not beside this checkout ({DOCS} is missing)")
+
     def test_stream_echo_example(self) -> Any:
         """
         The stream echo example of C{docs/stream.rst} gets its messages back.
         """
         example = load_example("stream_echo")
+        d = example.main(reactor)
+        d.addCallback(
+            self.assertEqual, [b"\x00\x00\x00\x01hello", b"\x00\x00\x00\x02world"]
+        )
+        return d
+
+    def test_udp_echo_example(self) -> Any:
+        """
+        The UDP echo example of C{docs/udp.rst} gets its messages back.
+        """
+        example = load_example("udp_echo")
         d = example.main(reactor)
         d.addCallback(
             self.assertEqual, [b"\x00\x00\x00\x01hello", b"\x00\x00\x00\x02world"]
