@@ -21,12 +21,18 @@ against libtirpc, or (for the C{rpcinfo} tests) has no C{rpcinfo}.
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from rpctransport import ACCEPT, Accepted, RecordReader
+from rpctransport.entry.echo import encode_opaque
+from rpctransport.rpcmsg import decode_call_header, encode_call_header
+from rpctransport.sansio.record import NEED_DATA
 from rpctransport.test.interop.build import (
     Finished,
     ServerProcess,
@@ -650,3 +656,74 @@ class CallTests(_InteropTestCase):
                 self.assertFailed(finished)
                 # A rejected call is a result to report, not a crash.
                 self.assertNotIn("Traceback", finished.stderr, finished.describe())
+
+
+class CapturedCallTests(SynchronousTestCase):
+    """
+    L{rpctransport.rpcmsg} against bytes libtirpc really sends.
+    """
+
+    def capture(self, proc: int, size: int) -> bytes:
+        """
+        The first record libtirpc's client sends for one call of C{proc}
+        (ECHO with C{size} bytes), read from a plain listening socket.
+        """
+        client = build_or_skip("tirpc_client")
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            listener.settimeout(30)
+            port = listener.getsockname()[1]
+            process = subprocess.Popen(
+                [str(client), "--timeout", "2", "tcp", "127.0.0.1", str(port),
+                 str(PROGRAM), str(VERSION), "null" if proc == 0 else "echo",
+                 str(size), "1"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.addCleanup(process.wait)
+            self.addCleanup(process.kill)
+            connection, _ = listener.accept()
+            with connection:
+                connection.settimeout(30)
+                reader = RecordReader()
+                while True:
+                    data = connection.recv(65536)
+                    self.assertTrue(data, "libtirpc closed before sending a whole record")
+                    reader.feed(data)
+                    record = reader.next_event(lambda size: ACCEPT)
+                    if record is not NEED_DATA:
+                        assert isinstance(record, Accepted)
+                        return record.message
+
+    def test_null_call_header(self) -> None:
+        """
+        The call header libtirpc sends for NULL is byte for byte what
+        C{encode_call_header} makes of what C{decode_call_header} reads.
+        """
+        message = self.capture(0, 0)
+        header, offset = decode_call_header(message)
+        self.assertEqual(
+            (header.rpcvers, header.prog, header.vers, header.proc),
+            (2, PROGRAM, VERSION, 0),
+        )
+        self.assertEqual(header.cred.flavor, 0)
+        self.assertEqual(offset, len(message))
+        self.assertEqual(encode_call_header(header), message)
+        self.assertEqual(
+            message[4:],
+            bytes.fromhex("00000000 00000002 20000099 00000001 00000000 00000000 00000000 00000000 00000000"),
+        )
+
+    def test_echo_call(self) -> None:
+        """
+        An ECHO call from libtirpc decodes to the header and the opaque
+        argument it carried (libtirpc's own fragmentation undone by the
+        record reader).
+        """
+        message = self.capture(1, 100000)
+        header, offset = decode_call_header(message)
+        self.assertEqual(header.proc, 1)
+        self.assertEqual(encode_call_header(header), message[:offset])
+        argument = b"".join(encode_opaque(bytes(i % 251 for i in range(100000))))
+        self.assertEqual(message[offset:], argument)
