@@ -27,7 +27,14 @@ from .adapters.datagram import (
     MAX_UDP_PAYLOAD_IPV6,
     DatagramController,
 )
-from .adapters.stream import DEFAULT_LINGER, DEFAULT_READ_BUFFER_LIMIT, StreamController
+from .adapters.stream import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_LINGER,
+    DEFAULT_READ_BUFFER_LIMIT,
+    StreamController,
+)
+from .adapters.tls import SUNRPC_ALPN, TLSSessionProps
+from .entry.tls import client_tls_options, server_tls_options
 from .entry.datagram import (
     connect_datagram,
     datagram_rpc_multiplex_controller,
@@ -41,17 +48,21 @@ from .entry.stream import (
 )
 from .interfaces import IRpcMultiplexController
 from .sansio.errors import (
+    ALPNMismatch,
     AddressMismatch,
     AddressRequired,
     ControllerBusy,
     ControllerInactive,
     DatagramTooLarge,
+    HandshakeTimeout,
     IncompleteRecord,
     LocalProtocolError,
     MalformedRecord,
     NotConnected,
+    PlaintextInjection,
     RecordTooLarge,
     RemoteProtocolError,
+    StartTLSRefused,
     TransportError,
 )
 from .sansio.record import (
@@ -82,7 +93,9 @@ from .sansio.types import (
 
 __all__ = [
     "ACCEPT",
+    "ALPNMismatch",
     "DEFAULT_DATAGRAM_MAX_RECORD_SIZE",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_LINGER",
     "DEFAULT_MAX_EMPTY_FRAGMENTS",
     "DEFAULT_MAX_FRAGMENTS",
@@ -106,6 +119,7 @@ __all__ = [
     "DatagramTooLarge",
     "Denied",
     "Dropped",
+    "HandshakeTimeout",
     "IRpcMultiplexController",
     "InRecord",
     "InRule",
@@ -113,6 +127,7 @@ __all__ = [
     "LocalProtocolError",
     "MalformedRecord",
     "NotConnected",
+    "PlaintextInjection",
     "RecordReader",
     "RecordTooLarge",
     "RejectWith",
@@ -120,16 +135,21 @@ __all__ = [
     "RejectedWith",
     "RemoteProtocolError",
     "RpcProtocol",
+    "SUNRPC_ALPN",
     "ServerError",
+    "StartTLSRefused",
     "StreamController",
     "StreamControllerFactory",
+    "TLSSessionProps",
     "TransportError",
     "__version__",
+    "client_tls_options",
     "connect_datagram",
     "connect_stream",
     "datagram_rpc_multiplex_controller",
     "encode_record",
     "listen_datagram",
     "listen_stream",
+    "server_tls_options",
     "stream_rpc_multiplex_controller",
 ]

@@ -2,6 +2,9 @@
 """
 Helpers for testing code that uses rpctransport, without sockets.
 
+L{CertificateAuthority} issues throwaway certificates for TLS tests (needs
+C{cryptography}, part of the C{tls} extra).
+
 L{controller_pair} gives two connected stream controllers joined in memory:
 what one writes, the other reads, synchronously, so trial's
 C{SynchronousTestCase} with C{successResultOf} is all a test needs. Timers run
@@ -16,5 +19,6 @@ on a L{twisted.internet.task.Clock}.
 """
 
 from .adapters.memory import MemoryTransport, controller_pair
+from .adapters.pki import CertificateAuthority, IssuedCertificate
 
-__all__ = ["MemoryTransport", "controller_pair"]
+__all__ = ["CertificateAuthority", "IssuedCertificate", "MemoryTransport", "controller_pair"]

@@ -17,6 +17,7 @@ producer, so a write's Deferred waits while the transport pushes back.
 
 from __future__ import annotations
 
+import enum
 import os
 import socket
 import struct
@@ -29,8 +30,11 @@ from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
     IHalfCloseableProtocol,
+    IHandshakeListener,
     IPushProducer,
     IReactorTime,
+    ISSLTransport,
+    ITLSTransport,
 )
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -40,9 +44,14 @@ from zope.interface import implementer
 from ..interfaces import BeforeRecord, IRpcMultiplexController, Message
 from ..sansio.errors import (
     AddressMismatch,
+    ALPNMismatch,
     ControllerBusy,
     ControllerInactive,
+    HandshakeTimeout,
     IncompleteRecord,
+    LocalProtocolError,
+    PlaintextInjection,
+    StartTLSRefused,
 )
 from ..sansio.record import (
     DEFAULT_MAX_EMPTY_FRAGMENTS,
@@ -52,14 +61,38 @@ from ..sansio.record import (
     RecordReader,
     encode_record,
 )
-from ..sansio.types import END_OF_FILE, IMPLIED, Implied, InRule, RpcProtocol
+from ..sansio.rpcmsg import (
+    STARTTLS_VERIFIER,
+    AcceptedReply,
+    AcceptStat,
+    AuthFlavor,
+    MalformedMessage,
+    decode_call_header,
+    decode_reply_header,
+    encode_tls_probe,
+    is_tls_probe,
+    reply_for_rejection,
+    starttls_reply,
+    success_reply_header,
+)
+from ..sansio.types import (
+    END_OF_FILE,
+    IMPLIED,
+    Accepted,
+    Implied,
+    InRule,
+    RpcProtocol,
+    ServerError,
+)
 from ._common import Life, ReadSlot, Side, check_usable, resolve_reactor
 from ._timer import InactivityTimer
+from .tls import SUNRPC_ALPN, TLSSessionProps, session_props, tls_connection
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
 
 __all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_LINGER",
     "DEFAULT_READ_BUFFER_LIMIT",
     "StreamController",
@@ -82,7 +115,36 @@ before it is aborted.
 """
 
 
-@implementer(IRpcMultiplexController, IPushProducer, IHalfCloseableProtocol)
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
+"""
+Seconds a TLS handshake may take before the connection is dropped: a peer
+that stalls mid-handshake holds a connection and its buffers for nothing.
+"""
+
+# The first words of a call whose credential is AUTH_TLS: msg_type CALL at
+# offset 4, the credential's flavor at offset 24 (RFC 5531 section 9).
+_CALL_WORD: Final = b"\0\0\0\0"
+_AUTH_TLS_WORD: Final = b"\0\0\0\x07"
+
+
+class _TLS(enum.Enum):
+    """
+    Where the connection is with TLS.
+
+    C{PLAIN} -> C{PROBING} (our RFC 9289 probe is out) -> C{PLAIN} (refused)
+    or C{HANDSHAKING}; C{PLAIN} -> C{HANDSHAKING} (implicit TLS, or a probe
+    answered on the server side) -> C{ESTABLISHED}.
+    """
+
+    PLAIN = "plain"
+    PROBING = "probing"
+    HANDSHAKING = "handshaking"
+    ESTABLISHED = "established"
+
+
+@implementer(
+    IRpcMultiplexController, IPushProducer, IHalfCloseableProtocol, IHandshakeListener
+)
 class StreamController(ReadSlot, Protocol):
     """
     The multiplex controller for stream connections (TCP and UNIX sockets).
@@ -115,6 +177,10 @@ class StreamController(ReadSlot, Protocol):
         preclose: Callable[[], object] | None = None,
         adopted_fd: int | None = None,
         tcp_nodelay: bool = True,
+        starttls: Any = None,
+        recognise_probes: bool = False,
+        require_alpn: bool | None = None,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
         """
         @param reactor: the reactor for timers (L{None}: the global one).
@@ -134,6 +200,17 @@ class StreamController(ReadSlot, Protocol):
         @param adopted_fd: the descriptor this controller was made from, when
             it was adopted; closed by L{inactivate} with
             C{close_inactive_descr}.
+        @param starttls: server-side TLS options (C{CertificateOptions}, best
+            with C{acceptableProtocols=[b"sunrpc"]}): answer RFC 9289 probes
+            with C{STARTTLS} and upgrade the connection.
+        @param recognise_probes: this is the server side of the connection:
+            RFC 9289 probes (calls with an C{AUTH_TLS} credential) are
+            answered here and never reach the application's reads. Set by
+            L{rpctransport.listen_stream}.
+        @param require_alpn: refuse a TLS session that did not negotiate ALPN
+            C{sunrpc}; by default, required after STARTTLS and not for
+            implicit TLS.
+        @param handshake_timeout: seconds a TLS handshake may take.
         """
         if read_buffer_limit < 1:
             raise ValueError(f"read_buffer_limit must be >= 1, not {read_buffer_limit}")
@@ -178,6 +255,7 @@ class StreamController(ReadSlot, Protocol):
         self._write_side = Side.IDLE
         self._write_d: Deferred[None] | None = None
         self._pushed_back = False
+        self._producing = False
 
         # Shutdown.
         self._shutdown_d: Deferred[None] | None = None
@@ -186,6 +264,20 @@ class StreamController(ReadSlot, Protocol):
 
         self._timer = InactivityTimer(self._reactor)
         self._close_call: IDelayedCall | None = None
+        # Why we closed the connection ourselves, for the operations the
+        # close fails (rather than Twisted's ConnectionAborted).
+        self._close_reason: Failure | None = None
+
+        # TLS.
+        self._tls = _TLS.PLAIN
+        self._starttls = starttls
+        self._recognise_probes = recognise_probes or starttls is not None
+        self._require_alpn = require_alpn
+        self._via_starttls = False
+        self.handshake_timeout = handshake_timeout
+        self._handshake_call: IDelayedCall | None = None
+        self._tls_waiter: Deferred[None] | None = None
+        self._tls_props: TLSSessionProps | None = None
 
     # -- Properties of the contract ---------------------------------------
 
@@ -204,11 +296,20 @@ class StreamController(ReadSlot, Protocol):
         return RpcProtocol.TCP
 
     @property
-    def tls_session_props(self) -> None:
+    def tls_session_props(self) -> TLSSessionProps | None:
         """
-        L{None}: TLS session properties are not reported yet.
+        The established TLS session (version, cipher, ALPN, server name, peer
+        certificates), or L{None} without TLS or before the handshake
+        completed.
         """
-        return None
+        if self._tls is not _TLS.ESTABLISHED or self._life is Life.INACTIVE:
+            return None
+        if self._tls_props is None:
+            connection = tls_connection(self.transport)
+            if connection is None:
+                return None
+            self._tls_props = session_props(connection)
+        return self._tls_props
 
     @property
     def file_descr(self) -> int | None:
@@ -251,9 +352,15 @@ class StreamController(ReadSlot, Protocol):
     @property
     def peer_user_name(self) -> str | None:
         """
-        The user name of the peer process on a UNIX socket (from its uid;
-        the uid in decimal when it has no name here), else L{None}.
+        With TLS, the identity in the peer's certificate (the rfc822 subject
+        alternative name, else the subject's uid, emailAddress or CN; L{None}
+        for an anonymous peer). Without TLS, on a UNIX socket, the user name
+        of the peer process (from its uid; the uid in decimal when it has no
+        name here). Else L{None}.
         """
+        if self._tls is not _TLS.PLAIN:
+            props = self.tls_session_props
+            return None if props is None else props.peer_user_name
         creds = self.peer_credentials
         if creds is None:
             return None
@@ -314,6 +421,7 @@ class StreamController(ReadSlot, Protocol):
         self._life = Life.OPEN
         self._peer = self.transport.getPeer()
         self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        self._producing = True
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None and self.tcp_nodelay:
             # Records go out whole (one writeSequence each); Nagle would only
@@ -323,6 +431,10 @@ class StreamController(ReadSlot, Protocol):
                 set_no_delay(True)
             except OSError:
                 pass
+        if ISSLTransport.providedBy(self.transport):
+            # Implicit TLS: Twisted's TLS layer is our transport, and its
+            # handshake has only begun.
+            self._begin_handshake()
         on_connection = self._on_connection
         if on_connection is not None:
             self._on_connection = None
@@ -382,11 +494,17 @@ class StreamController(ReadSlot, Protocol):
             if self._close_call.active():
                 self._close_call.cancel()
             self._close_call = None
+        self._cancel_handshake_timer()
         if self._life is Life.INACTIVE:
             return
+        if self._close_reason is not None:
+            reason = self._close_reason
         self._life = Life.LOST
         self._lost_reason = reason
         self._timer.cancel()
+        waiter, self._tls_waiter = self._tls_waiter, None
+        if waiter is not None:
+            waiter.errback(reason)
         self._input_ended()
         write_d, self._write_d = self._write_d, None
         if write_d is not None:
@@ -409,9 +527,12 @@ class StreamController(ReadSlot, Protocol):
 
     def resumeProducing(self) -> None:
         """
-        The transport drained: a waiting write completes.
+        The transport drained: a waiting write completes (once the TLS
+        handshake, if any, is done).
         """
         self._pushed_back = False
+        if self._tls is _TLS.HANDSHAKING:
+            return
         d, self._write_d = self._write_d, None
         if d is not None:
             self._timer.activity(self._busy())
@@ -421,6 +542,52 @@ class StreamController(ReadSlot, Protocol):
         """
         The transport is going away; L{connectionLost} does the rest.
         """
+
+    # IHandshakeListener: Twisted's TLS layer tells us when it is ready.
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake completed: check ALPN when it is required, then let
+        waiting writes (and a waiting C{start_tls}) go on.
+        """
+        if self._life is not Life.OPEN or self._tls is not _TLS.HANDSHAKING:
+            return
+        self._cancel_handshake_timer()
+        require = self._via_starttls if self._require_alpn is None else self._require_alpn
+        if require:
+            connection = tls_connection(self.transport)
+            negotiated = None
+            if connection is not None:
+                negotiated = connection.get_alpn_proto_negotiated() or None
+            if negotiated != SUNRPC_ALPN:
+                self._abort_with(ALPNMismatch(SUNRPC_ALPN, negotiated))
+                return
+        self._tls = _TLS.ESTABLISHED
+        self._timer.activity(self._busy())
+        if not self._pushed_back:
+            d, self._write_d = self._write_d, None
+            if d is not None:
+                d.callback(None)
+        waiter, self._tls_waiter = self._tls_waiter, None
+        if waiter is not None:
+            waiter.callback(None)
+
+    def _begin_handshake(self) -> None:
+        self._tls = _TLS.HANDSHAKING
+        self._handshake_call = self._reactor.callLater(
+            self.handshake_timeout, self._handshake_expired
+        )
+
+    def _handshake_expired(self) -> None:
+        self._handshake_call = None
+        if self._tls is _TLS.HANDSHAKING and self._life is Life.OPEN:
+            self._abort_with(HandshakeTimeout(self.handshake_timeout))
+
+    def _cancel_handshake_timer(self) -> None:
+        if self._handshake_call is not None:
+            if self._handshake_call.active():
+                self._handshake_call.cancel()
+            self._handshake_call = None
 
     # -- Reading -------------------------------------------------------------
 
@@ -467,6 +634,14 @@ class StreamController(ReadSlot, Protocol):
                     break
                 if event is NEED_DATA:
                     break
+                if (
+                    self._recognise_probes
+                    and type(event) is Accepted
+                    and event.message[24:28] == _AUTH_TLS_WORD
+                    and event.message[4:8] == _CALL_WORD
+                    and self._answer_auth_tls(event.message)
+                ):
+                    continue
                 d = self._read_d
                 self._clear_read()
                 self._timer.activity(self._busy())
@@ -500,6 +675,7 @@ class StreamController(ReadSlot, Protocol):
             self.log.info(
                 "closing the connection from {peer}: {error}", peer=self._peer, error=error
             )
+            self._close_reason = Failure(error)
             self._abort_transport()
         self._fail_read(Failure(error))
 
@@ -564,7 +740,9 @@ class StreamController(ReadSlot, Protocol):
             return fail(self._lost_reason or Failure(ConnectionDone("not connected")))
         pieces = encode_record(message, max_fragment_size=self.max_fragment_size)
         self.transport.writeSequence(pieces)
-        if not self._pushed_back or self._lost_reason is not None:
+        if (not self._pushed_back and self._tls is not _TLS.HANDSHAKING) or (
+            self._lost_reason is not None
+        ):
             self._timer.activity(self._busy())
             if self._lost_reason is not None:
                 return fail(self._lost_reason)
@@ -580,6 +758,136 @@ class StreamController(ReadSlot, Protocol):
         if self._write_d is d:
             self._write_d = None
             self._timer.busy(self._busy())
+
+    # -- RPC-with-TLS (RFC 9289) ----------------------------------------------
+
+    def start_tls(
+        self,
+        options: Any,
+        program: int,
+        version: int,
+        *,
+        require_alpn: bool = True,
+    ) -> Deferred[None]:
+        """
+        Upgrade this plaintext connection to TLS as RFC 9289 says: send the
+        C{AUTH_TLS} probe (a NULL call of C{program} and C{version}), check
+        that the server answers C{STARTTLS}, then start the TLS handshake on
+        the same connection.
+
+        @param options: client TLS options, such as
+            C{optionsForClientTLS(hostname, trustRoot,
+            acceptableProtocols=[b"sunrpc"])} (see
+            L{rpctransport.client_tls_options}).
+        @param program: the program number to probe with.
+        @param version: its version.
+        @param require_alpn: refuse a session that did not negotiate ALPN
+            C{sunrpc}.
+        @return: a Deferred that fires when the handshake is done; it fails
+            with L{StartTLSRefused} when the server did not answer
+            C{STARTTLS} (the connection is then left as it was, for the
+            caller to decide), or with the TLS error.
+        @raise ControllerBusy: a read or write is pending, or TLS is already
+            on.
+        @raise LocalProtocolError: the transport cannot start TLS.
+        """
+        check_usable(self._life, self._read_side, "start_tls", "reader")
+        check_usable(self._life, self._write_side, "start_tls", "writer")
+        if self._tls is not _TLS.PLAIN:
+            raise ControllerBusy(f"start_tls: TLS is already {self._tls.value}")
+        if self._read_d is not None or self._write_d is not None:
+            raise ControllerBusy("start_tls: a read or write is pending")
+        if not ITLSTransport.providedBy(self.transport):
+            raise LocalProtocolError(f"start_tls: the transport {self.transport!r} cannot start TLS")
+        xid = int.from_bytes(os.urandom(4), "big")
+        self._tls = _TLS.PROBING
+        done: Deferred[None] = Deferred()
+        self.start_writing(encode_tls_probe(xid, program, version))
+        reading = self.start_reading()
+
+        def answered(result: Any) -> None:
+            self._tls = _TLS.PLAIN
+            refusal = self._starttls_refusal(result, xid)
+            if refusal is not None:
+                done.errback(StartTLSRefused(refusal))
+                return
+            if self._reader.buffered:
+                error = PlaintextInjection(self._reader.buffered, "server's STARTTLS answer")
+                self._abort_with(error)
+                done.errback(error)
+                return
+            self._via_starttls = True
+            self._require_alpn = require_alpn
+            self._tls_waiter = done
+            self._begin_handshake()
+            assert self.transport is not None
+            self.transport.startTLS(options)  # type: ignore[attr-defined]
+
+        def failed(reason: Failure) -> None:
+            if self._tls is _TLS.PROBING:
+                self._tls = _TLS.PLAIN
+            done.errback(reason)
+
+        reading.addCallbacks(answered, failed)
+        return done
+
+    @staticmethod
+    def _starttls_refusal(result: Any, xid: int) -> str | None:
+        """
+        Why a reply to our probe is not C{STARTTLS}, or L{None} if it is.
+        """
+        if result is END_OF_FILE:
+            return "the server closed the connection instead of answering the AUTH_TLS probe"
+        record = result[0]
+        if type(record) is not Accepted:
+            return f"the answer to the AUTH_TLS probe was {record!r}"
+        try:
+            reply, _ = decode_reply_header(record.message)
+        except MalformedMessage as e:
+            return f"the answer to the AUTH_TLS probe is not an RPC reply: {e}"
+        if reply.xid != xid:
+            return f"the answer has xid {reply.xid:#010x}, the probe {xid:#010x}"
+        if type(reply) is not AcceptedReply or reply.stat != AcceptStat.SUCCESS:
+            return f"the server answered the AUTH_TLS probe with {reply}"
+        if reply.verf != STARTTLS_VERIFIER:
+            return (
+                "the server does not offer RPC-with-TLS: its verifier is flavor "
+                f"{reply.verf.flavor} with {len(reply.verf.body)} bytes, not STARTTLS"
+            )
+        return None
+
+    def _answer_auth_tls(self, message: bytes) -> bool:
+        """
+        Answer a call with an C{AUTH_TLS} credential on the server side;
+        L{False} if it is not one after all (the application gets it).
+        """
+        try:
+            header, _ = decode_call_header(message)
+        except MalformedMessage:
+            return False
+        if header.cred.flavor != AuthFlavor.AUTH_TLS:
+            return False
+        assert self.transport is not None
+        head = message[:4]
+        if not is_tls_probe(header) or self._tls is not _TLS.PLAIN:
+            # A probe with a body, on another procedure, or on a connection
+            # that is already TLS (RFC 9289 section 4.1).
+            reply = reply_for_rejection(head, ServerError.AUTH_BADCRED)
+        elif self._starttls is None:
+            # No TLS here: an accepted reply without STARTTLS, as Linux
+            # answers, so that the client fails fast.
+            reply = success_reply_header(header.xid)
+        elif self._reader.buffered:
+            self._abort_with(PlaintextInjection(self._reader.buffered, "client's AUTH_TLS probe"))
+            return True
+        else:
+            self.transport.writeSequence(encode_record(starttls_reply(header.xid)))
+            self._via_starttls = True
+            self._begin_handshake()
+            self.transport.startTLS(self._starttls)  # type: ignore[attr-defined]
+            return True
+        self.transport.writeSequence(encode_record(reply))
+        return True
 
     # -- Shutting down ------------------------------------------------------
 
@@ -608,9 +916,12 @@ class StreamController(ReadSlot, Protocol):
         if not self._write_closed:
             self._release_producer()
             lose_write = getattr(self.transport, "loseWriteConnection", None)
-            if lose_write is not None:
+            if lose_write is not None and self._tls is _TLS.PLAIN:
                 lose_write()
             else:
+                # TLS: close_notify, then the peer's close_notify (or EOF)
+                # ends the connection. A TCP half-close under TLS would be a
+                # truncation attack's signature.
                 self._write_closed = True
                 self.transport.loseConnection()
         self._timer.busy(True)
@@ -691,8 +1002,10 @@ class StreamController(ReadSlot, Protocol):
         self._clear_read()
         self._write_d = None
         self._shutdown_d = None
+        self._tls_waiter = None
         self._on_connection = None
         self._cancel_linger()
+        self._cancel_handshake_timer()
         self._timer.cancel()
         self._reader.close(ControllerInactive("the controller was inactivated"))
         transport = self.transport
@@ -743,7 +1056,8 @@ class StreamController(ReadSlot, Protocol):
             return
         # Not a socket Twisted duplicated: leave it open, but stop consuming
         # what the owner may still want to read.
-        if getattr(transport, "producer", None) is self:
+        if self._producing:
+            self._producing = False
             transport.unregisterProducer()
         pause = getattr(transport, "pauseProducing", None)
         if pause is not None:
@@ -756,12 +1070,26 @@ class StreamController(ReadSlot, Protocol):
         to drain completes now: its bytes go out before the close.
         """
         transport = self.transport
-        if transport is not None and getattr(transport, "producer", None) is self:
+        if transport is not None and self._producing:
+            # Not "transport.producer is self": TLS wraps us in its membrane.
+            self._producing = False
             transport.unregisterProducer()  # type: ignore[attr-defined]
         self._pushed_back = False
         d, self._write_d = self._write_d, None
         if d is not None:
             d.callback(None)
+
+    def _abort_with(self, error: Exception) -> None:
+        """
+        Close the connection because of C{error}, which every pending
+        operation fails with.
+        """
+        self.log.info("closing the connection from {peer}: {error}", peer=self._peer, error=error)
+        if self._reader.failed is None:
+            self._reader.close(error)
+        self._close_reason = Failure(error)
+        self._fail_read(self._close_reason)
+        self._abort_transport()
 
     def _abort_transport(self) -> None:
         transport = self.transport

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.endpoints import clientFromString, serverFromString, wrapClientTLS
 from twisted.internet.interfaces import (
     IAddress,
     IListeningPort,
+    IOpenSSLClientConnectionCreator,
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
@@ -82,6 +83,7 @@ def listen_stream(
     on_connection: Callable[[StreamController], object],
     *,
     reactor: Any = None,
+    tls: Any = None,
     **options: Any,
 ) -> Deferred[IListeningPort]:
     """
@@ -92,15 +94,27 @@ def listen_stream(
     @param on_connection: called with each connected controller.
     @param reactor: the reactor (for strings and timers; the global one by
         default).
+    @param tls: server TLS options (see L{rpctransport.server_tls_options}):
+        TLS from the first byte, for what endpoint strings cannot say
+        (client certificates, ALPN). C{ssl:} endpoint strings work too.
     @param options: limits and options for L{StreamController}
         (C{max_record_size}, C{max_fragments}, C{max_empty_fragments},
-        C{max_fragment_size}, C{read_buffer_limit}, C{linger}).
+        C{max_fragment_size}, C{read_buffer_limit}, C{linger},
+        C{starttls} for RFC 9289 on this plaintext listener, C{require_alpn},
+        C{handshake_timeout}). Every controller made here answers RFC 9289
+        probes itself, so they never reach the application.
     @return: a Deferred firing with the listening port (its C{getHost()}
         tells the port actually bound).
     """
     reactor = resolve_reactor(reactor)
     server = serverFromString(reactor, endpoint) if isinstance(endpoint, str) else endpoint
-    factory = StreamControllerFactory(on_connection, reactor, **options)
+    factory: Any = StreamControllerFactory(
+        on_connection, reactor, recognise_probes=True, **options
+    )
+    if tls is not None:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        factory = TLSMemoryBIOFactory(tls, False, factory)
     d: Deferred[IListeningPort] = server.listen(factory)
     return d
 
@@ -109,6 +123,7 @@ def connect_stream(
     endpoint: IStreamClientEndpoint | str,
     *,
     reactor: Any = None,
+    tls: Any = None,
     **options: Any,
 ) -> Deferred[StreamController]:
     """
@@ -118,11 +133,15 @@ def connect_stream(
         C{clientFromString} (C{"tcp:host=127.0.0.1:port=111"},
         C{"unix:path=/run/x.sock"}).
     @param reactor: the reactor (for strings and timers).
+    @param tls: client TLS options (see L{rpctransport.client_tls_options}):
+        TLS from the first byte. Reads and writes wait for the handshake.
     @param options: limits and options for L{StreamController}.
     @return: a Deferred firing with the connected controller.
     """
     reactor = resolve_reactor(reactor)
     client = clientFromString(reactor, endpoint) if isinstance(endpoint, str) else endpoint
+    if tls is not None:
+        client = wrapClientTLS(tls, client)
     factory = StreamControllerFactory(None, reactor, **options)
     d: Deferred[Any] = client.connect(factory)
     return d
@@ -134,6 +153,7 @@ def stream_rpc_multiplex_controller(
     *,
     close_inactive_descr: bool = True,
     preclose: Callable[[], object] | None = None,
+    tls: Any = None,
     **limits: Any,
 ) -> StreamController:
     """
@@ -150,6 +170,8 @@ def stream_rpc_multiplex_controller(
         default).
     @param close_inactive_descr: whether C{inactivate()} closes the socket.
     @param preclose: called just before C{inactivate()} closes it.
+    @param tls: TLS options, from the first byte: client options (from
+        C{optionsForClientTLS}) make us the TLS client, others the server.
     @param limits: limits and options for L{StreamController}.
     @raise ValueError: C{fd} is not a stream socket of a family Twisted can
         adopt (AF_INET, AF_INET6, AF_UNIX).
@@ -171,5 +193,11 @@ def stream_rpc_multiplex_controller(
         adopted_fd=fd,
         **limits,
     )
-    reactor.adoptStreamConnection(fd, family, Factory.forProtocol(lambda: controller))
+    factory: Any = Factory.forProtocol(lambda: controller)
+    if tls is not None:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        is_client = IOpenSSLClientConnectionCreator.providedBy(tls)
+        factory = TLSMemoryBIOFactory(tls, is_client, factory)
+    reactor.adoptStreamConnection(fd, family, factory)
     return controller

@@ -15,17 +15,21 @@ Every message says what happened with its numbers: sizes, limits, peers.
 from __future__ import annotations
 
 __all__ = [
+    "ALPNMismatch",
     "AddressMismatch",
     "AddressRequired",
     "ControllerBusy",
     "ControllerInactive",
     "DatagramTooLarge",
+    "HandshakeTimeout",
     "IncompleteRecord",
     "LocalProtocolError",
     "MalformedRecord",
     "NotConnected",
+    "PlaintextInjection",
     "RecordTooLarge",
     "RemoteProtocolError",
+    "StartTLSRefused",
     "TransportError",
 ]
 
@@ -142,3 +146,50 @@ class DatagramTooLarge(LocalProtocolError):
         if why:
             message += f" ({why})"
         super().__init__(message + "; nothing was sent")
+
+
+class StartTLSRefused(RemoteProtocolError):
+    """
+    The server did not answer an RFC 9289 C{AUTH_TLS} probe with
+    C{STARTTLS}; the connection is left as it was.
+    """
+
+
+class PlaintextInjection(RemoteProtocolError):
+    """
+    Plaintext bytes followed the RFC 9289 probe or its answer before the TLS
+    handshake: they would have been taken as part of the TLS session, so the
+    connection is closed.
+
+    @ivar count: how many such bytes there were.
+    """
+
+    def __init__(self, count: int, where: str) -> None:
+        self.count = count
+        super().__init__(
+            f"{count} plaintext bytes were pipelined behind the {where} before the "
+            "TLS handshake (a possible injection); closing the connection"
+        )
+
+
+class HandshakeTimeout(RemoteProtocolError):
+    """
+    The TLS handshake did not complete in time.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"the TLS handshake did not complete within {seconds:g} s")
+
+
+class ALPNMismatch(RemoteProtocolError):
+    """
+    The TLS handshake did not negotiate the ALPN protocol required.
+    """
+
+    def __init__(self, required: bytes, negotiated: bytes | None) -> None:
+        self.required = required
+        self.negotiated = negotiated
+        super().__init__(
+            f"the TLS handshake negotiated ALPN {negotiated!r}, not the required {required!r}"
+        )
