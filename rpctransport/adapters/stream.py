@@ -404,10 +404,16 @@ class StreamController(ReadSlot, Protocol):
     def _socket(self) -> socket.socket | None:
         if self.transport is None or self._life is Life.INACTIVE:
             return None
-        get_handle = getattr(self.transport, "getHandle", None)
-        if get_handle is None:
-            return None
-        handle = get_handle()
+        transport: Any = self.transport
+        # Under TLS, getHandle() gives the TLS connection, not the socket:
+        # look under Twisted's TLS wrapper (implicit TLS), and at the
+        # transport's own socket (after startTLS).
+        while getattr(transport, "wrappedProtocol", None) is not None:
+            transport = transport.transport
+        get_handle = getattr(transport, "getHandle", None)
+        handle = get_handle() if get_handle is not None else None
+        if not isinstance(handle, socket.socket):
+            handle = getattr(transport, "socket", None)
         return handle if isinstance(handle, socket.socket) else None
 
     # -- Twisted's protocol hooks ------------------------------------------
@@ -820,8 +826,14 @@ class StreamController(ReadSlot, Protocol):
             self._require_alpn = require_alpn
             self._tls_waiter = done
             self._begin_handshake()
-            assert self.transport is not None
-            self.transport.startTLS(options)  # type: ignore[attr-defined]
+            try:
+                self._start_tls_as(options, client=True)
+            except Exception as e:
+                # Options Twisted cannot use: the server now expects a
+                # handshake that will not come.
+                self._tls_waiter = None
+                self._abort_with(e)
+                done.errback(e)
 
         def failed(reason: Failure) -> None:
             if self._tls is _TLS.PROBING:
@@ -830,6 +842,24 @@ class StreamController(ReadSlot, Protocol):
 
         reading.addCallbacks(answered, failed)
         return done
+
+    def _start_tls_as(self, options: Any, client: bool) -> None:
+        """
+        Start TLS on the transport as the TLS client or the TLS server.
+
+        Twisted's C{startTLS} goes the way the connection was made unless
+        told otherwise, and takes an adopted socket for an accepted one; in
+        RFC 9289 the side that probed is the TLS client either way.
+        (C{_tlsClientDefault} is the flag Twisted's C{startTLS} itself reads;
+        C{test_tls} runs STARTTLS on adopted sockets, so a change in Twisted
+        shows there.)
+        """
+        transport: Any = self.transport
+        made_as_client = getattr(transport, "_tlsClientDefault", None)
+        if made_as_client is None:
+            transport.startTLS(options)
+        else:
+            transport.startTLS(options, made_as_client == client)
 
     @staticmethod
     def _starttls_refusal(result: Any, xid: int) -> str | None:
@@ -884,7 +914,10 @@ class StreamController(ReadSlot, Protocol):
             self.transport.writeSequence(encode_record(starttls_reply(header.xid)))
             self._via_starttls = True
             self._begin_handshake()
-            self.transport.startTLS(self._starttls)  # type: ignore[attr-defined]
+            try:
+                self._start_tls_as(self._starttls, client=False)
+            except Exception as e:
+                self._abort_with(e)
             return True
         self.transport.writeSequence(encode_record(reply))
         return True
@@ -1022,9 +1055,12 @@ class StreamController(ReadSlot, Protocol):
             pushed_back = self._pushed_back
             self._release_producer()
             transport.loseConnection()
-            if pushed_back and hasattr(transport, "abortConnection"):
+            if (pushed_back or self._tls is _TLS.ESTABLISHED) and hasattr(
+                transport, "abortConnection"
+            ):
                 # The transport holds more than its buffer size for a peer that
-                # is slow to read: flush it, but not forever.
+                # is slow to read, or TLS waits for the peer's close_notify
+                # before it closes the socket: flush it, but not forever.
                 self._close_call = self._reactor.callLater(
                     self.linger, transport.abortConnection
                 )

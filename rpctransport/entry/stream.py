@@ -22,6 +22,7 @@ from twisted.internet.interfaces import (
     IAddress,
     IListeningPort,
     IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
@@ -197,7 +198,11 @@ def stream_rpc_multiplex_controller(
     if tls is not None:
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
-        is_client = IOpenSSLClientConnectionCreator.providedBy(tls)
+        # CertificateOptions provides both creator interfaces: only options
+        # that can make nothing but client connections make us the client.
+        is_client = IOpenSSLClientConnectionCreator.providedBy(tls) and not (
+            IOpenSSLServerConnectionCreator.providedBy(tls)
+        )
         factory = TLSMemoryBIOFactory(tls, is_client, factory)
     reactor.adoptStreamConnection(fd, family, factory)
     return controller

@@ -57,8 +57,9 @@ def server_tls_options(
     if alpn:
         extra["acceptableProtocols"] = [SUNRPC_ALPN]
     return ssl.CertificateOptions(
-        privateKey=own.privateKey.original,
-        certificate=own.original,
+        # cryptography objects: Twisted deprecates pyOpenSSL's here.
+        privateKey=own.privateKey.original.to_cryptography_key(),
+        certificate=own.original.to_cryptography(),
         raiseMinimumTo=getattr(ssl.TLSVersion, minimum_version),
         **extra,
     )
