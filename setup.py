@@ -13,7 +13,8 @@ setup(
     package_data={
         "twisted.plugins": ["rpctransport_echo.py"],
         "rpctransport": ["py.typed"],
-        # The interop tests build these C peers against libtirpc at test time.
-        "rpctransport.test.interop": ["*.c"],
+        # The interop tests and the benchmark build these C peers against
+        # libtirpc when they run.
+        "rpctransport._tirpc": ["*.c"],
     },
 )

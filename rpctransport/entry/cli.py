@@ -1,13 +1,15 @@
 # -*- test-case-name: rpctransport.test.test_cli -*-
 """
-The C{rpctransport} program: C{serve}, C{call} and C{demo}.
+The C{rpctransport} program: C{serve}, C{call}, C{demo} and C{bench}.
 
   - C{rpctransport serve} serves the echo test program (see
     L{rpctransport.entry.echo}) on loopback TCP and UDP, or where told;
   - C{rpctransport call ADDRESS} calls it (or any server of the program),
     like C{rpcinfo -t}/C{-u} with a load generator's summary;
   - C{rpctransport demo} runs both in one process over TCP, UDP and a UNIX
-    socket and prints what happened.
+    socket and prints what happened;
+  - C{rpctransport bench} runs the benchmark (L{rpctransport.bench}), which
+    has its own options.
 """
 
 from __future__ import annotations
@@ -42,6 +44,17 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _adopted(text: str) -> tuple[str, int]:
+    """
+    C{tcp:FD} or C{udp:FD}: a listening socket a C{serve --workers} parent
+    hands to its worker.
+    """
+    kind, sep, fd = text.partition(":")
+    if not sep or kind not in ("tcp", "udp") or not fd.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not tcp:FD or udp:FD")
+    return kind, int(fd)
 
 
 def _seconds(text: str) -> float:
@@ -134,6 +147,15 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse larger calls on their header, answering GARBAGE_ARGS "
         f"(default {DEFAULT_MAX_RECORD_SIZE})",
     )
+    serve.add_argument(
+        "--workers", type=_count, default=1, metavar="N",
+        help="serve from N worker processes sharing the TCP and UDP sockets (default "
+        "1: this process alone); SIGINT or SIGTERM to this process stops them all",
+    )
+    # What a --workers parent hands its workers; not for people.
+    serve.add_argument("--adopt", action="append", type=_adopted, default=[], help=argparse.SUPPRESS)
+    serve.add_argument("--parent-fd", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
 
     call = commands.add_parser(
         "call",
@@ -166,6 +188,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"largest reply accepted (default {DEFAULT_MAX_RECORD_SIZE})",
     )
     call.add_argument("--quiet", "-q", action="store_true", help="print only failures")
+
+    bench = commands.add_parser(
+        "bench",
+        add_help=False,
+        help="run the benchmark (see 'rpctransport bench --help')",
+        description="Run the benchmark; its options are those of python -m rpctransport.bench.",
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="OPTIONS")
     return parser
 
 
@@ -174,7 +204,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     Parse the command line (without the program name).
     """
     parser = _parser()
+    argv = list(argv)
+    if argv[:1] == ["bench"]:
+        # Everything after "bench" is the benchmark's, options included
+        # (argparse's REMAINDER would not take a leading option).
+        return argparse.Namespace(command="bench", bench_args=argv[1:])
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        if args.workers > 1 and (args.unix or args.listen):
+            parser.error("--workers shares TCP and UDP sockets only: --unix and --listen need --workers 1")
+        if args.adopt and (args.tcp or args.udp or args.unix or args.listen or args.workers > 1):
+            parser.error("--adopt is for the workers of --workers, alone")
     if args.command == "call":
         kind, sep, rest = args.address.partition(":")
         if not sep or kind not in ("tcp", "udp", "unix") or not rest:
@@ -194,9 +234,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     Run the program with C{argv} (C{sys.argv[1:]} by default).
     """
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from twisted.internet.task import react
+    if args.command == "bench":
+        # The benchmark runs its peers in processes of their own: no reactor
+        # here.
+        from ..bench.cli import main as bench_main
 
+        raise SystemExit(bench_main(args.bench_args))
     from . import commands
+
+    if args.command == "serve" and args.workers > 1:
+        # The parent only binds, starts the workers and waits: no reactor.
+        raise SystemExit(commands.serve_workers(args))
+    from twisted.internet.task import react
 
     command = args.command or "demo"
     runner: Any = getattr(commands, command)

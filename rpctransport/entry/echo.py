@@ -32,6 +32,7 @@ from ..interfaces import IRpcMultiplexController
 from ..sansio.errors import TransportError
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from ..sansio.rpcmsg import (
+    MAX_AUTH_BYTES,
     AcceptedReply,
     CallHeader,
     MalformedMessage,
@@ -51,6 +52,7 @@ from ..sansio.types import (
     Rejected,
     RejectedWith,
     RejectWith,
+    RpcProtocol,
     ServerError,
 )
 
@@ -80,6 +82,12 @@ PROC_ECHO: Final = 1
 _OPAQUE_LENGTH = struct.Struct(">I")
 _TOO_LARGE: Final = RejectWith(ServerError.GARBAGE_ARGS)
 
+_CALL_START: Final = struct.Struct(">8I")
+"""xid, message type, rpcvers, prog, vers, proc, credential flavor and length."""
+
+_SUCCESS_AFTER_XID: Final = success_reply_header(0)[4:]
+"""An accepted SUCCESS reply header (null verifier), after its xid."""
+
 
 def answer_call(message: bytes, program: int, version: int) -> bytes | None:
     """
@@ -89,6 +97,49 @@ def answer_call(message: bytes, program: int, version: int) -> bytes | None:
     @param message: the whole call.
     @param program: the program number served.
     @param version: the version served.
+    """
+    pieces = _answer(message, program, version)
+    if pieces is None:
+        return None
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def _answer(message: bytes, program: int, version: int) -> list[bytes] | None:
+    """
+    L{answer_call}, as the pieces of the reply (a header, then the echoed
+    argument), so that a large argument is not copied into a new message.
+    """
+    if len(message) >= 40:
+        # The common case, without building header objects: a call of this
+        # program and version whose header is whole (the checks of
+        # decode_call_header, which answers everything else below).
+        _, mtype, rpcvers, prog, vers, proc, _, cred = _CALL_START.unpack_from(message, 0)
+        if (
+            mtype == 0
+            and rpcvers == 2
+            and prog == program
+            and vers == version
+            and proc <= PROC_ECHO
+            and cred <= MAX_AUTH_BYTES
+        ):
+            offset = 40 + ((cred + 3) & ~3)
+            if len(message) >= offset:
+                verf = _OPAQUE_LENGTH.unpack_from(message, offset - 4)[0]
+                offset += (verf + 3) & ~3
+                if verf <= MAX_AUTH_BYTES and len(message) >= offset:
+                    head = message[:4] + _SUCCESS_AFTER_XID
+                    if proc == PROC_NULL:
+                        return [head]
+                    argument = _opaque_at(message, offset)
+                    if argument is not None:
+                        return [head, argument]
+    reply = _answer_decoded(message, program, version)
+    return None if reply is None else [reply]
+
+
+def _answer_decoded(message: bytes, program: int, version: int) -> bytes | None:
+    """
+    L{answer_call} for any message, through L{decode_call_header}.
     """
     try:
         header, offset = decode_call_header(message)
@@ -172,12 +223,21 @@ class EchoServer:
         """
         The reply to one record a read delivered, or L{None}.
         """
+        pieces = self._reply(record)
+        if pieces is None:
+            return None
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _reply(self, record: object) -> list[bytes] | None:
+        """
+        L{reply_to}, as the pieces of the reply.
+        """
         if type(record) is Accepted:
-            return answer_call(record.message, self.program, self.version)
+            return _answer(record.message, self.program, self.version)
         if type(record) is RejectedWith and len(record.head) == 4:
-            return reply_for_rejection(record.head, record.error)
+            return [reply_for_rejection(record.head, record.error)]
         if type(record) is Rejected and len(record.head) == 4:
-            return reply_for_rejection(record.head, ServerError.SYSTEM_ERR)
+            return [reply_for_rejection(record.head, ServerError.SYSTEM_ERR)]
         return None
 
     def serve(self, controller: IRpcMultiplexController) -> Deferred[None]:
@@ -190,6 +250,10 @@ class EchoServer:
         done: Deferred[None] = Deferred()
         self.controllers.add(controller)
         before = self.before_record
+        reply_pieces = self._reply
+        # A datagram reply goes to whoever sent the call; a stream has one
+        # peer, which the controller already knows.
+        addressed = controller.protocol is not RpcProtocol.TCP
 
         def finish(reason: object = None) -> None:
             self.controllers.discard(controller)
@@ -201,12 +265,18 @@ class EchoServer:
             if result is END_OF_FILE:
                 finish()
                 return
-            reply = self.reply_to(result[0])
+            reply = reply_pieces(result[0])
             if reply is None:
                 read_next()
                 return
-            d = controller.start_writing(reply, result[1])
-            d.addCallbacks(lambda _: read_next(), on_error)
+            if addressed:
+                d = controller.start_writing(reply, result[1])
+            else:
+                d = controller.start_writing(reply)
+            d.addCallbacks(written, on_error)
+
+        def written(_: object) -> None:
+            read_next()
 
         def on_error(failure: Any) -> None:
             if not failure.check(TransportError):

@@ -90,6 +90,8 @@ MAX_FRAGMENT_LENGTH: Final = 0x7FFFFFFF
 
 _LAST_FRAGMENT: Final = 0x80000000
 _MARK = struct.Struct(">I")
+_unpack_mark = _MARK.unpack_from
+_pack_mark = _MARK.pack
 
 _SMALL_PIECE: Final = 1024
 """
@@ -319,7 +321,38 @@ class RecordReader:
         if ready is not None:
             self._ready = None
             return ready
-        if self._state is _State.FAILED:
+        if self._rule is None and self._chunks:
+            # The common case first, in one go: between records, a whole
+            # single-fragment record at the head of the first chunk.
+            chunk = self._chunks[0]
+            start = self._offset + 4
+            if len(chunk) >= start:
+                mark = _unpack_mark(chunk, start - 4)[0]
+                stop = start + mark - _LAST_FRAGMENT
+                if (
+                    mark >= _LAST_FRAGMENT
+                    and stop <= len(chunk)
+                    and stop - start <= self.max_record_size
+                ):
+                    try:
+                        rule = decide(stop - start)
+                    except Exception as e:
+                        raise self._fail(e)
+                    if rule is ACCEPT:
+                        message = chunk[start:stop]
+                        if type(message) is not bytes:
+                            message = bytes(message)
+                        self._buffered -= stop - start + 4
+                        if stop == len(chunk):
+                            self._chunks.popleft()
+                            self._offset = 0
+                        else:
+                            self._offset = stop
+                        return Accepted(message)
+                    # Another rule: the general path takes it from here,
+                    # without asking again.
+                    decide = lambda size: rule  # noqa: E731
+        elif self._state is _State.FAILED:
             assert self._error is not None
             raise self._error
         event = self._run(decide)
@@ -481,6 +514,48 @@ class RecordReader:
             # PAYLOAD
             rule = self._rule
             remaining = self._remaining
+            if rule is ACCEPT and remaining:
+                if decide is None:
+                    return NEED_DATA
+                # Accepted payload: keep views of the chunks (or the chunks
+                # themselves), joined once when the record ends.
+                parts = self._parts
+                while remaining:
+                    if not chunks:
+                        self._remaining = remaining
+                        return NEED_DATA
+                    chunk = chunks[0]
+                    off = self._offset
+                    end = len(chunk)
+                    if end - off > remaining:
+                        take = remaining
+                        end = off + take
+                        self._offset = end
+                    else:
+                        take = end - off
+                        chunks.popleft()
+                        self._offset = 0
+                    self._buffered -= take
+                    self._wire_bytes += take
+                    remaining -= take
+                    if not remaining and not parts and self._last:
+                        # The rest of the record lay in this chunk: one slice.
+                        message = chunk[off:end]
+                        if type(message) is not bytes:
+                            message = bytes(message)
+                        self._reset()
+                        return Accepted(message)
+                    if take < _SMALL_PIECE:
+                        if parts and type(parts[-1]) is bytearray:
+                            parts[-1] += chunk[off:end]
+                        else:
+                            parts.append(bytearray(chunk[off:end]))
+                    elif type(chunk) is bytes:
+                        parts.append(chunk if take == len(chunk) else memoryview(chunk)[off:end])
+                    else:
+                        # Never a view of a bytearray: it may still grow in
+                        # feed().
+                        parts.append(chunk[off:end])
             while remaining:
                 if not self._buffered:
                     self._remaining = remaining
@@ -489,20 +564,7 @@ class RecordReader:
                 off = self._offset
                 avail = len(chunk) - off
                 take = avail if avail < remaining else remaining
-                if rule is ACCEPT:
-                    if decide is None:
-                        self._remaining = remaining
-                        return NEED_DATA
-                    if take == remaining and self._last and not self._parts:
-                        # The rest of the record lies in this chunk: one slice.
-                        message = chunk[off : off + take]
-                        if type(message) is not bytes:
-                            message = bytes(message)
-                        self._skip(take)
-                        self._reset()
-                        return Accepted(message)
-                    self._keep(chunk, off, take)
-                elif rule is not DENY and rule is not DROP and len(self._head) < 4:
+                if rule is not DENY and rule is not DROP and len(self._head) < 4:
                     self._head += bytes(chunk[off : off + min(take, 4 - len(self._head))])
                 self._skip(take)
                 self._wire_bytes += take
@@ -514,24 +576,6 @@ class RecordReader:
             record = self._finish()
             if record is not None:
                 return record
-
-    def _keep(self, chunk: bytes | bytearray, off: int, take: int) -> None:
-        """
-        Keep C{take} bytes of C{chunk} from C{off} as part of the message.
-        """
-        parts = self._parts
-        if take < _SMALL_PIECE:
-            if parts and type(parts[-1]) is bytearray:
-                parts[-1] += chunk[off : off + take]
-            else:
-                parts.append(bytearray(chunk[off : off + take]))
-        elif off == 0 and take == len(chunk) and type(chunk) is bytes:
-            parts.append(chunk)
-        elif type(chunk) is bytes:
-            parts.append(memoryview(chunk)[off : off + take])
-        else:
-            # Never a view of a bytearray: it may still grow in feed().
-            parts.append(chunk[off : off + take])
 
     def _finish(self) -> InRecord | None:
         """
@@ -576,6 +620,24 @@ def encode_record(
     @return: the pieces to write, in order.
     @raise ValueError: if C{max_fragment_size} is less than 1.
     """
+    if max_fragment_size is None:
+        # The common cases first: one fragment of bytes, or of bytes pieces.
+        if type(message) is bytes:
+            if len(message) <= MAX_FRAGMENT_LENGTH:
+                return [_pack_mark(_LAST_FRAGMENT | len(message)), message] if message else [
+                    _pack_mark(_LAST_FRAGMENT)
+                ]
+        elif type(message) is list:
+            total = 0
+            for p in message:
+                if type(p) is not bytes:
+                    break
+                total += len(p)
+            else:
+                if total <= MAX_FRAGMENT_LENGTH:
+                    out = [_pack_mark(_LAST_FRAGMENT | total)]
+                    out.extend(p for p in message if p)
+                    return out
     if isinstance(message, (bytes, bytearray, memoryview)):
         sources: Iterable[bytes | bytearray | memoryview] = (message,)
     else:

@@ -12,12 +12,15 @@ import contextlib
 import io
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from rpctransport.entry.cli import host_port, parse_args
 from rpctransport.test.interop.build import (
@@ -212,6 +215,129 @@ class ServeAndCallTests(SynchronousTestCase):
             env=rpctransport_env(),
         )
         self.assertEqual(done.returncode, 0, done.describe())
+
+
+def children_of(pid: int) -> list[int]:
+    """
+    The processes whose parent is C{pid}, from C{/proc}.
+    """
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # "PID (COMMAND) STATE PPID ...": the command may hold spaces.
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.append(int(text.split(" ", 1)[0]))
+    return sorted(found)
+
+
+def running(pid: int) -> bool:
+    """
+    Whether C{pid} is a process that has not exited (a zombie has).
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] not in "ZX"
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> bool:
+    """
+    Poll C{condition} until it is true or C{timeout} seconds pass; return
+    whether it came true.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class WorkersTests(SynchronousTestCase):
+    """
+    C{serve --workers N}: one parent, N worker processes sharing its sockets.
+    """
+
+    def setUp(self) -> None:
+        if not Path("/proc/self/stat").exists():
+            raise SkipTest("finding the workers needs /proc")
+
+    def start(self) -> tuple[ServerProcess, list[int]]:
+        """
+        Start C{serve --workers 2} and find its two workers.
+        """
+        server = start_server(
+            self, rpctransport_command("serve", "--workers", "2"), env=rpctransport_env()
+        )
+        workers: list[int] = []
+
+        def found() -> bool:
+            workers[:] = children_of(server.process.pid)
+            return len(workers) == 2
+
+        self.assertTrue(wait_until(found), f"workers {workers}\n{server.describe()}")
+        self.addCleanup(self.assertNoOrphans, workers)
+        return server, workers
+
+    def assertNoOrphans(self, pids: list[int]) -> None:
+        """
+        Fail unless every one of C{pids} has exited (killing those left).
+        """
+        left = [pid for pid in pids if running(pid)]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        self.assertEqual(left, [], "worker processes outlived the test")
+
+    def test_serve_and_stop(self) -> None:
+        """
+        With C{--workers 2}, C{serve} prints its listeners once both workers
+        serve, answers calls over TCP (on several connections) and UDP, and
+        on SIGTERM to the parent alone stops both workers and exits 0.
+        """
+        server, workers = self.start()
+        for kind, concurrency in (("tcp", "8"), ("udp", "1")):
+            done = run_program(
+                rpctransport_command(
+                    "call", f"{kind}:{server.addresses[kind]}", "--proc", "echo",
+                    "--size", "100", "--count", "200", "--concurrency", concurrency,
+                ),
+                env=rpctransport_env(),
+            )
+            self.assertEqual(done.returncode, 0, done.describe())
+        for _ in range(4):
+            done = run_program(
+                rpctransport_command("call", f"tcp:{server.addresses['tcp']}", "--count", "20"),
+                env=rpctransport_env(),
+            )
+            self.assertEqual(done.returncode, 0, done.describe())
+        self.assertTrue(all(running(pid) for pid in workers))
+        os.kill(server.process.pid, signal.SIGTERM)
+        self.assertEqual(server.process.wait(30), 0, server.describe())
+        self.assertTrue(wait_until(lambda: not any(map(running, workers))), workers)
+
+    def test_parent_killed(self) -> None:
+        """
+        Workers whose parent dies without forwarding anything (SIGKILL) stop
+        on their own.
+        """
+        server, workers = self.start()
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(30)
+        self.assertTrue(wait_until(lambda: not any(map(running, workers))), workers)
+
+    def test_usage(self) -> None:
+        """
+        C{--workers} shares TCP and UDP sockets only, and must be at least 1.
+        """
+        self.assertEqual(parse_args(["serve"]).workers, 1)
+        self.assertIn("--workers", help_text("serve"))
+        self.assertIn("TCP and UDP", usage_error("serve", "--workers", "2", "--unix", "/x"))
+        self.assertIn("at least 1", usage_error("serve", "--workers", "0"))
 
 
 class TwistdPluginTests(SynchronousTestCase):

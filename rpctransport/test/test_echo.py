@@ -18,6 +18,8 @@ from rpctransport.entry.echo import (
     PROC_ECHO,
     PROC_NULL,
     EchoServer,
+    _answer,
+    _answer_decoded,
     answer_call,
     encode_opaque,
     run_calls,
@@ -106,6 +108,67 @@ class AnswerCallTests(SynchronousTestCase):
         """
         self.assertIsNone(answer_call(b"\0\0\0\1", ECHO_PROGRAM, ECHO_VERSION))
         self.assertIsNone(answer_call(b"\0\0\0\1\0\0\0\1" + b"\0" * 16, ECHO_PROGRAM, ECHO_VERSION))
+
+
+class AnswerPathTests(SynchronousTestCase):
+    """
+    L{answer_call} answers the common calls without decoding header
+    objects; its answers are byte for byte those of the decoding path.
+    """
+
+    def messages(self) -> list[bytes]:
+        """
+        Calls of every kind: each procedure, other programs, versions and
+        RPC versions, credentials and verifiers of several sizes (up to one
+        byte past the limit), truncated anywhere, and replies.
+        """
+        found = []
+        arguments = [b"", b"\0\0", b"".join(encode_opaque(b"abcde")), struct.pack(">I", 9) + b"short"]
+        for proc in (PROC_NULL, PROC_ECHO, 2):
+            for argument in arguments:
+                for prog, vers, rpcvers in (
+                    (ECHO_PROGRAM, ECHO_VERSION, 2),
+                    (ECHO_PROGRAM + 1, ECHO_VERSION, 2),
+                    (ECHO_PROGRAM, ECHO_VERSION + 1, 2),
+                    (ECHO_PROGRAM, ECHO_VERSION, 3),
+                ):
+                    found.append(call(proc, argument, prog, vers, rpcvers))
+        head = struct.pack(">6I", 0x01020304, 0, 2, ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO)
+        argument = b"".join(encode_opaque(b"xyz"))
+        for cred in (0, 1, 4, 399, 400, 401):
+            for verf in (0, 3, 400, 401):
+                message = (
+                    head
+                    + struct.pack(">II", 1, cred) + bytes(-(-cred // 4) * 4)
+                    + struct.pack(">II", 0, verf) + bytes(-(-verf // 4) * 4)
+                    + argument
+                )
+                found.append(message)
+                found += [message[:n] for n in (8, 24, 31, 32, 39, 40, 41, len(message) - 1)]
+        found.append(struct.pack(">3I", 7, 1, 0) + bytes(40))
+        return found
+
+    def test_same_answers(self) -> None:
+        """
+        For every message, the answer is the one the decoding path gives.
+        """
+        for message in self.messages():
+            self.assertEqual(
+                answer_call(message, ECHO_PROGRAM, ECHO_VERSION),
+                _answer_decoded(message, ECHO_PROGRAM, ECHO_VERSION),
+                message.hex(),
+            )
+
+    def test_pieces(self) -> None:
+        """
+        An ECHO reply comes in two pieces, the header and the argument as it
+        came, which the server writes without joining them.
+        """
+        argument = b"".join(encode_opaque(bytes(range(100))))
+        pieces = _answer(call(PROC_ECHO, argument), ECHO_PROGRAM, ECHO_VERSION)
+        assert pieces is not None
+        self.assertEqual(len(pieces), 2)
+        self.assertEqual(pieces[1], argument)
 
 
 class EchoServerTests(SynchronousTestCase):

@@ -5,7 +5,8 @@ Interoperability with libtirpc, the ONC RPC library of Linux distributions.
 The peers are real programs on loopback sockets, run as subprocesses:
 
   - C{tirpc_client} and C{tirpc_server}, small C programs built on libtirpc
-    at test time (see L{rpctransport.test.interop.build});
+    at test time (see L{rpctransport._tirpc.build}, shared with the
+    benchmark, and L{rpctransport.test.interop.build});
   - C{python -m rpctransport serve} and C{python -m rpctransport call};
   - C{rpcinfo}, from Debian's C{rpcbind} package.
 

@@ -1,0 +1,778 @@
+# -*- test-case-name: rpctransport.test.test_bench -*-
+"""
+The benchmark's six cases (issue 6), each measured against its references
+in the same run:
+
+  1. L{receive}: receive throughput of whole records, stream controller
+     C{start_reading} loop, against a bare Twisted C{Protocol} (the ceiling)
+     and Twisted's C{Int32StringReceiver};
+  2. L{rate}: request/response rate over one TCP connection: C{rpctransport
+     call} and the libtirpc client against C{rpctransport serve} and the
+     libtirpc server; an echo with the controller API on both ends against
+     C{Int32StringReceiver} on both ends;
+  3. L{bulk}: bulk ECHO calls (MB/s), libtirpc client against both servers;
+  4. L{udp}: NULL calls over UDP, libtirpc client against both servers;
+  5. L{memory}: resident memory per idle connection, and the peak extra
+     memory while one 16 MiB record is received;
+  6. L{scaling}: C{serve --workers 2} against C{--workers 1}, several
+     pipelined clients.
+
+Each returns a L{Case}; L{CASES} lists them in order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._tirpc.process import Finished
+from .report import Case, Comparison, Measurement, Target, Variant
+from .runner import (
+    BenchError,
+    Lab,
+    Sized,
+    Skip,
+    open_files,
+    parse_call,
+    parse_tirpc_client,
+    proc_status,
+    repeat,
+    wait_for,
+)
+
+__all__ = ["CASES", "bulk", "memory", "rate", "receive", "scaling", "udp", "wire_size"]
+
+KiB = 1024
+MiB = 1024 * 1024
+
+PROGRAM = "536871065"
+VERSION = "1"
+COUNT_CAP = "100000000"
+"""The C client's COUNT when its runs are sized by time."""
+
+BARE = "bare Protocol"
+INT32 = "Int32StringReceiver"
+CONTROLLER = "controller"
+SERVE = "rpctransport serve"
+TIRPC_SERVER = "libtirpc server"
+
+
+def wire_size(size: int, fragment: int | None) -> int:
+    """
+    The bytes on the wire of one record of C{size} bytes sent in fragments
+    of C{fragment} bytes (L{None}: one fragment): payload and record marks.
+    """
+    fragments = 1 if not fragment or size <= fragment else math.ceil(size / fragment)
+    return size + 4 * fragments
+
+
+def _size_name(size: int) -> str:
+    if size >= MiB and size % MiB == 0:
+        return f"{size // MiB} MiB"
+    if size >= KiB and size % KiB == 0:
+        return f"{size // KiB} KiB"
+    return f"{size} B"
+
+
+def _slug(size: int) -> str:
+    return _size_name(size).replace(" ", "")
+
+
+# ---------------------------------------------------------------------------
+# 1. Receive throughput
+# ---------------------------------------------------------------------------
+
+RECEIVE_CONFIGS: tuple[tuple[int, int | None], ...] = (
+    (64, None),
+    (KiB, None),
+    (64 * KiB, None),
+    (MiB, None),
+    (16 * MiB, None),
+    (MiB, 64 * KiB),
+    (16 * MiB, 64 * KiB),
+)
+"""(record size, fragment size or L{None} for one fragment) of case 1."""
+
+RECEIVE_TARGETS: dict[tuple[int, int | None], list[tuple[str, Target]]] = {
+    (64, None): [(INT32, Target(">=", 0.5))],
+    (64 * KiB, None): [(BARE, Target(">=", 0.7))],
+    (MiB, None): [(BARE, Target(">=", 0.7)), (INT32, Target(">=", 5.0))],
+    (16 * MiB, None): [(BARE, Target(">=", 0.45)), (INT32, Target(">=", 25.0))],
+    (MiB, 64 * KiB): [(BARE, Target(">=", 0.6))],
+}
+"""The targets of case 1: against which reference, how much."""
+
+_RECEIVE_VARIANTS = {"bare": BARE, "int32": INT32, "controller": CONTROLLER}
+
+
+def receive(lab: Lab) -> Case:
+    """
+    Case 1: a sender process streams records as fast as the kernel takes
+    them; a receiver process times them from C{connectionMade} to the end of
+    input. The receiver is the stream controller's C{start_reading} loop
+    (one Deferred per record), a bare C{Protocol} that only counts bytes
+    (the ceiling for anything on Twisted), or C{Int32StringReceiver} (same
+    sizes, its C{MAX_LENGTH} raised; it has no fragments).
+    """
+    case = Case(
+        "receive",
+        1,
+        "Receive throughput of whole records",
+        notes=[
+            "controller: StreamController, start_reading loop, one Deferred per record",
+            "bare Protocol: dataReceived only counts bytes (the ceiling on Twisted)",
+        ],
+    )
+    settings = lab.settings
+    for size, fragment in RECEIVE_CONFIGS:
+        kinds = ["bare", "int32", "controller"] if fragment is None else ["bare", "controller"]
+        small = size < 64 * KiB
+        title = f"{_size_name(size)} records" + (
+            f", {_size_name(fragment)} frags" if fragment else ""
+        )
+        measurement = Measurement(
+            f"receive/{_slug(size)}" + (f"/frag{_slug(fragment)}" if fragment else ""),
+            title,
+            "records/s" if small else "MB/s",
+            params={"size": size, "fragment": fragment},
+        )
+        servers = {kind: lab.spawn(lab.peer("receive", "--variant", kind)) for kind in kinds}
+        try:
+            for server in servers.values():
+                lab.ready(server)
+            runs: dict[str, Callable[[], float]] = {}
+            for kind in ("controller", "bare", "int32"):
+                if kind not in servers:
+                    continue
+                name = _RECEIVE_VARIANTS[kind]
+                measurement.variants.append(
+                    Variant(name, "measured" if kind == "controller" else "reference")
+                )
+                runs[name] = Sized(
+                    _receive_run(lab, servers[kind], kind, size, fragment, small),
+                    count=max(1, (2 * MiB if settings.quick else 8 * MiB) // size),
+                    run_time=settings.run_time,
+                    most=max(1, (4 << 30) // size),
+                )
+            repeat(settings, measurement, runs)
+        finally:
+            for server in servers.values():
+                lab.stop(server)
+        for reference, target in RECEIVE_TARGETS.get((size, fragment), []):
+            measurement.comparisons.append(Comparison(CONTROLLER, reference, target))
+        for reference in (BARE, INT32):
+            if measurement.variant(reference) and not any(
+                c.reference == reference for c in measurement.comparisons
+            ):
+                measurement.comparisons.append(Comparison(CONTROLLER, reference))
+        measurement.comparisons.sort(key=lambda c: c.reference != BARE)
+        case.measurements.append(measurement)
+    return case
+
+
+def _receive_run(
+    lab: Lab, server: Any, kind: str, size: int, fragment: int | None, small: bool
+) -> Callable[[int], tuple[float, float]]:
+    port = str(server.port("tcp"))
+
+    def run(count: int) -> tuple[float, float]:
+        argv = ["stream", port, "--size", str(size), "--count", str(count)]
+        if fragment:
+            argv += ["--fragment", str(fragment)]
+        if kind == "int32":
+            argv += ["--framing", "int32"]
+        lab.run(lab.sender(*argv))
+        result = lab.result(server)
+        if kind == "bare":
+            expected = count * wire_size(size, fragment)
+            if result["bytes"] != expected:
+                raise BenchError(f"{kind}: {result['bytes']} bytes received, {expected} sent")
+        elif result["records"] != count:
+            raise BenchError(f"{kind}: {result['records']} records received, {count} sent")
+        elapsed = float(result["elapsed"])
+        figure = count / elapsed if small else count * size / elapsed / 1e6
+        return elapsed, figure
+
+    return run
+
+
+# ---------------------------------------------------------------------------
+# Servers of the echo program, for cases 2, 3 and 4
+# ---------------------------------------------------------------------------
+
+
+class _EchoServers:
+    """
+    C{rpctransport serve} and, where it can be built, the libtirpc server,
+    both on loopback TCP and UDP.
+    """
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.tirpc_reason: str | None = None
+        self.servers: dict[str, Any] = {}
+        self.servers[SERVE] = lab.spawn(
+            lab.rpctransport("serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0")
+        )
+        try:
+            self.servers[TIRPC_SERVER] = lab.spawn([str(lab.tirpc("tirpc_server"))])
+        except Skip as e:
+            self.tirpc_reason = str(e)
+        for server in self.servers.values():
+            lab.ready(server, ("tcp", "udp"))
+            lab.pin_server(server)
+
+    def address(self, name: str, kind: str) -> tuple[str, int]:
+        """
+        The host and port of server C{name}'s C{kind} listener.
+
+        @raise Skip: if that server is not there.
+        """
+        if name not in self.servers:
+            raise Skip(self.tirpc_reason or f"{name} is not running")
+        host, port = self.servers[name].host_port(kind)
+        return str(host), int(port)
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            self.lab.stop(server)
+
+
+def _tirpc_client_run(
+    lab: Lab,
+    servers: _EchoServers,
+    name: str,
+    kind: str,
+    proc: str,
+    size: int,
+    figure: str,
+    pipeline: int | None = None,
+    duration: float | None = None,
+) -> Callable[[], float]:
+    """
+    One run of the C client against server C{name}, sized by time; the
+    figure is C{calls_per_s} or C{mb_per_s}.
+    """
+
+    def run() -> float:
+        client = lab.tirpc("tirpc_client")
+        host, port = servers.address(name, kind)
+        argv = [str(client), "--duration", str(duration or lab.settings.duration)]
+        if pipeline:
+            argv += ["--pipeline", str(pipeline)]
+        argv += [kind, host, str(port), PROGRAM, VERSION, proc, str(size), COUNT_CAP]
+        with lab.client_cpu():
+            finished = lab.run(argv)
+        return parse_tirpc_client(finished)[figure]
+
+    return run
+
+
+def _server_pair(measurement: Measurement) -> None:
+    measurement.variants += [Variant(SERVE), Variant(TIRPC_SERVER, "reference")]
+
+
+def _pinning_note(lab: Lab, case: Case) -> None:
+    if lab.pinning:
+        case.notes.append(
+            f"servers pinned to CPU {lab.cpus[0]}, clients to CPU {lab.cpus[1]} "
+            "(sharing a core, a ping-pong skips the cross-core wake-up)"
+        )
+    else:
+        case.notes.append("one CPU: servers and clients share it")
+
+
+# ---------------------------------------------------------------------------
+# 2. Request/response rate
+# ---------------------------------------------------------------------------
+
+RATE_SIZES = (64, KiB)
+RATE_DEPTHS = (1, 100)
+
+
+def rate(lab: Lab) -> Case:
+    """
+    Case 2: calls per second over one TCP connection, ECHO of 64 B and
+    1 KiB arguments: C{rpctransport call} (1 and 100 calls in flight)
+    against C{serve} and the libtirpc server; the libtirpc client (one call
+    in flight: C{clnt_call} waits for each reply) against both; the C
+    client's pipelined mode (calls encoded by hand, 100 in flight) against
+    both. Then records echoed with the controller API on both ends (no RPC
+    decoding) against C{Int32StringReceiver} on both ends.
+    """
+    settings = lab.settings
+    case = Case(
+        "rate",
+        2,
+        "Request/response rate over one TCP connection",
+        notes=[
+            "ECHO calls; size is the opaque argument's (the record adds a 40-byte call header)",
+            "call: rpctransport call; tirpc client: libtirpc's clnt_call (one call in flight)",
+            "pipelined: the C client's --pipeline mode, calls encoded by hand",
+            "echo no RPC: records echoed, controller API on both ends vs Int32StringReceiver",
+        ],
+    )
+    _pinning_note(lab, case)
+    servers = _EchoServers(lab)
+    try:
+        for depth in RATE_DEPTHS:
+            for size in RATE_SIZES:
+                measurement = Measurement(
+                    f"rate/call/{_slug(size)}/x{depth}",
+                    f"call, {_size_name(size)}, {depth} in flight",
+                    "calls/s",
+                    params={"client": "rpctransport call", "size": size, "in_flight": depth},
+                )
+                _server_pair(measurement)
+                runs: dict[str, Callable[[], float]] = {
+                    name: Sized(
+                        _call_run(lab, servers, name, size, depth),
+                        count=200 if depth == 1 else 1000,
+                        run_time=max(settings.run_time, 0.1),
+                    )
+                    for name in (SERVE, TIRPC_SERVER)
+                }
+                repeat(settings, measurement, runs)
+                measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER))
+                case.measurements.append(measurement)
+        for size in RATE_SIZES:
+            measurement = Measurement(
+                f"rate/tirpc/{_slug(size)}/x1",
+                f"tirpc client, {_size_name(size)}, 1 in flight",
+                "calls/s",
+                params={"client": "libtirpc clnt_call", "size": size, "in_flight": 1},
+            )
+            _server_pair(measurement)
+            runs = {
+                name: _tirpc_client_run(lab, servers, name, "tcp", "echo", size, "calls_per_s")
+                for name in (SERVE, TIRPC_SERVER)
+            }
+            repeat(settings, measurement, runs)
+            measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER, Target(">=", 0.8)))
+            case.measurements.append(measurement)
+        for size in RATE_SIZES:
+            measurement = Measurement(
+                f"rate/pipelined/{_slug(size)}/x100",
+                f"pipelined, {_size_name(size)}, 100 in flight",
+                "calls/s",
+                params={"client": "tirpc_client --pipeline", "size": size, "in_flight": 100},
+            )
+            _server_pair(measurement)
+            runs = {
+                name: _tirpc_client_run(
+                    lab, servers, name, "tcp", "echo", size, "calls_per_s", pipeline=100
+                )
+                for name in (SERVE, TIRPC_SERVER)
+            }
+            repeat(settings, measurement, runs)
+            measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER))
+            case.measurements.append(measurement)
+    finally:
+        servers.close()
+    case.measurements.append(_controller_echo(lab))
+    return case
+
+
+def _call_run(
+    lab: Lab, servers: _EchoServers, name: str, size: int, depth: int
+) -> Callable[[int], tuple[float, float]]:
+    def run(count: int) -> tuple[float, float]:
+        host, port = servers.address(name, "tcp")
+        argv = lab.rpctransport(
+            "call", f"tcp:{host}:{port}", "--proc", "echo", "--size", str(size),
+            "--count", str(count), "--concurrency", str(depth),
+        )
+        with lab.client_cpu():
+            finished = lab.run(argv)
+        summary = parse_call(finished)
+        return summary["elapsed"], summary["calls"] / summary["elapsed"]
+
+    return run
+
+
+ECHO_SIZE = 64
+ECHO_DEPTH = 100
+
+
+def _controller_echo(lab: Lab) -> Measurement:
+    """
+    Records of 64 B echoed over one connection, 100 in flight, with the
+    controller API on both ends, and with C{Int32StringReceiver} on both.
+    """
+    measurement = Measurement(
+        f"rate/echo/{_slug(ECHO_SIZE)}/x{ECHO_DEPTH}",
+        f"echo no RPC, {_size_name(ECHO_SIZE)}, {ECHO_DEPTH} in flight",
+        "records/s",
+        params={"size": ECHO_SIZE, "in_flight": ECHO_DEPTH},
+    )
+    measurement.variants += [Variant(CONTROLLER), Variant(INT32, "reference")]
+    servers = {
+        name: lab.spawn(lab.peer("echo-server", "--variant", kind))
+        for name, kind in ((CONTROLLER, "controller"), (INT32, "int32"))
+    }
+    try:
+        for server in servers.values():
+            lab.ready(server)
+            lab.pin_server(server)
+        runs: dict[str, Callable[[], float]] = {}
+        for name, kind in ((CONTROLLER, "controller"), (INT32, "int32")):
+            runs[name] = Sized(
+                _echo_run(lab, servers[name], kind),
+                count=2000,
+                run_time=max(lab.settings.run_time, 0.1),
+            )
+        repeat(lab.settings, measurement, runs)
+    finally:
+        for server in servers.values():
+            lab.stop(server)
+    measurement.comparisons.append(Comparison(CONTROLLER, INT32, Target(">=", 1.0)))
+    return measurement
+
+
+def _echo_run(lab: Lab, server: Any, kind: str) -> Callable[[int], tuple[float, float]]:
+    port = str(server.port("tcp"))
+
+    def run(count: int) -> tuple[float, float]:
+        with lab.client_cpu():
+            finished = lab.run(
+                lab.peer(
+                    "echo-client", "--variant", kind, "--port", port, "--size", str(ECHO_SIZE),
+                    "--count", str(count), "--depth", str(ECHO_DEPTH),
+                )
+            )
+        result = _json_line(finished.stdout)
+        if result.get("records") != count:
+            raise BenchError(f"echo client: {result}")
+        return float(result["elapsed"]), count / float(result["elapsed"])
+
+    return run
+
+
+def _json_line(text: str) -> dict[str, Any]:
+    for line in text.splitlines():
+        if line.startswith("{"):
+            result: dict[str, Any] = json.loads(line)
+            if "error" in result:
+                raise BenchError(str(result["error"]))
+            return result
+    raise BenchError(f"no result in {text!r}")
+
+
+# ---------------------------------------------------------------------------
+# 3. Bulk echo, 4. UDP
+# ---------------------------------------------------------------------------
+
+BULK_SIZES = (64 * KiB, MiB)
+
+
+def _needs_tirpc(lab: Lab, case: Case) -> bool:
+    """
+    Mark C{case} skipped, saying why, if the C client cannot be built.
+    """
+    try:
+        lab.tirpc("tirpc_client")
+    except Skip as e:
+        case.skipped = str(e)
+        return False
+    return True
+
+
+def bulk(lab: Lab) -> Case:
+    """
+    Case 3: ECHO of 64 KiB and 1 MiB, one call in flight, libtirpc client
+    against C{rpctransport serve} and against the libtirpc server, in MB/s
+    of argument echoed (each way).
+    """
+    case = Case("bulk", 3, "Bulk echo, libtirpc client, one call in flight")
+    if not _needs_tirpc(lab, case):
+        return case
+    _pinning_note(lab, case)
+    servers = _EchoServers(lab)
+    try:
+        for size in BULK_SIZES:
+            measurement = Measurement(
+                f"bulk/{_slug(size)}", f"ECHO {_size_name(size)}", "MB/s", params={"size": size}
+            )
+            _server_pair(measurement)
+            runs = {
+                name: _tirpc_client_run(lab, servers, name, "tcp", "echo", size, "mb_per_s")
+                for name in (SERVE, TIRPC_SERVER)
+            }
+            repeat(lab.settings, measurement, runs)
+            target = Target(">=", 0.6) if size == MiB else None
+            measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER, target))
+            case.measurements.append(measurement)
+    finally:
+        servers.close()
+    return case
+
+
+def udp(lab: Lab) -> Case:
+    """
+    Case 4: NULL calls over UDP, one in flight, libtirpc client against
+    C{rpctransport serve} and against the libtirpc server.
+    """
+    case = Case("udp", 4, "UDP NULL calls, libtirpc client, one call in flight")
+    if not _needs_tirpc(lab, case):
+        return case
+    _pinning_note(lab, case)
+    servers = _EchoServers(lab)
+    try:
+        measurement = Measurement("udp/null", "NULL over UDP", "calls/s")
+        _server_pair(measurement)
+        runs = {
+            name: _tirpc_client_run(lab, servers, name, "udp", "null", 0, "calls_per_s")
+            for name in (SERVE, TIRPC_SERVER)
+        }
+        repeat(lab.settings, measurement, runs)
+        measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER, Target(">=", 0.8)))
+        case.measurements.append(measurement)
+    finally:
+        servers.close()
+    return case
+
+
+# ---------------------------------------------------------------------------
+# 5. Memory
+# ---------------------------------------------------------------------------
+
+IDLE_LIMIT_KIB = 16.0
+RECORD_PEAK_LIMIT = 2.0
+
+
+def memory(lab: Lab) -> Case:
+    """
+    Case 5: resident memory per idle connection, C{rpctransport serve}
+    holding N idle loopback connections from a client process (and a bare
+    Twisted C{Protocol} server, for what Twisted itself costs); and the
+    extra peak resident memory while one 16 MiB record is received by the
+    stream controller (C{Int32StringReceiver} and the bare C{Protocol} for
+    reference), each run in a fresh process.
+    """
+    settings = lab.settings
+    n = settings.idle_connections
+    case = Case(
+        "memory",
+        5,
+        "Memory",
+        notes=[
+            f"idle: (VmRSS at {n} connections - VmRSS at {n // 10}) / {n - n // 10}, "
+            "so that fixed costs do not count",
+            "16 MiB: VmHWM after the record - VmRSS before it (VmHWM reset through "
+            "/proc/self/clear_refs), a fresh receiver each run",
+        ],
+    )
+    idle = Measurement(
+        "memory/idle",
+        f"{n:,} idle connections",
+        "KiB/conn",
+        params={"connections": n},
+        higher_is_better=False,
+    )
+    idle.variants += [Variant(SERVE), Variant(BARE, "reference")]
+    commands = {
+        SERVE: lab.rpctransport("serve", "--tcp", "127.0.0.1:0"),
+        BARE: lab.peer("receive", "--variant", "bare"),
+    }
+    repeat(
+        settings,
+        idle,
+        {name: _idle_run(lab, argv, n) for name, argv in commands.items()},
+        warmup=0,
+    )
+    idle.comparisons.append(
+        Comparison(SERVE, "1 KiB", Target("<=", IDLE_LIMIT_KIB), reference_value=1.0)
+    )
+    case.measurements.append(idle)
+
+    for fragment in (None, 64 * KiB):
+        record = 16 * MiB
+        measurement = Measurement(
+            "memory/record16MiB" + (f"/frag{_slug(fragment)}" if fragment else ""),
+            "one 16 MiB record" + (f", {_size_name(fragment)} frags" if fragment else ""),
+            "MiB",
+            params={"size": record, "fragment": fragment},
+            higher_is_better=False,
+        )
+        kinds = ["controller", "bare"] + (["int32"] if fragment is None else [])
+        for kind in kinds:
+            name = _RECEIVE_VARIANTS[kind]
+            measurement.variants.append(
+                Variant(name, "measured" if kind == "controller" else "reference")
+            )
+        repeat(
+            settings,
+            measurement,
+            {
+                _RECEIVE_VARIANTS[kind]: _peak_run(lab, kind, record, fragment)
+                for kind in kinds
+            },
+            warmup=0,
+        )
+        measurement.comparisons.append(
+            Comparison(
+                CONTROLLER,
+                "record size",
+                Target("<=", RECORD_PEAK_LIMIT),
+                reference_value=record / MiB,
+            )
+        )
+        case.measurements.append(measurement)
+    return case
+
+
+def _idle_run(lab: Lab, argv: list[str], n: int) -> Callable[[], float]:
+    def run() -> float:
+        server = lab.start(argv)
+        holders = []
+        try:
+            pid = server.process.pid
+            port = str(server.port("tcp"))
+            base = open_files(pid)
+            first = n // 10
+            kib = []
+            for count, total in ((first, first), (n - first, n)):
+                holder = lab.spawn(
+                    lab.sender("idle", port, "--connections", str(count), "--server-pid", str(pid))
+                )
+                holders.append(holder)
+                try:
+                    holder.wait_line(r"^connected ", 120)
+                except Exception as e:
+                    raise BenchError(f"the idle connections were not opened: {e}") from None
+                wait_for(
+                    lambda: open_files(pid) >= base + total,
+                    120,
+                    f"the server to accept {total} connections",
+                )
+                time.sleep(0.2)
+                kib.append(proc_status(pid)["VmRSS"] / KiB)
+            return (kib[1] - kib[0]) / (n - first)
+        finally:
+            lab.stop(server)
+            for holder in holders:
+                lab.stop(holder)
+
+    return run
+
+
+def _peak_run(lab: Lab, kind: str, size: int, fragment: int | None) -> Callable[[], float]:
+    def run() -> float:
+        server = lab.start(lab.peer("receive", "--variant", kind, "--memory"))
+        try:
+            argv = ["stream", str(server.port("tcp")), "--size", str(size), "--count", "1"]
+            if fragment:
+                argv += ["--fragment", str(fragment)]
+            if kind == "int32":
+                argv += ["--framing", "int32"]
+            lab.run(lab.sender(*argv))
+            result = lab.result(server)
+        finally:
+            lab.stop(server)
+        if not result.get("peak_reset"):
+            raise Skip("the peak resident size cannot be reset here (/proc/self/clear_refs)")
+        return float(result["hwm"] - result["rss_before"]) / MiB
+
+    return run
+
+
+# ---------------------------------------------------------------------------
+# 6. Scaling across cores
+# ---------------------------------------------------------------------------
+
+SCALING_SIZE = 64
+SCALING_DEPTH = 32
+
+
+def scaling(lab: Lab) -> Case:
+    """
+    Case 6: C{rpctransport serve --workers 2} against C{--workers 1}:
+    several C client processes at once, each on its own connection with
+    pipelined ECHO calls of 64 B in flight; the figure is their calls per
+    second together.
+    """
+    settings = lab.settings
+    clients = settings.scaling_clients
+    case = Case(
+        "scaling",
+        6,
+        "Scaling across cores",
+        notes=[
+            f"{clients} C pipelined clients at once, {SCALING_DEPTH} ECHO calls of "
+            f"{SCALING_SIZE} B in flight each",
+        ],
+    )
+    if not _needs_tirpc(lab, case):
+        return case
+    measurement = Measurement(
+        "scaling/workers2",
+        f"{clients} clients, {SCALING_DEPTH} in flight each",
+        "calls/s",
+        params={"clients": clients, "in_flight": SCALING_DEPTH, "size": SCALING_SIZE},
+    )
+    measurement.variants += [Variant("--workers 2"), Variant("--workers 1", "reference")]
+    servers = {
+        f"--workers {n}": lab.spawn(lab.rpctransport("serve", "--workers", str(n), "--tcp", "127.0.0.1:0"))
+        for n in (2, 1)
+    }
+    try:
+        for server in servers.values():
+            lab.ready(server)
+        # The workers are up once the parent's listening line is out and the
+        # workers answer: one call each way before timing.
+        runs = {name: _scaling_run(lab, server, clients) for name, server in servers.items()}
+        repeat(settings, measurement, runs)
+    finally:
+        for server in servers.values():
+            lab.stop(server)
+    measurement.comparisons.append(Comparison("--workers 2", "--workers 1", Target(">=", 1.6)))
+    case.measurements.append(measurement)
+    return case
+
+
+def _scaling_run(lab: Lab, server: Any, clients: int) -> Callable[[], float]:
+    def run() -> float:
+        client = lab.tirpc("tirpc_client")
+        host, port = server.host_port("tcp")
+        argv = [
+            str(client), "--duration", str(max(lab.settings.duration, 0.2) * 2),
+            "--pipeline", str(SCALING_DEPTH), "tcp", host, str(port), PROGRAM, VERSION,
+            "echo", str(SCALING_SIZE), COUNT_CAP,
+        ]
+        processes = [
+            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(clients)
+        ]
+        total = 0.0
+        problems = []
+        for process in processes:
+            try:
+                out, err = process.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+            finished = Finished(argv, process.returncode, out, err, 0.0)
+            try:
+                total += parse_tirpc_client(finished)["calls_per_s"]
+            except BenchError as e:
+                problems.append(str(e))
+        if problems:
+            raise BenchError("\n".join(problems))
+        return total
+
+    return run
+
+
+CASES: dict[str, Callable[[Lab], Case]] = {
+    "receive": receive,
+    "rate": rate,
+    "bulk": bulk,
+    "udp": udp,
+    "memory": memory,
+    "scaling": scaling,
+}
+"""The cases by id, in order; C{--case} picks some of them."""

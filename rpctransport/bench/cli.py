@@ -1,0 +1,171 @@
+# -*- test-case-name: rpctransport.test.test_bench -*-
+"""
+C{rpctransport bench} and C{python -m rpctransport.bench}: run the cases,
+print the table, write the JSON file and the plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+
+from .cases import CASES
+from .report import PlotUnavailable, Report, machine, plot, versions, write_table
+from .runner import Lab, Settings
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rpctransport bench",
+        description="Measure rpctransport against Twisted's ceiling, Twisted's own "
+        "framing and libtirpc, side by side; senders and receivers run in separate "
+        "processes over loopback. Every figure is the median of several runs (with "
+        "min and max); every target is a ratio against a reference measured in the "
+        "same run. The cases that need libtirpc's C client or server are skipped, "
+        "saying why, where gcc or libtirpc-dev is missing.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="a smoke run: fewer runs, smaller counts (well under a minute)",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=None, metavar="N",
+        help="runs per figure (default 5, 3 with --quick)",
+    )
+    parser.add_argument(
+        "--case", action="append", choices=list(CASES), default=None, metavar="CASE",
+        help=f"run only this case (may be repeated): {', '.join(CASES)}",
+    )
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument(
+        "--plot", metavar="FILE.png",
+        help="draw the results (needs matplotlib: pip install 'rpctransport[plot]')",
+    )
+    return parser
+
+
+def _raise_open_files() -> None:
+    """
+    Raise the soft limit on open files to the hard limit: the memory case
+    holds thousands of connections (the children inherit the limit).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def _libtirpc_version() -> str | None:
+    """
+    The version of Debian's libtirpc package, if dpkg knows it.
+    """
+    if shutil.which("dpkg-query") is None:
+        return None
+    for package in ("libtirpc3t64", "libtirpc3", "libtirpc-dev"):
+        try:
+            found = subprocess.run(
+                ["dpkg-query", "-W", "-f", "${Version}", package],
+                capture_output=True, text=True, timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if found.returncode == 0 and found.stdout.strip():
+            return found.stdout.strip()
+    return None
+
+
+def _on_terminate(signum: int, frame: object) -> None:
+    # Unwind normally, so that every process started is stopped.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run the benchmark with C{argv} (C{sys.argv[1:]} by default).
+
+    @return: the exit status: 0, or 1 when a run failed (a missed target is
+        a finding, not a failure), 2 on a usage error.
+    """
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.runs is not None and args.runs < 1:
+        _parser().error("--runs must be at least 1")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print(
+                "rpctransport bench: --plot needs matplotlib: pip install 'rpctransport[plot]'",
+                file=sys.stderr,
+            )
+            return 2
+    signal.signal(signal.SIGTERM, _on_terminate)
+    _raise_open_files()
+    settings = Settings.make(args.quick, args.runs)
+    report = Report(
+        quick=settings.quick,
+        runs=settings.runs,
+        warmup=settings.warmup,
+        started=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        command=[sys.executable, "-m", "rpctransport.bench", *(argv if argv is not None else sys.argv[1:])],
+        machine=machine(),
+        versions=versions(_libtirpc_version),
+    )
+    began = time.monotonic()
+    lab = Lab(settings)
+    try:
+        for case_id, run_case in CASES.items():
+            if args.case and case_id not in args.case:
+                continue
+            print(f"== {case_id} ...", file=sys.stderr, flush=True)
+            case_began = time.monotonic()
+            try:
+                case = run_case(lab)
+            except Exception as e:
+                from .report import Case
+
+                case = Case(case_id, list(CASES).index(case_id) + 1, case_id)
+                case.error = f"{type(e).__name__}: {e}"
+                traceback.print_exc()
+            finally:
+                lab.close()
+            for measurement in case.measurements:
+                measurement.compute()
+            report.cases.append(case)
+            print(
+                f"   {case_id}: {time.monotonic() - case_began:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        lab.close()
+    report.elapsed = time.monotonic() - began
+    write_table(report)
+    print(f"\n{report.elapsed:.0f} s; machine: {report.machine['cpu']}, "
+          f"{report.machine['cores']} cores; Python {report.versions['python']}, "
+          f"Twisted {report.versions['twisted']}", flush=True)
+    if args.json:
+        report.write_json(args.json)
+    if args.plot:
+        try:
+            plot(report, args.plot)
+        except PlotUnavailable as e:
+            print(f"rpctransport bench: {e}", file=sys.stderr)
+            return 2
+    errors = report.errors
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if errors else 0

@@ -1,0 +1,653 @@
+# -*- test-case-name: rpctransport.test.test_bench -*-
+"""
+What a benchmark run found, and how it is shown: the table on standard
+output, the JSON file (C{--json}), the plot (C{--plot}).
+
+A run has I{cases} (the six of the issue); a case has I{measurements} (one
+configuration: a record size, a number of calls in flight); a measurement has
+I{variants} (what is measured: the stream controller, a bare Twisted
+C{Protocol}, the libtirpc server, ...), each with the figures of several
+runs, and I{comparisons}: the ratio of one variant's median to a
+reference's, measured in the same run, and the target it must reach.
+
+The JSON file (C{"format": "rpctransport-bench 1"})::
+
+    {
+      "format": "rpctransport-bench 1",
+      "quick": false, "runs": 5, "warmup": 1,
+      "started": "2026-01-01T12:00:00Z", "elapsed": 312.4,
+      "command": ["python", "-m", "rpctransport.bench", ...],
+      "machine": {"cpu": "...", "cores": 2, "kernel": "...", "memory": 25275408384},
+      "versions": {"python": "3.11.7", "twisted": "26.10.0", "rpctransport": "...",
+                   "libtirpc": "1.3.3+ds-1"},
+      "cases": [
+        {"id": "receive", "number": 1, "title": "...",
+         "skipped": null, "error": null, "notes": [...],
+         "measurements": [
+           {"id": "receive/1MiB", "title": "1 MiB records", "unit": "MB/s",
+            "higher_is_better": true, "params": {...},
+            "variants": [
+              {"name": "controller", "role": "measured", "runs": [...],
+               "median": 3900.1, "min": 3800.2, "max": 3950.0,
+               "skipped": null, "error": null}, ...],
+            "comparisons": [
+              {"variant": "controller", "reference": "bare Protocol",
+               "ratio": 0.78, "ratio_min": 0.74, "ratio_max": 0.81,
+               "target": {"op": ">=", "value": 0.7}, "met": true}]}]}],
+      "summary": {"targets": 16, "met": 10, "missed": 6, "unknown": 0}
+    }
+
+C{runs} holds every figure (the warm-up runs are not in it); C{median},
+C{min} and C{max} are taken over them. A comparison's C{ratio} is the
+variant's median over the reference's median (over C{reference_value} when
+the reference is a fixed quantity, such as a record's size); C{ratio_min}
+and C{ratio_max} pair the variant's worst run with the reference's best and
+the other way round. C{met} is L{None} when a figure is missing (a skipped
+variant), and absent targets are L{None}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+__all__ = [
+    "Case",
+    "Comparison",
+    "FORMAT",
+    "Measurement",
+    "PlotUnavailable",
+    "Report",
+    "Target",
+    "Variant",
+    "machine",
+    "plot",
+    "table",
+]
+
+FORMAT = "rpctransport-bench 1"
+"""The C{format} of the JSON file; a change of structure changes it."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """
+    What a comparison must reach: C{ratio OP value}.
+
+    @ivar op: C{">="} or C{"<="}.
+    @ivar value: the bound.
+    """
+
+    op: str
+    value: float
+
+    def met(self, ratio: float) -> bool:
+        """
+        Whether C{ratio} reaches the target.
+        """
+        return ratio >= self.value if self.op == ">=" else ratio <= self.value
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+@dataclass
+class Variant:
+    """
+    One thing measured in a measurement, with its figures.
+
+    @ivar name: what it is, as the table shows it.
+    @ivar role: C{"measured"} (rpctransport) or C{"reference"}.
+    @ivar runs: the figure of each run.
+    @ivar skipped: why it was not measured, if it was not.
+    @ivar error: what went wrong, if something did.
+    """
+
+    name: str
+    role: str = "measured"
+    runs: list[float] = field(default_factory=list)
+    skipped: str | None = None
+    error: str | None = None
+
+    @property
+    def median(self) -> float | None:
+        """
+        The median of the runs (L{None} without runs).
+        """
+        return statistics.median(self.runs) if self.runs else None
+
+    @property
+    def min(self) -> float | None:
+        """
+        The smallest run.
+        """
+        return min(self.runs) if self.runs else None
+
+    @property
+    def max(self) -> float | None:
+        """
+        The largest run.
+        """
+        return max(self.runs) if self.runs else None
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The variant as in the JSON file.
+        """
+        return {
+            "name": self.name,
+            "role": self.role,
+            "runs": self.runs,
+            "median": self.median,
+            "min": self.min,
+            "max": self.max,
+            "skipped": self.skipped,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Comparison:
+    """
+    A variant against a reference of the same measurement (or a fixed
+    quantity), and its target.
+
+    @ivar variant: the name of the variant compared.
+    @ivar reference: the name of the reference variant, or a description of
+        C{reference_value}.
+    @ivar reference_value: the reference when it is a fixed quantity, not a
+        variant.
+    @ivar target: what the ratio must reach, if anything.
+    """
+
+    variant: str
+    reference: str
+    target: Target | None = None
+    reference_value: float | None = None
+    ratio: float | None = None
+    ratio_min: float | None = None
+    ratio_max: float | None = None
+
+    @property
+    def met(self) -> bool | None:
+        """
+        Whether the target is reached (L{None}: no target, or no ratio).
+        """
+        if self.target is None or self.ratio is None:
+            return None
+        return self.target.met(self.ratio)
+
+    def compute(self, measurement: Measurement) -> None:
+        """
+        Compute the ratios from the measurement's variants.
+        """
+        mine = measurement.variant(self.variant)
+        if mine is None or not mine.runs:
+            return
+        if self.reference_value is not None:
+            low = high = mid = self.reference_value
+        else:
+            theirs = measurement.variant(self.reference)
+            if theirs is None or not theirs.runs:
+                return
+            assert theirs.median is not None and theirs.min is not None and theirs.max is not None
+            low, high, mid = theirs.min, theirs.max, theirs.median
+        assert mine.median is not None and mine.min is not None and mine.max is not None
+        if mid <= 0 or low <= 0:
+            return
+        self.ratio = mine.median / mid
+        self.ratio_min = mine.min / high
+        self.ratio_max = mine.max / low
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The comparison as in the JSON file.
+        """
+        return {
+            "variant": self.variant,
+            "reference": self.reference,
+            "reference_value": self.reference_value,
+            "ratio": self.ratio,
+            "ratio_min": self.ratio_min,
+            "ratio_max": self.ratio_max,
+            "target": None
+            if self.target is None
+            else {"op": self.target.op, "value": self.target.value},
+            "met": self.met,
+        }
+
+
+@dataclass
+class Measurement:
+    """
+    One configuration of a case, its variants and comparisons.
+    """
+
+    id: str
+    title: str
+    unit: str
+    variants: list[Variant] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    higher_is_better: bool = True
+
+    def variant(self, name: str) -> Variant | None:
+        """
+        The variant called C{name}, if there is one.
+        """
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        return None
+
+    def compute(self) -> None:
+        """
+        Compute every comparison.
+        """
+        for comparison in self.comparisons:
+            comparison.compute(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The measurement as in the JSON file.
+        """
+        return {
+            "id": self.id,
+            "title": self.title,
+            "unit": self.unit,
+            "higher_is_better": self.higher_is_better,
+            "params": self.params,
+            "variants": [v.to_json() for v in self.variants],
+            "comparisons": [c.to_json() for c in self.comparisons],
+        }
+
+
+@dataclass
+class Case:
+    """
+    One of the benchmark's cases.
+    """
+
+    id: str
+    number: int
+    title: str
+    measurements: list[Measurement] = field(default_factory=list)
+    skipped: str | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The case as in the JSON file.
+        """
+        return {
+            "id": self.id,
+            "number": self.number,
+            "title": self.title,
+            "skipped": self.skipped,
+            "error": self.error,
+            "notes": self.notes,
+            "measurements": [m.to_json() for m in self.measurements],
+        }
+
+
+@dataclass
+class Report:
+    """
+    A whole run of the benchmark.
+    """
+
+    quick: bool
+    runs: int
+    warmup: int
+    started: str
+    command: list[str]
+    cases: list[Case] = field(default_factory=list)
+    elapsed: float = 0.0
+    machine: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=dict)
+
+    def comparisons(self) -> Iterable[tuple[Case, Measurement, Comparison]]:
+        """
+        Every comparison, with its case and measurement.
+        """
+        for case in self.cases:
+            for measurement in case.measurements:
+                for comparison in measurement.comparisons:
+                    yield case, measurement, comparison
+
+    def summary(self) -> dict[str, int]:
+        """
+        How many targets there are, met, missed, and not known (a figure is
+        missing).
+        """
+        counts = {"targets": 0, "met": 0, "missed": 0, "unknown": 0}
+        for _, _, comparison in self.comparisons():
+            if comparison.target is None:
+                continue
+            counts["targets"] += 1
+            met = comparison.met
+            counts["unknown" if met is None else "met" if met else "missed"] += 1
+        return counts
+
+    @property
+    def errors(self) -> list[str]:
+        """
+        What went wrong, case by case and variant by variant.
+        """
+        found = []
+        for case in self.cases:
+            if case.error:
+                found.append(f"{case.id}: {case.error}")
+            for measurement in case.measurements:
+                for variant in measurement.variants:
+                    if variant.error:
+                        found.append(f"{measurement.id} {variant.name}: {variant.error}")
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The report as in the JSON file (see the module's docstring).
+        """
+        return {
+            "format": FORMAT,
+            "quick": self.quick,
+            "runs": self.runs,
+            "warmup": self.warmup,
+            "started": self.started,
+            "elapsed": self.elapsed,
+            "command": self.command,
+            "machine": self.machine,
+            "versions": self.versions,
+            "cases": [c.to_json() for c in self.cases],
+            "summary": self.summary(),
+        }
+
+    def write_json(self, path: str) -> None:
+        """
+        Write the JSON file.
+        """
+        with open(path, "w") as out:
+            json.dump(self.to_json(), out, indent=1)
+            out.write("\n")
+
+
+def _figure(value: float | None) -> str:
+    """
+    A figure with three significant digits or so, as the table shows it.
+    """
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+_COLUMNS = (
+    ("case", "<", 32),
+    ("variant", "<", 30),
+    ("median", ">", 10),
+    ("min", ">", 10),
+    ("max", ">", 10),
+    ("unit", "<", 10),
+    ("ratio", ">", 6),
+    ("vs reference", "<", 21),
+    ("target", "<", 7),
+    ("", "<", 6),
+)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return " ".join(
+        f"{cell:{align}{width}}" for cell, (_, align, width) in zip(cells, _COLUMNS)
+    ).rstrip()
+
+
+def table(report: Report) -> str:
+    """
+    The results as a table, one line per variant: case, variant, median, min,
+    max, unit, ratio against its reference, the reference, the target, and
+    whether it is met. A variant compared with several references has one
+    more line per reference.
+    """
+    lines = [_row([name for name, _, _ in _COLUMNS]), _row(["-" * w for _, _, w in _COLUMNS])]
+    for case in report.cases:
+        heading = f"{case.number}. {case.title}"
+        if case.skipped:
+            lines.append(f"{heading}: SKIPPED: {case.skipped}")
+            continue
+        if case.error:
+            lines.append(f"{heading}: ERROR: {case.error}")
+        else:
+            lines.append(heading)
+        for measurement in case.measurements:
+            for i, variant in enumerate(measurement.variants):
+                label = f"  {measurement.title}" if i == 0 else ""
+                name = variant.name + (" (ref)" if variant.role == "reference" else "")
+                if variant.skipped or variant.error:
+                    why = f"skipped: {variant.skipped}" if variant.skipped else f"ERROR: {variant.error}"
+                    lines.append(_row([label, name]).ljust(62) + " " + why)
+                    continue
+                compared = [c for c in measurement.comparisons if c.variant == variant.name]
+                lines.append(
+                    _row(_cells(label, name, variant, measurement.unit, compared[0] if compared else None))
+                )
+                for comparison in compared[1:]:
+                    lines.append(_row(_cells("", "", None, "", comparison)))
+        for note in case.notes:
+            lines.append(f"  note: {note}")
+    summary = report.summary()
+    lines.append("")
+    lines.append(
+        f"targets: {summary['targets']}, met {summary['met']}, missed {summary['missed']}"
+        + (f", unknown {summary['unknown']}" if summary["unknown"] else "")
+    )
+    return "\n".join(lines)
+
+
+def _cells(
+    label: str, name: str, variant: Variant | None, unit: str, comparison: Comparison | None
+) -> list[str]:
+    cells = [label, name]
+    if variant is not None:
+        cells += [_figure(variant.median), _figure(variant.min), _figure(variant.max), unit]
+    else:
+        cells += ["", "", "", ""]
+    if comparison is not None:
+        cells += [
+            "-" if comparison.ratio is None else f"{comparison.ratio:.3g}",
+            comparison.reference,
+            str(comparison.target or "-"),
+            _verdict(comparison),
+        ]
+    return cells
+
+
+def _verdict(comparison: Comparison) -> str:
+    met = comparison.met
+    if comparison.target is None:
+        return ""
+    return "?" if met is None else "met" if met else "MISSED"
+
+
+def machine() -> dict[str, Any]:
+    """
+    What the figures were measured on: CPU model, cores usable here, kernel,
+    memory.
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = None
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemTotal:"):
+                    memory = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 0
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "kernel": f"{platform.system()} {platform.release()}",
+        "memory": memory,
+        "platform": platform.platform(),
+    }
+
+
+def versions(libtirpc: Callable[[], str | None]) -> dict[str, str | None]:
+    """
+    The versions of what was measured.
+    """
+    import twisted
+
+    from .._version import __version__
+
+    return {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "twisted": twisted.__version__,
+        "rpctransport": __version__,
+        "libtirpc": libtirpc(),
+    }
+
+
+class PlotUnavailable(Exception):
+    """
+    matplotlib is not installed.
+    """
+
+
+def plot(report: Report, path: str) -> None:
+    """
+    Draw the report into a PNG file: every targeted comparison as its figure
+    divided by its target (1 and more: met), with the range of its runs; and
+    the receive throughput of case 1 against the record size.
+
+    @raise PlotUnavailable: without matplotlib (C{pip install
+        rpctransport[plot]}).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotUnavailable(
+            "--plot needs matplotlib: pip install 'rpctransport[plot]' "
+            "(or pip install matplotlib)"
+        ) from None
+
+    targeted = [
+        (case, measurement, comparison)
+        for case, measurement, comparison in report.comparisons()
+        if comparison.target is not None
+    ]
+    receive = next((c for c in report.cases if c.id == "receive" and c.measurements), None)
+    figure, axes = plt.subplots(
+        1, 2 if receive else 1, figsize=(13 if receive else 8, max(4.0, 0.32 * len(targeted) + 1.5)),
+        squeeze=False,
+    )
+    ax = axes[0][0]
+    labels, values, lows, highs, colours = [], [], [], [], []
+    for case, measurement, comparison in targeted:
+        assert comparison.target is not None
+        labels.append(f"{case.number}. {measurement.title}: {comparison.variant} vs {comparison.reference}")
+        if comparison.ratio is None:
+            values.append(0.0)
+            lows.append(0.0)
+            highs.append(0.0)
+            colours.append("lightgrey")
+            continue
+        bound = comparison.target.value
+
+        def score(ratio: float | None) -> float:
+            if ratio is None or ratio <= 0:
+                return 0.0
+            return ratio / bound if comparison.target is not None and comparison.target.op == ">=" else bound / ratio
+
+        value = score(comparison.ratio)
+        ends = sorted((score(comparison.ratio_min), score(comparison.ratio_max)))
+        values.append(value)
+        lows.append(max(0.0, value - ends[0]))
+        highs.append(max(0.0, ends[1] - value))
+        colours.append("tab:green" if comparison.met else "tab:red")
+    positions = list(range(len(labels)))[::-1]
+    ax.barh(positions, values, xerr=[lows, highs], color=colours, capsize=2)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks(positions)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xlabel("figure / target (1 or more: target met); whiskers: worst and best runs")
+    ax.set_title("Targets", fontsize=10)
+    if receive is not None:
+        ax2 = axes[0][1]
+        series: dict[str, list[tuple[int, float]]] = {}
+        for measurement in receive.measurements:
+            if measurement.params.get("fragment"):
+                continue
+            size = int(measurement.params.get("size", 0))
+            for variant in measurement.variants:
+                if variant.median is None:
+                    continue
+                rate = variant.median
+                if measurement.unit == "records/s":
+                    rate = rate * size / 1e6
+                series.setdefault(variant.name, []).append((size, rate))
+        for name, points in series.items():
+            points.sort()
+            ax2.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+        ax2.set_xscale("log", base=2)
+        ax2.set_yscale("log")
+        sizes = sorted({p[0] for points in series.values() for p in points})
+        ax2.set_xticks(sizes)
+        ax2.set_xticklabels([_size_label(size) for size in sizes])
+        ax2.minorticks_off()
+        ax2.set_xlabel("record size (bytes)")
+        ax2.set_ylabel("MB/s of payload received (median)")
+        ax2.set_title("1. Receive throughput", fontsize=10)
+        ax2.legend(fontsize=8)
+        ax2.grid(True, which="both", alpha=0.3)
+    m = report.machine
+    figure.suptitle(
+        f"rpctransport bench{' --quick' if report.quick else ''}: {m.get('cpu')}, "
+        f"{m.get('cores')} cores, Python {report.versions.get('python')}, "
+        f"Twisted {report.versions.get('twisted')}",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def _size_label(size: int) -> str:
+    for unit, name in ((1 << 20, "MiB"), (1 << 10, "KiB")):
+        if size >= unit and size % unit == 0:
+            return f"{size // unit} {name}"
+    return f"{size} B"
+
+
+def write_table(report: Report, out: TextIO = sys.stdout) -> None:
+    """
+    Print the table.
+    """
+    out.write(table(report) + "\n")
+    out.flush()
