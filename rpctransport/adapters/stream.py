@@ -97,6 +97,18 @@ before it is aborted.
 """
 
 
+LARGE_RECORD: Final = 64 * 1024
+LARGE_READ_SIZE: Final = 256 * 1024
+"""
+After a record of C{LARGE_RECORD} bytes or more, the controller reads
+C{LARGE_READ_SIZE} bytes per reactor turn instead of Twisted's 64 KiB: four
+times fewer turns and fewer, larger chunks to join for large records (the
+benchmark measured 0.62 -> 0.98 of the bare-Protocol ceiling at 64 KiB,
+0.72 -> 0.84 at 1 MiB). Not more: a 1 MiB read allocates a fresh megabyte
+per turn and was slower. Small records go back to Twisted's default.
+"""
+
+
 @implementer(
     IRpcMultiplexController, IPushProducer, IHalfCloseableProtocol, IHandshakeListener
 )
@@ -204,6 +216,8 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         self._init_read_slot()
         self._pumping = False
         self._transport_paused = False
+        self._default_read_size: int | None = None
+        self._read_size: int | None = None
         self._decide = self._decide_size
 
         # Writer.
@@ -376,6 +390,11 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         self._peer = self.transport.getPeer()
         self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
         self._producing = True
+        if not ISSLTransport.providedBy(self.transport):
+            # Twisted's socket transports read bufferSize bytes per turn.
+            size = getattr(self.transport, "bufferSize", None)
+            if isinstance(size, int):
+                self._default_read_size = self._read_size = size
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None and self.tcp_nodelay:
             # Records go out whole (one writeSequence each); Nagle would only
@@ -559,10 +578,22 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
                     else:
                         d.callback(END_OF_FILE)
                 else:
+                    if self._read_size is not None and type(event) is Accepted:
+                        self._size_reads(len(event.message))
                     d.callback((event, self._peer))
         finally:
             self._pumping = False
         self._flow()
+
+    def _size_reads(self, record_size: int) -> None:
+        """
+        Read in large chunks while records are large, in Twisted's default
+        chunks otherwise (the benchmark's receive cases measure this).
+        """
+        want = LARGE_READ_SIZE if record_size >= LARGE_RECORD else self._default_read_size
+        if want != self._read_size:
+            self._read_size = want
+            self.transport.bufferSize = want  # type: ignore[union-attr]
 
     def _read_failed(self, error: Exception) -> None:
         """

@@ -719,3 +719,27 @@ class AbortAndInactivateTests(SynchronousTestCase):
         self.failureResultOf(d, RecordTooLarge)
         controller.connectionLost(Failure(ConnectionAborted()))
         self.failureResultOf(controller.start_reading(), RecordTooLarge)
+
+
+class ReadSizeTests(SynchronousTestCase):
+    """
+    The controller reads in larger chunks while records are large.
+    """
+
+    def test_read_size_follows_record_size(self) -> None:
+        """
+        After a record of 64 KiB or more the transport's C{bufferSize} is
+        raised to C{LARGE_READ_SIZE}; after a small record it goes back to
+        the transport's own default.
+        """
+        from rpctransport.adapters.stream import LARGE_READ_SIZE
+
+        transport = HalfCloseableStringTransport(hostAddress=HOST, peerAddress=PEER)
+        transport.bufferSize = 65536  # type: ignore[attr-defined]
+        controller = StreamController(Clock())
+        controller.makeConnection(transport)
+        controller.dataReceived(record(b"x" * 70000) + record(b"y"))
+        self.successResultOf(controller.start_reading())
+        self.assertEqual(transport.bufferSize, LARGE_READ_SIZE)  # type: ignore[attr-defined]
+        self.successResultOf(controller.start_reading())
+        self.assertEqual(transport.bufferSize, 65536)  # type: ignore[attr-defined]
