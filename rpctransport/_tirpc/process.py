@@ -52,7 +52,7 @@ STOP_TIMEOUT = 10.0
 RUN_TIMEOUT = 60.0
 """Seconds a client has to finish before it is killed."""
 
-_LISTENING = re.compile(r"^listening (tcp|udp|unix) (\S+)$")
+_LISTENING = re.compile(r"^listening (tcp|udp|unix|tls) (\S+)$")
 
 
 class ServerStartFailed(Exception):

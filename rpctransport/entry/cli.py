@@ -98,6 +98,20 @@ def _program_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _tls_file_options(parser: argparse.ArgumentParser, server: bool) -> None:
+    parser.add_argument(
+        "--tls-cert", metavar="PEM",
+        help="our certificate (PEM; may hold the key too)" if server
+        else "a client certificate to present (PEM; may hold the key too)",
+    )
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert (PEM)")
+    parser.add_argument(
+        "--tls-ca", metavar="PEM",
+        help="require client certificates signed by this CA" if server
+        else "verify the server against this CA (default: the system's trust store)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rpctransport",
@@ -121,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         "returns its opaque argument as it came). Calls to other programs, versions "
         "and procedures get the RFC 5531 rejection. Without listener options it "
         "listens on loopback TCP and UDP, on ports the system picks. One line per "
-        "listener is printed: 'listening <tcp|udp|unix> <address>'. Stops on "
+        "listener is printed: 'listening <tcp|udp|unix|tls> <address>'. Stops on "
         "SIGINT or SIGTERM.",
     )
     serve.add_argument(
@@ -141,6 +155,16 @@ def _parser() -> argparse.ArgumentParser:
         help="listen on a Twisted server endpoint string, e.g. "
         "'tcp6:0:interface=\\:\\:1'; may be repeated",
     )
+    serve.add_argument(
+        "--tls", action="append", type=host_port, default=[], metavar="HOST:PORT",
+        help="listen on TCP with TLS from the first byte (needs --tls-cert); may be repeated",
+    )
+    serve.add_argument(
+        "--starttls", action="store_true",
+        help="answer RFC 9289 AUTH_TLS probes on the plaintext TCP and UNIX listeners "
+        "with STARTTLS and upgrade (needs --tls-cert)",
+    )
+    _tls_file_options(serve, server=True)
     _program_options(serve)
     serve.add_argument(
         "--max-record-size", type=_count, default=DEFAULT_MAX_RECORD_SIZE, metavar="BYTES",
@@ -166,7 +190,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     call.add_argument(
         "address", metavar="ADDRESS",
-        help="tcp:HOST:PORT, udp:HOST:PORT or unix:PATH ([::1] for IPv6 hosts)",
+        help="tcp:HOST:PORT, tls:HOST:PORT (TLS from the first byte), udp:HOST:PORT or "
+        "unix:PATH ([::1] for IPv6 hosts)",
     )
     call.add_argument("--proc", choices=("null", "echo"), default="null", help="procedure (default null)")
     call.add_argument("--size", type=_number, default=0, metavar="BYTES", help="ECHO argument size (default 0)")
@@ -186,6 +211,16 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--max-record-size", type=_count, default=DEFAULT_MAX_RECORD_SIZE, metavar="BYTES",
         help=f"largest reply accepted (default {DEFAULT_MAX_RECORD_SIZE})",
+    )
+    call.add_argument(
+        "--starttls", action="store_true",
+        help="tcp: and unix: addresses: upgrade to TLS with an RFC 9289 AUTH_TLS probe first",
+    )
+    _tls_file_options(call, server=False)
+    call.add_argument(
+        "--server-name", metavar="NAME",
+        help="the name the server's certificate must carry (default: HOST of ADDRESS, "
+        "or localhost for unix:)",
     )
     call.add_argument("--quiet", "-q", action="store_true", help="print only failures")
 
@@ -215,10 +250,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             parser.error("--workers shares TCP and UDP sockets only: --unix and --listen need --workers 1")
         if args.adopt and (args.tcp or args.udp or args.unix or args.listen or args.workers > 1):
             parser.error("--adopt is for the workers of --workers, alone")
+    if args.command == "serve":
+        if (args.tls or args.starttls) and not args.tls_cert:
+            parser.error("--tls and --starttls need --tls-cert (and --tls-key)")
+        if args.workers > 1 and (args.tls or args.starttls):
+            parser.error("--workers serves plain TCP and UDP only: TLS needs --workers 1")
     if args.command == "call":
         kind, sep, rest = args.address.partition(":")
-        if not sep or kind not in ("tcp", "udp", "unix") or not rest:
-            parser.error(f"ADDRESS {args.address!r} is not tcp:HOST:PORT, udp:HOST:PORT or unix:PATH")
+        if not sep or kind not in ("tcp", "tls", "udp", "unix") or not rest:
+            parser.error(
+                f"ADDRESS {args.address!r} is not tcp:HOST:PORT, tls:HOST:PORT, "
+                "udp:HOST:PORT or unix:PATH"
+            )
+        if args.starttls and kind not in ("tcp", "unix"):
+            parser.error("--starttls goes with tcp: and unix: addresses")
         if kind != "unix":
             try:
                 host_port(rest)

@@ -89,9 +89,14 @@ def start_listeners(
     udp: list[tuple[str, int]] = [],
     unix: list[str] = [],
     listen: list[str] = [],
+    tls: list[tuple[str, int]] = [],
+    tls_options: Any = None,
+    starttls: bool = False,
 ) -> Any:
     """
-    Start serving C{server} on each listener asked for.
+    Start serving C{server} on each listener asked for: C{tls} listeners
+    with C{tls_options} from the first byte; with C{starttls}, the plaintext
+    stream listeners answer RFC 9289 probes and upgrade with C{tls_options}.
 
     @return: a Deferred firing with a list of C{(kind, text, stop)}, where
         C{stop()} stops that listener (and may return a Deferred).
@@ -108,10 +113,24 @@ def start_listeners(
         endpoints.append(UNIXServerEndpoint(reactor, path, wantPID=True))
     for description in listen:
         endpoints.append(serverFromString(reactor, description))
+    stream_options: dict[str, Any] = dict(limits)
+    if starttls:
+        stream_options["starttls"] = tls_options
     for endpoint in endpoints:
-        port = yield listen_stream(endpoint, server.serve, reactor=reactor, **limits)
+        port = yield listen_stream(endpoint, server.serve, reactor=reactor, **stream_options)
         kind, text = describe_address(port.getHost())
         started.append((kind, text, port.stopListening))
+    for host, port_number in tls:
+        cls = TCP6ServerEndpoint if _is_ipv6(host) else TCP4ServerEndpoint
+        port = yield listen_stream(
+            cls(reactor, port_number, interface=host),
+            server.serve,
+            reactor=reactor,
+            tls=tls_options,
+            **limits,
+        )
+        _, text = describe_address(port.getHost())
+        started.append(("tls", text, port.stopListening))
     for host, port_number in udp:
         from .datagram import listen_datagram
 
@@ -182,14 +201,29 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     server = EchoServer(args.program, args.version, args.max_record_size)
     adopted = getattr(args, "adopt", [])
     tcp, udp = args.tcp, args.udp
-    if not (tcp or udp or args.unix or args.listen or adopted):
+    if not (tcp or udp or args.unix or args.listen or args.tls or adopted):
         tcp, udp = [("127.0.0.1", 0)], [("127.0.0.1", 0)]
     try:
         if adopted:
             listeners = adopt_listeners(reactor, server, adopted)
         else:
+            tls_options = None
+            if args.tls_cert:
+                from .tls import server_tls_options
+
+                tls_options = server_tls_options(
+                    args.tls_cert, args.tls_key, client_ca=args.tls_ca
+                )
             listeners = yield start_listeners(
-                reactor, server, tcp=tcp, udp=udp, unix=args.unix, listen=args.listen
+                reactor,
+                server,
+                tcp=tcp,
+                udp=udp,
+                unix=args.unix,
+                listen=args.listen,
+                tls=args.tls,
+                tls_options=tls_options,
+                starttls=args.starttls,
             )
     except Exception as e:
         print(f"rpctransport serve: cannot listen: {e}", file=sys.stderr, flush=True)
@@ -464,9 +498,45 @@ def serve_workers(args: argparse.Namespace) -> int:
     return status
 
 
-def _client_for(reactor: Any, address: str, max_record_size: int) -> Any:
+def _client_tls(args: argparse.Namespace | None, default_name: str) -> Any:
+    from .tls import client_tls_options
+
+    name = getattr(args, "server_name", None) or default_name
+    return client_tls_options(
+        name,
+        ca=getattr(args, "tls_ca", None),
+        certificate=getattr(args, "tls_cert", None),
+        key=getattr(args, "tls_key", None),
+    )
+
+
+@inlineCallbacks
+def _connect(reactor: Any, args: argparse.Namespace) -> Any:
     """
-    A Deferred firing with a controller connected to C{address}.
+    The controller C{rpctransport call} uses: connected, and upgraded with
+    RFC 9289 when C{--starttls} says so.
+    """
+    kind, _, rest = args.address.partition(":")
+    default_name = "localhost" if kind == "unix" else host_port(rest)[0]
+    tls = _client_tls(args, default_name) if kind == "tls" else None
+    controller = yield _client_for(reactor, args.address, args.max_record_size, tls)
+    if args.starttls:
+        try:
+            yield controller.start_tls(
+                _client_tls(args, default_name), args.program, args.version
+            )
+        except Exception:
+            controller.inactivate()
+            raise
+    return controller
+
+
+def _client_for(
+    reactor: Any, address: str, max_record_size: int, tls: Any = None
+) -> Any:
+    """
+    A Deferred firing with a controller connected to C{address} (with
+    C{tls}, client TLS options, for C{tls:} addresses).
     """
     kind, _, rest = address.partition(":")
     limits = {"max_record_size": max_record_size}
@@ -480,7 +550,7 @@ def _client_for(reactor: Any, address: str, max_record_size: int) -> Any:
 
         return succeed(connect_datagram(host, port, reactor, max_record_size=max_record_size))
     cls = TCP6ClientEndpoint if _is_ipv6(host) else TCP4ClientEndpoint
-    return connect_stream(cls(reactor, host, port), reactor=reactor, **limits)
+    return connect_stream(cls(reactor, host, port), reactor=reactor, tls=tls, **limits)
 
 
 class _ProgressBar:
@@ -527,9 +597,12 @@ def call(reactor: Any, args: argparse.Namespace) -> Any:
     C{rpctransport call ADDRESS}: exit 0 only when every call succeeded.
     """
     try:
-        controller = yield _client_for(reactor, args.address, args.max_record_size)
+        controller = yield _connect(reactor, args)
     except (ConnectError, OSError) as e:
         print(f"rpctransport call: cannot reach {args.address}: {e}", file=sys.stderr)
+        raise SystemExit(1)
+    except Exception as e:
+        print(f"rpctransport call: {args.address}: {e}", file=sys.stderr)
         raise SystemExit(1)
     bar = _ProgressBar(args.count)
     try:
@@ -546,12 +619,22 @@ def call(reactor: Any, args: argparse.Namespace) -> Any:
             retry=args.retry if args.address.startswith("udp:") else None,
             progress=bar,
         )
+        props = getattr(controller, "tls_session_props", None)
+        tls_line = None
+        if props is not None:
+            tls_line = (
+                f"tls {props.version} {props.cipher} ALPN "
+                f"{props.alpn.decode() if props.alpn else '-'}; server "
+                f"{controller.peer_user_name!r}"
+            )
     finally:
         bar.close()
         controller.inactivate()
     for reason in stats.reasons:
         print(f"failed: {reason}", file=sys.stderr)
     if not (args.quiet and stats.ok):
+        if tls_line is not None:
+            print(tls_line, flush=True)
         print(summary(stats), flush=True)
     if not stats.ok:
         raise SystemExit(1)
@@ -567,7 +650,9 @@ _DEMO_UDP_ECHO = 8192
 def run_demo(reactor: Any, write: Callable[[str], object] = print) -> Any:
     """
     Serve in-process on loopback TCP, UDP and a UNIX socket, call each, and
-    write a table; return whether every call succeeded.
+    write a table; then the same over TLS, implicit and STARTTLS, with
+    certificates made on the fly, saying whom each side saw; return whether
+    every call succeeded.
     """
     server = EchoServer(ECHO_PROGRAM, ECHO_VERSION, DEFAULT_MAX_RECORD_SIZE)
     ok = True
@@ -612,6 +697,14 @@ def run_demo(reactor: Any, write: Callable[[str], object] = print) -> Any:
             for _, _, stop_one in listeners:
                 yield stop_one()
             server.stop()
+    try:
+        from .tlsdemo import run_tls_demo
+    except ImportError as e:  # pragma: no cover - without the tls extra
+        write(f"tls: skipped ({e}; pip install 'rpctransport[tls]')")
+    else:
+        write("")
+        tls_ok = yield run_tls_demo(reactor, write)
+        ok = ok and tls_ok
     write("every call succeeded" if ok else "SOME CALLS FAILED")
     return ok
 

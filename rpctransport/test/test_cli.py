@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -24,6 +25,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from rpctransport.entry.cli import host_port, parse_args
 from rpctransport.test.interop.build import (
+    Finished,
     ServerProcess,
     rpctransport_command,
     rpctransport_env,
@@ -256,6 +258,82 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+class TLSCommandTests(SynchronousTestCase):
+    """
+    C{serve} and C{call} over TLS: implicit TLS listeners, RFC 9289 STARTTLS
+    on the plaintext port, client certificates required with C{--tls-ca}.
+    """
+
+    def setUp(self) -> None:
+        from rpctransport.testing import CertificateAuthority
+
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+        ca = CertificateAuthority()
+        self.files = {}
+        for name, data in (
+            ("ca", ca.certificate),
+            ("server", ca.issue("test server", dns=("localhost",), ips=("127.0.0.1",)).pem),
+            ("client", ca.issue("alice", emails=("alice@example.org",)).pem),
+        ):
+            path = os.path.join(directory, f"{name}.pem")
+            Path(path).write_bytes(data)
+            self.files[name] = path
+        self.server = start_server(
+            self,
+            rpctransport_command(
+                "serve", "--tcp", "127.0.0.1:0", "--tls", "127.0.0.1:0", "--starttls",
+                "--tls-cert", self.files["server"], "--tls-ca", self.files["ca"],
+            ),
+            ["tcp", "tls"],
+            env=rpctransport_env(),
+        )
+
+    def call(self, *argv: str) -> Finished:
+        return run_program(rpctransport_command("call", *argv), env=rpctransport_env())
+
+    def test_implicit_tls(self) -> None:
+        """
+        C{call tls:} with a client certificate succeeds and names the server;
+        without one, the server requires it and the call fails cleanly.
+        """
+        address = f"tls:{self.server.addresses['tls']}"
+        done = self.call(
+            address, "--tls-ca", self.files["ca"], "--tls-cert", self.files["client"],
+            "--proc", "echo", "--size", "5000", "--count", "20",
+        )
+        self.assertEqual(done.returncode, 0, done.describe())
+        self.assertIn("ALPN sunrpc; server 'test server'", done.stdout)
+        self.assertIn("calls 20  ok 20", done.stdout)
+        done = self.call(address, "--tls-ca", self.files["ca"])
+        self.assertEqual(done.returncode, 1, done.describe())
+        self.assertNotIn("Traceback", done.stderr)
+
+    def test_starttls(self) -> None:
+        """
+        C{call --starttls} upgrades the plaintext connection and calls over
+        TLS; plain calls on the same port still work.
+        """
+        address = f"tcp:{self.server.addresses['tcp']}"
+        done = self.call(
+            address, "--starttls", "--tls-ca", self.files["ca"],
+            "--tls-cert", self.files["client"], "--count", "20",
+        )
+        self.assertEqual(done.returncode, 0, done.describe())
+        self.assertIn("tls TLSv1.3", done.stdout)
+        done = self.call(address, "--count", "5")
+        self.assertEqual(done.returncode, 0, done.describe())
+        self.assertNotIn("tls ", done.stdout)
+
+    def test_usage(self) -> None:
+        """
+        TLS listeners need a certificate; C{--starttls} needs a stream
+        address.
+        """
+        self.assertIn("--tls-cert", usage_error("serve", "--tls", "127.0.0.1:0"))
+        self.assertIn("tcp: and unix:", usage_error("call", "udp:127.0.0.1:1", "--starttls"))
 
 
 class WorkersTests(SynchronousTestCase):

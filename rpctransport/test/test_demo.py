@@ -40,7 +40,8 @@ class DemoTests(TestCase):
     def test_demo_in_process(self) -> Any:
         """
         The demo calls NULL and ECHO over TCP, a UNIX socket and UDP, and
-        reports every call good, one row per transport and procedure.
+        reports every call good, one row per transport and procedure; then
+        over implicit TLS and STARTTLS, each side naming the other.
         """
         lines: list[str] = []
         d = ensureDeferred(run_demo(reactor, lines.append))  # type: ignore[arg-type]
@@ -54,6 +55,12 @@ class DemoTests(TestCase):
             )
             for row in rows:
                 self.assertEqual(row[5], "0", row)
+            tls_rows = [line for line in lines if line.startswith(("tls ", "starttls "))]
+            self.assertEqual(len(tls_rows), 2, lines)
+            for row in tls_rows:
+                self.assertIn(": ok ", row)
+                self.assertIn("ALPN sunrpc", row)
+                self.assertIn("client saw 'demo server', server saw alice@example.org", row)
             self.assertEqual(lines[-1], "every call succeeded")
 
         return d.addCallback(check)
