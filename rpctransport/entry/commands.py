@@ -698,9 +698,12 @@ def run_demo(reactor: Any, write: Callable[[str], object] = print) -> Any:
                 yield stop_one()
             server.stop()
     try:
+        import cryptography  # noqa: F401
+        import OpenSSL  # noqa: F401
+
         from .tlsdemo import run_tls_demo
     except ImportError as e:  # pragma: no cover - without the tls extra
-        write(f"tls: skipped ({e}; pip install 'rpctransport[tls]')")
+        write(f"\ntls: skipped, {e} (pip install 'rpctransport[tls]')")
     else:
         write("")
         tls_ok = yield run_tls_demo(reactor, write)
