@@ -77,6 +77,24 @@ def check_usable(life: Life, side: Side, what: str, name: str) -> None:
         raise ControllerInactive(f"{what}: the {name} was aborted with abort_rw()")
 
 
+def descriptor_of(life: Life, transport: Any, adopted_fd: int | None) -> int | None:
+    """
+    A controller's C{file_descr}: the adopted descriptor if there is one,
+    else the transport's, else L{None} (and L{None} once inactive).
+    """
+    if life is Life.INACTIVE or transport is None:
+        return None
+    if adopted_fd is not None:
+        return adopted_fd
+    fileno = getattr(transport, "fileno", None)
+    if fileno is None:
+        return None
+    try:
+        return int(fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 class ReadSlot:
     """
     The one pending read of a controller, shared by the stream and datagram

@@ -79,7 +79,14 @@ from ..sansio.types import (
     RejectWith,
     RpcProtocol,
 )
-from ._common import Life, ReadSlot, Side, check_usable, resolve_reactor
+from ._common import (
+    Life,
+    ReadSlot,
+    Side,
+    check_usable,
+    descriptor_of,
+    resolve_reactor,
+)
 from ._timer import InactivityTimer
 
 __all__ = [
@@ -662,17 +669,7 @@ class DatagramController(ReadSlot, DatagramProtocol):
         L{rpctransport.datagram_rpc_multiplex_controller}), or L{None} once
         inactive or when the transport has none.
         """
-        if self._life is Life.INACTIVE or self.transport is None:
-            return None
-        if self._adopted_fd is not None:
-            return self._adopted_fd
-        fileno = getattr(self.transport, "fileno", None)
-        if fileno is None:
-            return None
-        try:
-            return int(fileno())
-        except (OSError, ValueError, AttributeError):
-            return None
+        return descriptor_of(self._life, self.transport, self._adopted_fd)
 
     @property
     def writing(self) -> bool:

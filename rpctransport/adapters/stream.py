@@ -65,7 +65,14 @@ from ..sansio.types import (
     InRule,
     RpcProtocol,
 )
-from ._common import Life, ReadSlot, Side, check_usable, resolve_reactor
+from ._common import (
+    Life,
+    ReadSlot,
+    Side,
+    check_usable,
+    descriptor_of,
+    resolve_reactor,
+)
 from ._timer import InactivityTimer
 from .starttls import DEFAULT_HANDSHAKE_TIMEOUT, TLSHandling, TLSState, looks_like_auth_tls
 from .tls import TLSSessionProps, session_props, tls_connection
@@ -280,17 +287,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         made by L{rpctransport.stream_rpc_multiplex_controller}), or L{None}
         once inactive or when the transport has none.
         """
-        if self._life is Life.INACTIVE or self.transport is None:
-            return None
-        if self._adopted_fd is not None:
-            return self._adopted_fd
-        fileno = getattr(self.transport, "fileno", None)
-        if fileno is None:
-            return None
-        try:
-            return int(fileno())
-        except (OSError, ValueError, AttributeError):
-            return None
+        return descriptor_of(self._life, self.transport, self._adopted_fd)
 
     @property
     def peer_credentials(self) -> tuple[int, int, int] | None:
