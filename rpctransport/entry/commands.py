@@ -50,6 +50,7 @@ from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from .echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, PROC_NULL, CallStats, EchoServer, run_calls
 from .cli import host_port
 from .stream import StreamControllerFactory, connect_stream, listen_stream
+from .tuning import keep_large_allocations
 
 __all__ = [
     "call",
@@ -198,6 +199,7 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     down, print no C{listening} lines (the parent did), and stop also when
     the parent goes away.
     """
+    keep_large_allocations()
     server = EchoServer(args.program, args.version, args.max_record_size)
     adopted = getattr(args, "adopt", [])
     tcp, udp = args.tcp, args.udp

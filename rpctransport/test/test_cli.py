@@ -464,3 +464,24 @@ class TwistdPluginTests(SynchronousTestCase):
                 self.assertEqual(done.returncode, 0, done.describe())
             # twistd ends with the signal that stopped it, as daemons do.
             self.assertIn(server.stop(), (0, -15), server.describe())
+
+
+class TuningTests(SynchronousTestCase):
+    """
+    L{keep_large_allocations} asks glibc to keep large freed blocks.
+    """
+
+    def test_glibc(self) -> None:
+        """
+        On Linux with glibc, the setting takes effect (C{mallopt} accepts
+        both values); elsewhere it says it did not.
+        """
+        import platform
+
+        from rpctransport.entry.tuning import keep_large_allocations
+
+        took = keep_large_allocations()
+        if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+            self.assertTrue(took)
+        else:
+            self.assertFalse(took)
