@@ -41,7 +41,8 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Final, Union
+from collections.abc import Mapping
+from typing import Final, TypeVar, Union
 
 from .errors import RemoteProtocolError
 from .types import ServerError
@@ -745,6 +746,43 @@ def decode_call_header(data: Buffer) -> tuple[CallHeader, int]:
     return CallHeader(xid, prog, vers, proc, cred, verf, rpcvers), offset
 
 
+_Stat = TypeVar("_Stat", AcceptStat, RejectStat)
+
+
+def _read_stat(
+    data: Buffer,
+    offset: int,
+    kind: str,
+    field: str,
+    table: Mapping[int, _Stat],
+    defined: str,
+) -> tuple[_Stat, int]:
+    """
+    Read the status word C{field} at C{offset}: its value in C{table} and
+    the offset after it; a truncated or unknown word is malformed.
+    """
+    if len(data) < offset + 4:
+        raise _truncated(kind, field, offset, 4, len(data))
+    value: int = _U32.unpack_from(data, offset)[0]
+    stat = table.get(value)
+    if stat is None:
+        raise MalformedMessage(
+            f"{kind}: unknown {field} {value} at offset {offset} (RFC 5531 defines {defined})",
+            offset,
+        )
+    return stat, offset + 4
+
+
+def _read_range(data: Buffer, offset: int, kind: str) -> tuple[int, int]:
+    """
+    Read a C{mismatch_info} (low, high) at C{offset}.
+    """
+    if len(data) < offset + 8:
+        raise _truncated(kind, "mismatch_info (low, high)", offset, 8, len(data))
+    low, high = _TWO_U32.unpack_from(data, offset)
+    return low, high
+
+
 def decode_reply_header(data: Buffer) -> tuple[ReplyHeader, int]:
     """
     Decode the header of a reply.
@@ -766,40 +804,19 @@ def decode_reply_header(data: Buffer) -> tuple[ReplyHeader, int]:
     xid, _, reply_stat = _REPLY_FIXED.unpack_from(data, 0)
     if reply_stat == MSG_ACCEPTED:
         verf, offset = _read_auth(data, _REPLY_FIXED.size, "verifier", kind)
-        if size < offset + 4:
-            raise _truncated(kind, "accept_stat", offset, 4, size)
-        value: int = _U32.unpack_from(data, offset)[0]
-        stat = _ACCEPT_STATS.get(value)
-        if stat is None:
-            raise MalformedMessage(
-                f"{kind}: unknown accept_stat {value} at offset {offset} "
-                "(RFC 5531 defines 0 to 5)",
-                offset,
-            )
-        offset += 4
+        stat, offset = _read_stat(
+            data, offset, kind, "accept_stat", _ACCEPT_STATS, "0 to 5"
+        )
         if stat is AcceptStat.PROG_MISMATCH:
-            if size < offset + 8:
-                raise _truncated(kind, "mismatch_info (low, high)", offset, 8, size)
-            low, high = _TWO_U32.unpack_from(data, offset)
+            low, high = _read_range(data, offset, kind)
             return AcceptedReply(xid, verf, stat, low, high), offset + 8
         return AcceptedReply(xid, verf, stat), offset
     if reply_stat == MSG_DENIED:
-        offset = _REPLY_FIXED.size
-        if size < offset + 4:
-            raise _truncated(kind, "reject_stat", offset, 4, size)
-        value = _U32.unpack_from(data, offset)[0]
-        reject = _REJECT_STATS.get(value)
-        if reject is None:
-            raise MalformedMessage(
-                f"{kind}: unknown reject_stat {value} at offset {offset} "
-                "(RFC 5531 defines 0 and 1)",
-                offset,
-            )
-        offset += 4
+        reject, offset = _read_stat(
+            data, _REPLY_FIXED.size, kind, "reject_stat", _REJECT_STATS, "0 and 1"
+        )
         if reject is RejectStat.RPC_MISMATCH:
-            if size < offset + 8:
-                raise _truncated(kind, "mismatch_info (low, high)", offset, 8, size)
-            low, high = _TWO_U32.unpack_from(data, offset)
+            low, high = _read_range(data, offset, kind)
             return DeniedReply(xid, reject, low, high), offset + 8
         if size < offset + 4:
             raise _truncated(kind, "auth_stat", offset, 4, size)
