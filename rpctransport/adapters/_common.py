@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
@@ -151,18 +151,31 @@ class ReadSlot:
     ) -> Deferred[Any]:
         """
         Check that a read may start, and make it the pending read.
+
+        This runs once per record: the checks are one test in the common
+        case, and the timer is left alone unless a timeout is set.
+        """
+        if self._read_d is not None or self._read_side is not Side.IDLE or (
+            self._life is Life.INACTIVE
+        ):
+            self._refuse_read()
+        d: Deferred[Any] = Deferred(self._cancel_read)
+        self._read_d = d
+        self._peek = peek
+        if before_record is not None:
+            self._before_record = before_record
+        if self._timer.enabled:
+            self._timer.busy(True)
+        return d
+
+    def _refuse_read(self) -> NoReturn:
+        """
+        Raise why a read may not start now.
         """
         check_usable(self._life, self._read_side, "start_reading", "reader")
         if self._read_side is Side.SHUT:
             raise ControllerInactive("start_reading: the controller was shut down")
-        if self._read_d is not None:
-            raise ControllerBusy("start_reading: a read is already pending")
-        d: Deferred[Any] = Deferred(self._cancel_read)
-        self._read_d = d
-        self._peek = peek
-        self._before_record = before_record if before_record is not None else accept_all
-        self._timer.busy(True)
-        return d
+        raise ControllerBusy("start_reading: a read is already pending")
 
     def cancel_rd_polling(self) -> None:
         """

@@ -18,7 +18,11 @@ class InactivityTimer:
 
     The controller tells it two things: L{busy} (whether a read, write or
     shutdown is pending) after every change, and L{activity} whenever bytes
-    move or an operation completes.
+    move or an operation completes. Both do nothing unless L{enabled}, which
+    a controller may test first so that a connection without a timeout pays
+    nothing per record.
+
+    @ivar enabled: whether a timeout is set.
     """
 
     log = Logger()
@@ -29,6 +33,7 @@ class InactivityTimer:
         self._seconds = -1.0
         self._call: IDelayedCall | None = None
         self._fired = False
+        self.enabled = False
 
     def configure(self, notify: Callable[[], object], seconds: float, busy: bool) -> None:
         """
@@ -39,9 +44,11 @@ class InactivityTimer:
         if seconds < 0:
             self._notify = None
             self._seconds = -1.0
+            self.enabled = False
             return
         self._notify = notify
         self._seconds = seconds
+        self.enabled = True
         self.busy(busy)
 
     def busy(self, busy: bool) -> None:

@@ -59,14 +59,17 @@ from ..sansio.record import (
 )
 from ..sansio.types import (
     END_OF_FILE,
+    ACCEPT,
     IMPLIED,
     Accepted,
     Implied,
     InRule,
     RpcProtocol,
 )
+from ._prompt import SEND_AT_ONCE_LIMIT, PromptWrites
 from ._common import (
     Life,
+    accept_all,
     ReadSlot,
     Side,
     check_usable,
@@ -102,6 +105,13 @@ Seconds a shutdown waits for the peer's EOF (the seed's default), and that a
 closed connection may take to flush what the transport already accepted
 before it is aborted.
 """
+
+
+def _accept_size(size: int) -> InRule:
+    """
+    The reader's C{decide} while the pending read has no C{before_record}.
+    """
+    return ACCEPT
 
 
 LARGE_RECORD: Final = 64 * 1024
@@ -151,6 +161,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         preclose: Callable[[], object] | None = None,
         adopted_fd: int | None = None,
         tcp_nodelay: bool = True,
+        prompt_writes: bool = True,
         starttls: Any = None,
         recognise_probes: bool = False,
         require_alpn: bool | None = None,
@@ -171,6 +182,9 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         @param preclose: called just before L{inactivate} closes it.
         @param tcp_nodelay: set C{TCP_NODELAY} on TCP connections (records
             are written whole, so Nagle's algorithm only adds latency).
+        @param prompt_writes: send what was written while received bytes were
+            being handled (a reply, typically) before returning to the
+            reactor, rather than on its next turn; see L{PromptWrites}.
         @param adopted_fd: the descriptor this controller was made from, when
             it was adopted; closed by L{inactivate} with
             C{close_inactive_descr}.
@@ -211,6 +225,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
             except OSError:
                 pass
         self.tcp_nodelay = tcp_nodelay
+        self.prompt_writes = prompt_writes
 
         self._life = Life.STARTING
         self._lost_reason: Failure | None = None
@@ -222,6 +237,13 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         self._read_side = Side.IDLE
         self._init_read_slot()
         self._pumping = False
+        # Inside dataReceived; whether a record was written meanwhile, and
+        # whether one of them went to the transport's buffer (see
+        # PromptWrites).
+        self._receiving = False
+        self._wrote_while_receiving = False
+        self._buffered_while_receiving = False
+        self._flusher: PromptWrites | None = None
         self._transport_paused = False
         self._default_read_size: int | None = None
         self._read_size: int | None = None
@@ -405,6 +427,8 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
             # Implicit TLS: Twisted's TLS layer is our transport, and its
             # handshake has only begun.
             self._begin_handshake()
+        elif self.prompt_writes:
+            self._flusher = PromptWrites.for_transport(self.transport)
         on_connection = self._on_connection
         if on_connection is not None:
             self._on_connection = None
@@ -419,8 +443,25 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Feed the bytes to the record reader and serve the pending read.
+        Feed the bytes to the record reader and serve the pending read; then
+        send what was written meanwhile (see L{PromptWrites}).
         """
+        flusher = self._flusher
+        if flusher is None:
+            self._received(data)
+            return
+        self._receiving = True
+        try:
+            self._received(data)
+        finally:
+            self._receiving = False
+        self._wrote_while_receiving = False
+        if self._buffered_while_receiving:
+            self._buffered_while_receiving = False
+            if self._tls is TLSState.PLAIN and self._life is Life.OPEN:
+                flusher.flush()
+
+    def _received(self, data: bytes) -> None:
         if self._read_side is Side.ABORTED or self._life is Life.INACTIVE:
             return
         reader = self._reader
@@ -544,30 +585,39 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         Hand out records to pending reads while the reader has them. Reads
         started from a callback are served by this same loop, not by
         recursion.
+
+        This is the per-record path of every read: what does not change from
+        record to record is looked up once, and the timer and the read size
+        are touched only when they are in use.
         """
         if self._pumping:
             return
         self._pumping = True
         try:
             reader = self._reader
+            timer = self._timer
+            probes = self._recognise_probes
             while self._read_d is not None:
+                decide = self._decide if self._before_record is not accept_all else _accept_size
                 try:
-                    event = reader.next_event(self._decide)
+                    event = reader.next_event(decide)
                 except Exception as e:
                     self._read_failed(e)
                     break
                 if event is NEED_DATA:
                     break
                 if (
-                    self._recognise_probes
+                    probes
                     and type(event) is Accepted
                     and looks_like_auth_tls(event.message)
                     and self._answer_auth_tls(event.message)
                 ):
                     continue
                 d = self._read_d
-                self._clear_read()
-                self._timer.activity(self._busy())
+                self._read_d = self._peek = None
+                self._before_record = accept_all
+                if timer.enabled:
+                    timer.activity(self._busy())
                 if event is END_OF_FILE:
                     reason = self._lost_reason
                     if reason is not None and not reason.check(ConnectionDone):
@@ -576,7 +626,10 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
                         d.callback(END_OF_FILE)
                 else:
                     if self._read_size is not None and type(event) is Accepted:
-                        self._size_reads(len(event.message))
+                        if (len(event.message) >= LARGE_RECORD) is not (
+                            self._read_size == LARGE_READ_SIZE
+                        ):
+                            self._size_reads(len(event.message))
                     d.callback((event, self._peer))
         finally:
             self._pumping = False
@@ -662,6 +715,63 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         """
         Send one record; see L{IRpcMultiplexController.start_writing}.
         """
+        if (
+            self._write_d is not None
+            or self._write_side is not Side.IDLE
+            or self._life is not Life.OPEN
+            or self._lost_reason is not None
+            or (addr is not IMPLIED and addr != self._peer)
+        ):
+            refused = self._refuse_write(addr)
+            if refused is not None:
+                return refused
+        transport = self.transport
+        assert transport is not None
+        pieces = encode_record(message, max_fragment_size=self.max_fragment_size)
+        if not self._receiving:
+            transport.writeSequence(pieces)
+        else:
+            self._write_while_receiving(pieces)
+        lost = self._lost_reason
+        if (not self._pushed_back and self._tls is not TLSState.HANDSHAKING) or (
+            lost is not None
+        ):
+            if self._timer.enabled:
+                self._timer.activity(self._busy())
+            return succeed(None) if lost is None else fail(lost)
+        d: Deferred[None] = Deferred(self._cancel_write)
+        self._write_d = d
+        self._timer.activity(True)
+        return d
+
+    def _write_while_receiving(self, pieces: list[bytes]) -> None:
+        """
+        Write a record while received bytes are being handled: the first
+        one, when it is all there is to send, at once; the others through
+        the transport's buffer, flushed at the end of L{dataReceived}.
+        """
+        flusher = self._flusher
+        first = not self._wrote_while_receiving
+        self._wrote_while_receiving = True
+        if (
+            first
+            and flusher is not None
+            and self._tls is TLSState.PLAIN
+            and not self._reader.buffered
+            and sum(map(len, pieces)) <= SEND_AT_ONCE_LIMIT
+            and flusher.holds_nothing()
+        ):
+            flusher.send(b"".join(pieces))
+            return
+        self._buffered_while_receiving = True
+        assert self.transport is not None
+        self.transport.writeSequence(pieces)
+
+    def _refuse_write(self, addr: object) -> Deferred[None] | None:
+        """
+        Why a write may not start now: raise a local error, or return the
+        failed Deferred of a connection that is gone; L{None} if it may.
+        """
         check_usable(self._life, self._write_side, "start_writing", "writer")
         if self._write_side is Side.SHUT:
             raise ControllerInactive("start_writing: the writing side was shut down")
@@ -673,19 +783,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
             )
         if self._lost_reason is not None or self.transport is None:
             return fail(self._lost_reason or Failure(ConnectionDone("not connected")))
-        pieces = encode_record(message, max_fragment_size=self.max_fragment_size)
-        self.transport.writeSequence(pieces)
-        if (not self._pushed_back and self._tls is not TLSState.HANDSHAKING) or (
-            self._lost_reason is not None
-        ):
-            self._timer.activity(self._busy())
-            if self._lost_reason is not None:
-                return fail(self._lost_reason)
-            return succeed(None)
-        d: Deferred[None] = Deferred(self._cancel_write)
-        self._write_d = d
-        self._timer.activity(True)
-        return d
+        return None
 
     def _cancel_write(self, d: Deferred[None]) -> None:
         # What the transport accepted cannot be taken back; the caller only

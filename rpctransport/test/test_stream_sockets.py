@@ -562,6 +562,213 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
             record, _ = yield self.within(server.start_reading(), f"read {i}")
             self.assertEqual(record, Accepted(message), f"record {i}")
 
+    # -- Prompt writes ----------------------------------------------------------
+
+    def plain_client(self) -> socket.socket:
+        """
+        A blocking plain socket connected to the listener.
+        """
+        raise NotImplementedError()
+
+    @inlineCallbacks
+    def _reply_seen_in_the_same_turn(
+        self, prompt_writes: bool, close_after: bool = False
+    ) -> Generator[Any, Any, tuple[bool, bytes]]:
+        """
+        A plain socket sends one call; the server replies from the read's
+        callback (and, with C{close_after}, inactivates). Return whether the
+        reply had reached the socket when the server's C{dataReceived}
+        returned, before the reactor's next turn, and everything the socket
+        then received until EOF or the reply.
+        """
+        yield self.listen(prompt_writes=prompt_writes)
+        sock = self.track_socket(self.plain_client())
+        server = yield self.next_server()
+        seen: list[bool] = []
+        original = server.dataReceived
+
+        def observing(data: bytes) -> None:
+            original(data)
+            # The reactor is blocked here: only the controller itself can
+            # have sent the reply. Without prompt writes it cannot come, and
+            # waiting longer would prove nothing more.
+            readable, _, _ = select.select([sock], [], [], WAIT if prompt_writes else 0.2)
+            seen.append(bool(readable))
+
+        server.dataReceived = observing  # type: ignore[method-assign]
+
+        def reply(result: Any) -> None:
+            server.start_writing(b"re:" + result[0].message)
+            if close_after:
+                server.inactivate()
+
+        server.start_reading().addCallback(reply)
+        sock.sendall(b"".join(encode_record(b"call")))
+        yield self.until(lambda: bool(seen), "the call to be received")
+        expected = b"".join(encode_record(b"re:call"))
+        got = b""
+        sock.settimeout(WAIT)
+        while len(got) < len(expected) or close_after:
+            chunk = yield self.reactor_recv(sock)
+            if not chunk:
+                break
+            got += chunk
+        return seen[0], got
+
+    @inlineCallbacks
+    def reactor_recv(self, sock: socket.socket) -> Generator[Any, Any, bytes]:
+        """
+        Wait (letting the reactor run) until C{sock} is readable, then read.
+        """
+        yield self.until(
+            lambda: bool(select.select([sock], [], [], 0)[0]), "the socket to be readable"
+        )
+        return sock.recv(65536)
+
+    @inlineCallbacks
+    def test_reply_sent_before_the_next_reactor_turn(self) -> Generator[Any, Any, None]:
+        """
+        A record written while received bytes are handled (a reply, from the
+        read's callback) is sent before C{dataReceived} returns to the
+        reactor, and only once.
+        """
+        seen, got = yield self._reply_seen_in_the_same_turn(prompt_writes=True)
+        self.assertTrue(seen, "the reply waited for the reactor")
+        self.assertEqual(got, b"".join(encode_record(b"re:call")))
+
+    @inlineCallbacks
+    def test_reply_waits_for_the_reactor_without_prompt_writes(
+        self,
+    ) -> Generator[Any, Any, None]:
+        """
+        With C{prompt_writes=False}, Twisted sends the reply on the reactor's
+        next turn, as it does for any protocol.
+        """
+        seen, got = yield self._reply_seen_in_the_same_turn(prompt_writes=False)
+        self.assertFalse(seen, "the reply left before the reactor's turn")
+        self.assertEqual(got, b"".join(encode_record(b"re:call")))
+
+    @inlineCallbacks
+    def test_reply_then_inactivate(self) -> Generator[Any, Any, None]:
+        """
+        A reply written just before C{inactivate()}, in the same callback,
+        reaches the peer whole, and then the connection closes: a closing
+        transport is left to the reactor.
+        """
+        _, got = yield self._reply_seen_in_the_same_turn(prompt_writes=True, close_after=True)
+        self.assertEqual(got, b"".join(encode_record(b"re:call")))
+
+    @inlineCallbacks
+    def _serve_replies(
+        self, reply: Callable[[bytes], bytes]
+    ) -> Generator[Any, Any, tuple[socket.socket, StreamController, list[int]]]:
+        """
+        Listen, connect a plain socket, and have the server answer every
+        record with C{reply(message)} from its read's callback. Return the
+        socket, the server and a list that gets one entry per record handled.
+        """
+        yield self.listen()
+        sock = self.track_socket(self.plain_client())
+        server = yield self.next_server()
+        handled: list[int] = []
+
+        def on_read(result: Any) -> None:
+            if result is END_OF_FILE:
+                return
+            handled.append(len(result[0].message))
+            server.start_writing(reply(result[0].message)).addCallback(read_next)
+
+        def read_next(_: object = None) -> None:
+            server.start_reading().addCallback(on_read)
+
+        server.start_reading().addCallback(on_read)
+        return sock, server, handled
+
+    @inlineCallbacks
+    def test_pipelined_replies_sent_before_the_next_reactor_turn(
+        self,
+    ) -> Generator[Any, Any, None]:
+        """
+        Calls that arrive together are answered together: every reply goes
+        out before C{dataReceived} returns to the reactor.
+        """
+        sock, server, handled = yield self._serve_replies(lambda m: b"re:" + m)
+        calls = [b"call %d" % i for i in range(3)]
+        expected = b"".join(b"".join(encode_record(b"re:" + c)) for c in calls)
+        waiting: list[int] = []
+        original = server.dataReceived
+
+        def observing(data: bytes) -> None:
+            original(data)
+            if len(handled) == len(calls):
+                waiting.append(len(sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)))
+
+        server.dataReceived = observing  # type: ignore[method-assign]
+        sock.sendall(b"".join(b"".join(encode_record(c)) for c in calls))
+        yield self.until(lambda: bool(waiting), "the calls to be handled")
+        self.assertEqual(waiting, [len(expected)])
+
+    @inlineCallbacks
+    def test_reply_keeps_its_place_behind_earlier_writes(
+        self,
+    ) -> Generator[Any, Any, None]:
+        """
+        A reply is not sent ahead of a record the transport still holds: a
+        record written just before the call arrives (and not yet sent by the
+        reactor) goes out first.
+        """
+        sock, server, handled = yield self._serve_replies(lambda m: b"re:" + m)
+        original = server.dataReceived
+
+        def write_first(data: bytes) -> None:
+            server.start_writing(b"earlier")
+            original(data)
+
+        server.dataReceived = write_first  # type: ignore[method-assign]
+        sock.sendall(b"".join(encode_record(b"call")))
+        expected = b"".join(encode_record(b"earlier")) + b"".join(encode_record(b"re:call"))
+        got = b""
+        while len(got) < len(expected):
+            chunk = yield self.reactor_recv(sock)
+            if not chunk:
+                break
+            got += chunk
+        self.assertEqual(got, expected)
+
+    @inlineCallbacks
+    def test_replies_keep_order_when_the_socket_pushes_back(
+        self,
+    ) -> Generator[Any, Any, None]:
+        """
+        Replies written while the peer does not read, each from its own
+        C{dataReceived}, fill the socket (some are sent at once in part, the
+        rest buffered by the transport) and then all arrive whole and in
+        order.
+        """
+        sock, server, handled = yield self._serve_replies(
+            lambda m: m + pattern(20 * KiB, seed=m[0])
+        )
+        server.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 * KiB)
+        count = 40
+        for i in range(count):
+            sock.sendall(b"".join(encode_record(bytes([i]))))
+            if not server.writing:
+                yield self.until(
+                    lambda: len(handled) == i + 1 or server.writing, f"call {i} to be handled"
+                )
+        self.assertTrue(server.writing, "the socket never pushed back")
+        expected = b"".join(
+            b"".join(encode_record(bytes([i]) + pattern(20 * KiB, seed=i))) for i in range(count)
+        )
+        got = b""
+        while len(got) < len(expected):
+            chunk = yield self.reactor_recv(sock)
+            if not chunk:
+                break
+            got += chunk
+        self.assertEqual(len(got), len(expected))
+        self.assertTrue(got == expected, "the replies differ from what was written")
+
     # -- 2. Peers that do not speak RPC ----------------------------------------
 
     @inlineCallbacks
@@ -1030,6 +1237,9 @@ class TCPStreamSocketTests(_StreamSocketTestsMixin, TestCase):
     def expected_credentials(self) -> None:
         return None
 
+    def plain_client(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port.getHost().port), timeout=WAIT)
+
 
 class UNIXStreamSocketTests(_StreamSocketTestsMixin, TestCase):
     """
@@ -1053,6 +1263,12 @@ class UNIXStreamSocketTests(_StreamSocketTestsMixin, TestCase):
 
     def expected_credentials(self) -> tuple[int, int, int]:
         return os.getpid(), os.getuid(), os.getgid()
+
+    def plain_client(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(WAIT)
+        sock.connect(self.path)
+        return sock
 
 
 # -- 7. Adopted descriptors ---------------------------------------------------------
