@@ -19,8 +19,10 @@ send:
     buffer as usual;
   - everything else written meanwhile through the transport's buffer, which
     it flushes (C{doWrite}, L{IWriteDescriptor}'s method, the call the
-    reactor would make) before returning to the reactor: pipelined calls
-    still go out in one C{send} per chunk of input.
+    reactor would make) every L{FLUSH_AFTER} seconds and before returning to
+    the reactor: pipelined calls go out in one C{send} per chunk of input,
+    or a few for a long chunk, so that the peer starts on the first replies
+    while the rest are being made.
 
 This relies on attributes of Twisted's L{FileDescriptor} beyond its
 interfaces: C{connected}, C{disconnecting}, C{_writeDisconnecting},
@@ -42,6 +44,19 @@ SEND_AT_ONCE_LIMIT: Final = 64 * 1024
 Records up to this size may be sent at once: they are joined into one
 C{bytes} first, which is cheap for them; larger ones go through the
 transport's buffer (Twisted joins them there anyway) and its flush.
+"""
+
+FLUSH_AFTER: Final = 0.0003
+"""
+Seconds of handling one chunk of input after which what the transport holds
+is sent, before the chunk is done: no reply waits much longer than this for
+the ones after it. Without it, two Python peers echoing 64 B records with
+100 in flight work in lock step, each idle while the other handles the
+whole window (70,000 records/s in the benchmark's echo case, on 2 cores);
+with it, they overlap (140,000). 0.1 ms cost the libtirpc pipelined client
+(never the bottleneck) a quarter of its calls/s, one C{send} per few
+records; 0.3 ms cost nothing measurable; 1 ms no longer split the echo's
+windows.
 """
 
 _NEEDED: Final = (

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -66,7 +67,7 @@ from ..sansio.types import (
     InRule,
     RpcProtocol,
 )
-from ._prompt import SEND_AT_ONCE_LIMIT, PromptWrites
+from ._prompt import FLUSH_AFTER, SEND_AT_ONCE_LIMIT, PromptWrites
 from ._common import (
     Life,
     accept_all,
@@ -237,12 +238,13 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         self._read_side = Side.IDLE
         self._init_read_slot()
         self._pumping = False
-        # Inside dataReceived; whether a record was written meanwhile, and
-        # whether one of them went to the transport's buffer (see
+        # Inside dataReceived; how many records were written meanwhile, and
+        # whether the transport's buffer holds some of them (see
         # PromptWrites).
         self._receiving = False
-        self._wrote_while_receiving = False
+        self._written_while_receiving = 0
         self._buffered_while_receiving = False
+        self._flushed_at = 0.0
         self._flusher: PromptWrites | None = None
         self._transport_paused = False
         self._default_read_size: int | None = None
@@ -451,11 +453,12 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
             self._received(data)
             return
         self._receiving = True
+        self._flushed_at = time.monotonic()
         try:
             self._received(data)
         finally:
             self._receiving = False
-        self._wrote_while_receiving = False
+        self._written_while_receiving = 0
         if self._buffered_while_receiving:
             self._buffered_while_receiving = False
             if self._tls is TLSState.PLAIN and self._life is Life.OPEN:
@@ -748,14 +751,16 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         """
         Write a record while received bytes are being handled: the first
         one, when it is all there is to send, at once; the others through
-        the transport's buffer, flushed at the end of L{dataReceived}.
+        the transport's buffer, flushed when L{FLUSH_AFTER} seconds passed
+        since the last flush (or the start of L{dataReceived}) and at its
+        end.
         """
         flusher = self._flusher
-        first = not self._wrote_while_receiving
-        self._wrote_while_receiving = True
+        assert flusher is not None and self.transport is not None
+        written = self._written_while_receiving + 1
+        self._written_while_receiving = written
         if (
-            first
-            and flusher is not None
+            written == 1
             and self._tls is TLSState.PLAIN
             and not self._reader.buffered
             and sum(map(len, pieces)) <= SEND_AT_ONCE_LIMIT
@@ -763,9 +768,14 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         ):
             flusher.send(b"".join(pieces))
             return
-        self._buffered_while_receiving = True
-        assert self.transport is not None
         self.transport.writeSequence(pieces)
+        now = time.monotonic()
+        if now - self._flushed_at < FLUSH_AFTER or self._tls is not TLSState.PLAIN:
+            self._buffered_while_receiving = True
+        else:
+            self._flushed_at = now
+            self._buffered_while_receiving = False
+            flusher.flush()
 
     def _refuse_write(self, addr: object) -> Deferred[None] | None:
         """

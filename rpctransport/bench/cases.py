@@ -108,6 +108,13 @@ RECEIVE_TARGETS: dict[tuple[int, int | None], list[tuple[str, Target]]] = {
 
 _RECEIVE_VARIANTS = {"bare": BARE, "int32": INT32, "controller": CONTROLLER}
 
+DEFERRED_FLOOR = "Deferred alone (bound)"
+"""
+The variant of the 64 B measurement that only makes and fires one Deferred
+per record, in process: the most records/s any one-Deferred-per-record API
+can reach on this machine (see L{rpctransport.bench.peer.deferred_floor}).
+"""
+
 
 def receive(lab: Lab) -> Case:
     """
@@ -125,6 +132,8 @@ def receive(lab: Lab) -> Case:
         notes=[
             "controller: StreamController, start_reading loop, one Deferred per record",
             "bare Protocol: dataReceived only counts bytes (the ceiling on Twisted)",
+            "Deferred alone: one Deferred made, hooked and fired per record, in process,"
+            " no I/O: the bound of any API with one Deferred per record",
         ],
     )
     settings = lab.settings
@@ -158,10 +167,17 @@ def receive(lab: Lab) -> Case:
                     run_time=settings.run_time,
                     most=max(1, (4 << 30) // size),
                 )
+            if size == 64 and fragment is None:
+                measurement.variants.append(Variant(DEFERRED_FLOOR, "reference"))
+                runs[DEFERRED_FLOOR] = Sized(
+                    _deferred_floor_run(lab), count=100_000, run_time=settings.run_time
+                )
             repeat(settings, measurement, runs)
         finally:
             for server in servers.values():
                 lab.stop(server)
+        if measurement.variant(DEFERRED_FLOOR):
+            measurement.comparisons.append(Comparison(DEFERRED_FLOOR, INT32))
         for reference, target in RECEIVE_TARGETS.get((size, fragment), []):
             measurement.comparisons.append(Comparison(CONTROLLER, reference, target))
         for reference in (BARE, INT32):
@@ -169,9 +185,19 @@ def receive(lab: Lab) -> Case:
                 c.reference == reference for c in measurement.comparisons
             ):
                 measurement.comparisons.append(Comparison(CONTROLLER, reference))
-        measurement.comparisons.sort(key=lambda c: c.reference != BARE)
+        measurement.comparisons.sort(key=lambda c: (c.variant != CONTROLLER, c.reference != BARE))
         case.measurements.append(measurement)
     return case
+
+
+def _deferred_floor_run(lab: Lab) -> Callable[[int], tuple[float, float]]:
+    def run(count: int) -> tuple[float, float]:
+        result = _json_line(lab.run(lab.peer("deferred-floor", "--count", str(count))).stdout)
+        if result.get("records") != count:
+            raise BenchError(f"deferred floor: {result}")
+        return float(result["elapsed"]), count / float(result["elapsed"])
+
+    return run
 
 
 def _receive_run(

@@ -21,6 +21,10 @@ L{rpctransport.bench.cases}:
   - C{python -m rpctransport.bench.peer echo-client --variant V --port P
     --size S --count N --depth D}: the other end, C{D} records in flight;
     prints one JSON line and exits.
+  - C{python -m rpctransport.bench.peer deferred-floor --count N}: no I/O
+    at all; make, hook and fire C{N} Deferreds the way the controller's
+    read loop does, one per record, and print one JSON line. No API that
+    hands out one Deferred per record can beat this rate.
 
 The byte streams come from L{rpctransport.bench._sender}, a process that
 imports no Twisted, so that the sender costs as little as it can.
@@ -368,7 +372,37 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     client.add_argument("--size", type=int, required=True)
     client.add_argument("--count", type=int, required=True)
     client.add_argument("--depth", type=int, required=True)
+    floor = modes.add_parser("deferred-floor")
+    floor.add_argument("--count", type=int, required=True)
     return parser.parse_args(argv)
+
+
+def deferred_floor(count: int) -> dict[str, Any]:
+    """
+    Time C{count} rounds of what one record costs a C{start_reading} loop in
+    Deferred machinery alone: a L{Deferred} with a canceller, its
+    C{addCallbacks}, and its C{callback} with a C{(record, peer)} result.
+    """
+    from twisted.internet.defer import Deferred
+
+    got = [0]
+    record = (b"\0" * 64, None)
+
+    def on_read(result: object) -> None:
+        got[0] += 1
+
+    def on_error(failure: object) -> None:
+        pass
+
+    def cancel(d: object) -> None:
+        pass
+
+    started = time.perf_counter()
+    for _ in range(count):
+        d: Deferred[Any] = Deferred(cancel)
+        d.addCallbacks(on_read, on_error)
+        d.callback(record)
+    return {"elapsed": time.perf_counter() - started, "records": got[0]}
 
 
 def _die_with_parent() -> None:
@@ -395,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = _parse(sys.argv[1:] if argv is None else argv)
     _die_with_parent()
+    if args.mode == "deferred-floor":
+        _emit(deferred_floor(args.count))
+        return
     reactor = _reactor()
 
     if args.mode == "receive":

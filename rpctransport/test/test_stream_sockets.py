@@ -23,6 +23,7 @@ import shutil
 import socket
 import struct
 import tempfile
+import time
 import tracemalloc
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
+
+from rpctransport.adapters._prompt import FLUSH_AFTER
 
 from rpctransport import (
     ACCEPT,
@@ -701,12 +704,67 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
         def observing(data: bytes) -> None:
             original(data)
             if len(handled) == len(calls):
-                waiting.append(len(sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)))
+                try:
+                    waiting.append(len(sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)))
+                except BlockingIOError:
+                    waiting.append(0)
 
         server.dataReceived = observing  # type: ignore[method-assign]
         sock.sendall(b"".join(b"".join(encode_record(c)) for c in calls))
         yield self.until(lambda: bool(waiting), "the calls to be handled")
         self.assertEqual(waiting, [len(expected)])
+
+    @inlineCallbacks
+    def _early_replies_seen(self, prompt_writes: bool) -> Generator[Any, Any, int]:
+        """
+        Three calls arrive together and each takes the server longer than
+        L{FLUSH_AFTER} to answer; return how many bytes of replies the peer
+        could read when the server began answering the third.
+        """
+        yield self.listen(prompt_writes=prompt_writes)
+        sock = self.track_socket(self.plain_client())
+        server = yield self.next_server()
+        seen: list[int] = []
+
+        def on_read(result: Any) -> None:
+            if len(seen) == 0 and result[0].message == b"call 2":
+                try:
+                    seen.append(len(sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)))
+                except BlockingIOError:
+                    seen.append(0)
+            time.sleep(2 * FLUSH_AFTER)
+            server.start_writing(b"re:" + result[0].message)
+            server.start_reading().addCallback(on_read)
+
+        server.start_reading().addCallback(on_read)
+        calls = [b"call %d" % i for i in range(3)]
+        sock.setblocking(False)
+        sock.sendall(b"".join(b"".join(encode_record(c)) for c in calls))
+        yield self.until(lambda: bool(seen), "the third call to be handled")
+        return seen[0]
+
+    @inlineCallbacks
+    def test_replies_leave_while_later_calls_are_handled(
+        self,
+    ) -> Generator[Any, Any, None]:
+        """
+        When calls that arrived together take a while to answer, the first
+        replies are sent while the later calls are still being handled, not
+        all at the end.
+        """
+        seen = yield self._early_replies_seen(prompt_writes=True)
+        self.assertEqual(seen, 2 * len(b"".join(encode_record(b"re:call 0"))))
+
+    @inlineCallbacks
+    def test_replies_wait_for_the_end_without_prompt_writes(
+        self,
+    ) -> Generator[Any, Any, None]:
+        """
+        With C{prompt_writes=False}, no reply leaves while later calls of the
+        same chunk are being handled.
+        """
+        seen = yield self._early_replies_seen(prompt_writes=False)
+        self.assertEqual(seen, 0)
 
     @inlineCallbacks
     def test_reply_keeps_its_place_behind_earlier_writes(
