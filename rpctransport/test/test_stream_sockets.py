@@ -34,6 +34,7 @@ from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -255,6 +256,15 @@ def fires_within(d: Deferred[Any], seconds: float) -> Deferred[bool]:
     return answer
 
 
+def socket_transport(transport: Any) -> Any:
+    """
+    The socket's own transport under any protocol wrappers (Twisted's TLS).
+    """
+    while isinstance(transport, ProtocolWrapper):
+        transport = transport.transport
+    return transport
+
+
 if TYPE_CHECKING:
     _MixinBase = TestCase
 else:
@@ -275,6 +285,7 @@ class _SocketTestMixin(_MixinBase):
         self._controllers: list[StreamController] = []
         self._raw_peers: list[RawPeer] = []
         self._sockets: list[socket.socket] = []
+        self._processes: list[tuple[Any, Any]] = []
         self.addCleanup(self._tear_down_everything)
 
     def track(self, controller: StreamController) -> StreamController:
@@ -299,6 +310,13 @@ class _SocketTestMixin(_MixinBase):
         self._sockets.append(sock)
         return sock
 
+    def track_process(self, transport: Any, process: Any) -> None:
+        """
+        Kill the process of C{transport} when the test ends, if still
+        running, and wait for C{process.ended} (a Deferred) to fire.
+        """
+        self._processes.append((transport, process))
+
     @inlineCallbacks
     def _tear_down_everything(self) -> Generator[Any, Any, None]:
         for controller in self._controllers:
@@ -307,13 +325,18 @@ class _SocketTestMixin(_MixinBase):
             transport: Any = peer.transport
             if transport is not None and not peer.lost.called:
                 transport.abortConnection()
+        for transport, process in self._processes:
+            if not process.ended.called:
+                transport.signalProcess("KILL")
 
         def all_gone() -> bool:
             for controller in self._controllers:
-                transport = controller.transport
+                transport = socket_transport(controller.transport)
                 if transport is not None and not getattr(transport, "disconnected", True):
                     return False
-            return all(peer.lost.called or peer.transport is None for peer in self._raw_peers)
+            if not all(peer.lost.called or peer.transport is None for peer in self._raw_peers):
+                return False
+            return all(process.ended.called for _, process in self._processes)
 
         yield self.until(all_gone, "every connection to close")
         for sock in self._sockets:

@@ -36,7 +36,6 @@ from twisted.internet.endpoints import (
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, ProcessProtocol
-from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -89,11 +88,12 @@ from rpctransport.test.test_stream_sockets import (
     TLS_CLIENT_HELLO,
     WAIT,
     RawPeer,
-    fires_within,
     mark,
+    _SocketTestMixin,
     outcome,
     pattern,
     sleep,
+    socket_transport,
 )
 from rpctransport.testing import CertificateAuthority, IssuedCertificate
 
@@ -377,50 +377,22 @@ class SClient(ProcessProtocol):
         self.ended.callback(None)
 
 
-def _socket_transport(transport: Any) -> Any:
-    """
-    The socket's own transport under any protocol wrappers (Twisted's TLS).
-    """
-    while isinstance(transport, ProtocolWrapper):
-        transport = transport.transport
-    return transport
-
-
 # -- The test base -----------------------------------------------------------
 
 
-class _TLSTestCase(TestCase):
+class _TLSTestCase(_SocketTestMixin, TestCase):
     """
     Listening, connecting and raw peers, with everything a test opens torn
-    down in one cleanup that waits for each connection to be gone.
+    down in one cleanup that waits for each connection to be gone (the
+    registry of L{_SocketTestMixin}).
     """
 
     timeout = 30
 
     def setUp(self) -> None:
-        self.reactor = _get_reactor()
+        self._setUpRegistry()
         self.pki = pki()
-        self._controllers: list[StreamController] = []
-        self._peers: list[RawPeer] = []
-        self._processes: list[tuple[Any, SClient]] = []
         self.accepted: DeferredQueue[ServerSide] = DeferredQueue()
-        self.addCleanup(self._tear_down)
-
-    # -- Registry ---------------------------------------------------------------
-
-    def track(self, controller: StreamController) -> StreamController:
-        """
-        Inactivate C{controller} at the end of the test.
-        """
-        self._controllers.append(controller)
-        return controller
-
-    def track_peer(self, peer: RawPeer) -> RawPeer:
-        """
-        Abort C{peer}'s connection at the end of the test, if still up.
-        """
-        self._peers.append(peer)
-        return peer
 
     def temp_dir(self) -> str:
         """
@@ -429,56 +401,6 @@ class _TLSTestCase(TestCase):
         path = tempfile.mkdtemp(prefix="rpctls")
         self.addCleanup(shutil.rmtree, path, True)
         return path
-
-    @inlineCallbacks
-    def _tear_down(self) -> Generator[Any, Any, None]:
-        for controller in self._controllers:
-            controller.inactivate()
-        for peer in self._peers:
-            transport: Any = peer.transport
-            if transport is not None and not peer.lost.called:
-                transport.abortConnection()
-        for transport, process in self._processes:
-            if not process.ended.called:
-                transport.signalProcess("KILL")
-
-        def all_gone() -> bool:
-            for controller in self._controllers:
-                transport = _socket_transport(controller.transport)
-                if transport is not None and not getattr(transport, "disconnected", True):
-                    return False
-            if not all(peer.lost.called or peer.transport is None for peer in self._peers):
-                return False
-            return all(process.ended.called for _, process in self._processes)
-
-        yield self.until(all_gone, "every connection to close")
-
-    # -- Waiting ---------------------------------------------------------------
-
-    @inlineCallbacks
-    def until(
-        self, predicate: Callable[[], bool], what: str, seconds: float = WAIT
-    ) -> Generator[Any, Any, None]:
-        """
-        Poll the reactor until C{predicate()} is true; fail after C{seconds}.
-        """
-        step = 0.01
-        for _ in range(int(seconds / step) + 1):
-            if predicate():
-                return
-            yield sleep(step)
-        self.fail(f"gave up waiting for {what}")
-
-    @inlineCallbacks
-    def within(self, d: Deferred[Any], what: str, seconds: float = WAIT) -> Generator[Any, Any, Any]:
-        """
-        Wait for C{d} and give its result; fail if it does not fire in time.
-        """
-        fired = yield fires_within(d, seconds)
-        if not fired:
-            self.fail(f"gave up waiting for {what}")
-        result = yield d
-        return result
 
     @inlineCallbacks
     def fails_with(
@@ -654,7 +576,7 @@ class _TLSTestCase(TestCase):
         harmless.
         """
         yield self.until(
-            lambda: getattr(_socket_transport(controller.transport), "disconnected", True),
+            lambda: getattr(socket_transport(controller.transport), "disconnected", True),
             "the connection to close",
         )
         self.assertFalse(controller.alive)
@@ -1763,7 +1685,7 @@ class OpenSSLClientTests(_TLSTestCase):
         transport = self.reactor.spawnProcess(
             process, self.openssl, argv, env={"PATH": os.environ.get("PATH", "")}
         )
-        self._processes.append((transport, process))
+        self.track_process(transport, process)
         out = yield self.within(process.replied, "the reply from s_client")
         self.assertEqual(len(out), 4 + PLAIN_SUCCESS_SIZE, f"stdout {out!r}, stderr {process.err!r}")
         self.assertEqual(out[:4], struct.pack(">I", 0x80000000 | PLAIN_SUCCESS_SIZE))
@@ -1801,7 +1723,7 @@ class InactivateTests(_TLSTestCase):
         server = side.controller
         server.inactivate()
         yield self.until(
-            lambda: getattr(_socket_transport(server.transport), "disconnected", True),
+            lambda: getattr(socket_transport(server.transport), "disconnected", True),
             "the server's connection to close",
             seconds=2.0,
         )
