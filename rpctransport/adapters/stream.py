@@ -59,24 +59,24 @@ from ..sansio.record import (
     encode_record,
 )
 from ..sansio.types import (
-    END_OF_FILE,
     ACCEPT,
+    END_OF_FILE,
     IMPLIED,
     Accepted,
     Implied,
     InRule,
     RpcProtocol,
 )
-from ._prompt import FLUSH_AFTER, SEND_AT_ONCE_LIMIT, PromptWrites
 from ._common import (
     Life,
-    accept_all,
     ReadSlot,
     Side,
+    accept_all,
     check_usable,
     descriptor_of,
     resolve_reactor,
 )
+from ._prompt import FLUSH_AFTER, SEND_AT_ONCE_LIMIT, PromptWrites
 from ._timer import InactivityTimer
 from .starttls import DEFAULT_HANDSHAKE_TIMEOUT, TLSHandling, TLSState, looks_like_auth_tls
 from .tls import TLSSessionProps, session_props, tls_connection
@@ -568,7 +568,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         Start one read; see L{IRpcMultiplexController.start_reading}.
         """
         d = self._begin_read(peek, before_record)
-        if self._reader.buffered and peek is not None:
+        if peek is not None and self._reader.buffered:
             try:
                 peek()
             except Exception as e:
