@@ -16,8 +16,10 @@ it.
 
 from __future__ import annotations
 
+import collections
 import os
 import pwd
+import random
 import select
 import shutil
 import socket
@@ -815,6 +817,85 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
                 break
             got += chunk
         self.assertEqual(got, expected)
+
+    @inlineCallbacks
+    def test_writes_of_every_kind_keep_their_order(self) -> Generator[Any, Any, None]:
+        """
+        Records of every size, written from read callbacks (sent at once,
+        buffered and flushed, or waiting for the transport to drain, then
+        written from the drain's callback) and from timers outside any
+        received bytes, reach the peer whole and in the order written.
+        """
+        rng = random.Random(6)
+        sizes = [0, 1, 60, 1000, 8 * KiB, 70 * KiB, 300 * KiB]
+        weights = [40, 40, 80, 40, 10, 5, 2]
+        yield self.listen()
+        peer = yield self.connect_raw()
+        server = yield self.next_server()
+        written: list[bytes] = []
+        queue: collections.deque[bytes] = collections.deque()
+        state = {"writing": False, "handled": 0, "later": 0}
+        errors: list[Failure] = []
+
+        def write_queued(_: object = None) -> None:
+            state["writing"] = False
+            while queue and not state["writing"]:
+                payload = queue.popleft()
+                written.append(payload)
+                d = server.start_writing(payload)
+                if not d.called:
+                    state["writing"] = True
+                    d.addCallback(write_queued)
+                d.addErrback(errors.append)
+
+        def enqueue(payloads: list[bytes]) -> None:
+            queue.extend(payloads)
+            if not state["writing"]:
+                write_queued()
+
+        def later(payloads: list[bytes]) -> None:
+            state["later"] -= 1
+            enqueue(payloads)
+
+        def on_read(result: Any) -> None:
+            if result is END_OF_FILE:
+                return
+            state["handled"] += 1
+            count = rng.choice([0, 1, 1, 1, 2, 3])
+            payloads = [
+                pattern(rng.choices(sizes, weights)[0], seed=rng.randrange(250))
+                for _ in range(count)
+            ]
+            if rng.random() < 0.2:
+                state["later"] += 1
+                self.reactor.callLater(0, later, payloads)
+            else:
+                enqueue(payloads)
+            server.start_reading().addCallback(on_read).addErrback(errors.append)
+
+        server.start_reading().addCallback(on_read).addErrback(errors.append)
+        calls = 150
+        sent = 0
+        while sent < calls:
+            group = min(calls - sent, rng.choice([1, 1, 1, 2, 4, 6]))
+            peer.transport.write(
+                b"".join(b"".join(encode_record(b"call %d" % (sent + i))) for i in range(group))
+            )
+            sent += group
+            if rng.random() < 0.7:
+                yield sleep(0)
+        yield self.until(
+            lambda: state["handled"] == calls
+            and not state["later"]
+            and not queue
+            and not state["writing"],
+            "every call to be answered",
+        )
+        self.assertEqual(errors, [])
+        expected = b"".join(b"".join(encode_record(p)) for p in written)
+        yield self.within(peer.wait_for_bytes(len(expected)), "every record")
+        self.assertEqual(len(peer.received), len(expected))
+        self.assertTrue(peer.received == expected, "the records arrived out of order or damaged")
 
     @inlineCallbacks
     def test_replies_keep_order_when_the_socket_pushes_back(
