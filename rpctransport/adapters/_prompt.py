@@ -7,8 +7,8 @@ the socket for writing (an C{epoll_ctl}), and send on a later turn, when the
 reactor finds it writable (then another C{epoll_ctl} to stop watching). For
 a server answering one call at a time, that detour is a large part of the
 round trip: the benchmark's "tirpc client, 1 in flight" case measured about
-8,400 calls/s through it and 12,500 (the libtirpc server's rate) with the
-reply sent at once, on a 2-core machine.
+8,400 calls/s through it and 10,500 to 11,700 with the reply sent at once,
+where the libtirpc server made 12,400, on a 2-core machine.
 
 So while a stream controller handles received bytes, L{PromptWrites} lets it
 send:
