@@ -130,6 +130,23 @@ def _drain(
             notify.put(None)
 
 
+def _spawn(argv: Sequence[str], env: Mapping[str, str] | None) -> subprocess.Popen[str]:
+    """
+    Start a program with its output piped as text, in a session of its own
+    (so that killing the session takes its children too).
+    """
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        env=None if env is None else dict(env),
+        start_new_session=True,
+    )
+
+
 class ServerProcess:
     """
     A server running as a subprocess.
@@ -152,16 +169,7 @@ class ServerProcess:
         self.stderr: list[str] = []
         self.killed = False
         self._lines: queue.Queue[str | None] = queue.Queue()
-        self.process = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            env=None if env is None else dict(env),
-            start_new_session=True,
-        )
+        self.process = _spawn(self.argv, env)
         assert self.process.stdout is not None and self.process.stderr is not None
         self._readers = [
             threading.Thread(
@@ -369,16 +377,7 @@ def run_program(
     @param env: its environment (by default, ours).
     """
     started = time.monotonic()
-    process = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        env=None if env is None else dict(env),
-        start_new_session=True,
-    )
+    process = _spawn(argv, env)
     returncode: int | None
     try:
         stdout, stderr = process.communicate(timeout=timeout)

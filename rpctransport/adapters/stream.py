@@ -617,8 +617,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
                 ):
                     continue
                 d = self._read_d
-                self._read_d = self._peek = None
-                self._before_record = accept_all
+                self._clear_read()
                 if timer.enabled:
                     timer.activity(self._busy())
                 if event is END_OF_FILE:
@@ -629,24 +628,21 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
                         d.callback(END_OF_FILE)
                 else:
                     if self._read_size is not None and type(event) is Accepted:
-                        if (len(event.message) >= LARGE_RECORD) is not (
-                            self._read_size == LARGE_READ_SIZE
-                        ):
-                            self._size_reads(len(event.message))
+                        large = len(event.message) >= LARGE_RECORD
+                        if large is not (self._read_size == LARGE_READ_SIZE):
+                            self._size_reads(large)
                     d.callback((event, self._peer))
         finally:
             self._pumping = False
         self._flow()
 
-    def _size_reads(self, record_size: int) -> None:
+    def _size_reads(self, large: bool) -> None:
         """
         Read in large chunks while records are large, in Twisted's default
         chunks otherwise (the benchmark's receive cases measure this).
         """
-        want = LARGE_READ_SIZE if record_size >= LARGE_RECORD else self._default_read_size
-        if want != self._read_size:
-            self._read_size = want
-            self.transport.bufferSize = want  # type: ignore[union-attr]
+        self._read_size = LARGE_READ_SIZE if large else self._default_read_size
+        self.transport.bufferSize = self._read_size  # type: ignore[union-attr]
 
     def _read_failed(self, error: Exception) -> None:
         """

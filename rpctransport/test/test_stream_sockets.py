@@ -258,6 +258,13 @@ def fires_within(d: Deferred[Any], seconds: float) -> Deferred[bool]:
     return answer
 
 
+def wire(message: bytes) -> bytes:
+    """
+    C{message} record-marked, as one C{bytes}: what the peer reads.
+    """
+    return b"".join(encode_record(message))
+
+
 def socket_transport(transport: Any) -> Any:
     """
     The socket's own transport under any protocol wrappers (Twisted's TLS).
@@ -631,17 +638,26 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
                 server.inactivate()
 
         server.start_reading().addCallback(reply)
-        sock.sendall(b"".join(encode_record(b"call")))
+        sock.sendall(wire(b"call"))
         yield self.until(lambda: bool(seen), "the call to be received")
-        expected = b"".join(encode_record(b"re:call"))
+        got = yield self.receive(sock, len(wire(b"re:call")), until_eof=close_after)
+        return seen[0], got
+
+    @inlineCallbacks
+    def receive(
+        self, sock: socket.socket, size: int, until_eof: bool = False
+    ) -> Generator[Any, Any, bytes]:
+        """
+        Read C{size} bytes from C{sock} (or, with C{until_eof}, everything
+        until the end of the input), letting the reactor run meanwhile.
+        """
         got = b""
-        sock.settimeout(WAIT)
-        while len(got) < len(expected) or close_after:
+        while len(got) < size or until_eof:
             chunk = yield self.reactor_recv(sock)
             if not chunk:
                 break
             got += chunk
-        return seen[0], got
+        return got
 
     @inlineCallbacks
     def reactor_recv(self, sock: socket.socket) -> Generator[Any, Any, bytes]:
@@ -662,7 +678,7 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
         """
         seen, got = yield self._reply_seen_in_the_same_turn(prompt_writes=True)
         self.assertTrue(seen, "the reply waited for the reactor")
-        self.assertEqual(got, b"".join(encode_record(b"re:call")))
+        self.assertEqual(got, wire(b"re:call"))
 
     @inlineCallbacks
     def test_reply_waits_for_the_reactor_without_prompt_writes(
@@ -674,7 +690,7 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
         """
         seen, got = yield self._reply_seen_in_the_same_turn(prompt_writes=False)
         self.assertFalse(seen, "the reply left before the reactor's turn")
-        self.assertEqual(got, b"".join(encode_record(b"re:call")))
+        self.assertEqual(got, wire(b"re:call"))
 
     @inlineCallbacks
     def test_reply_then_inactivate(self) -> Generator[Any, Any, None]:
@@ -684,7 +700,7 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
         transport is left to the reactor.
         """
         _, got = yield self._reply_seen_in_the_same_turn(prompt_writes=True, close_after=True)
-        self.assertEqual(got, b"".join(encode_record(b"re:call")))
+        self.assertEqual(got, wire(b"re:call"))
 
     @inlineCallbacks
     def _serve_replies(
@@ -722,7 +738,7 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
         """
         sock, server, handled = yield self._serve_replies(lambda m: b"re:" + m)
         calls = [b"call %d" % i for i in range(3)]
-        expected = b"".join(b"".join(encode_record(b"re:" + c)) for c in calls)
+        expected = b"".join(wire(b"re:" + c) for c in calls)
         waiting: list[int] = []
         original = server.dataReceived
 
@@ -735,7 +751,7 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
                     waiting.append(0)
 
         server.dataReceived = observing  # type: ignore[method-assign]
-        sock.sendall(b"".join(b"".join(encode_record(c)) for c in calls))
+        sock.sendall(b"".join(wire(c) for c in calls))
         yield self.until(lambda: bool(waiting), "the calls to be handled")
         self.assertEqual(waiting, [len(expected)])
 
@@ -764,7 +780,7 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
         server.start_reading().addCallback(on_read)
         calls = [b"call %d" % i for i in range(3)]
         sock.setblocking(False)
-        sock.sendall(b"".join(b"".join(encode_record(c)) for c in calls))
+        sock.sendall(b"".join(wire(c) for c in calls))
         yield self.until(lambda: bool(seen), "the third call to be handled")
         return seen[0]
 
@@ -778,7 +794,7 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
         all at the end.
         """
         seen = yield self._early_replies_seen(prompt_writes=True)
-        self.assertEqual(seen, 2 * len(b"".join(encode_record(b"re:call 0"))))
+        self.assertEqual(seen, 2 * len(wire(b"re:call 0")))
 
     @inlineCallbacks
     def test_replies_wait_for_the_end_without_prompt_writes(
@@ -808,14 +824,9 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
             original(data)
 
         server.dataReceived = write_first  # type: ignore[method-assign]
-        sock.sendall(b"".join(encode_record(b"call")))
-        expected = b"".join(encode_record(b"earlier")) + b"".join(encode_record(b"re:call"))
-        got = b""
-        while len(got) < len(expected):
-            chunk = yield self.reactor_recv(sock)
-            if not chunk:
-                break
-            got += chunk
+        sock.sendall(wire(b"call"))
+        expected = wire(b"earlier") + wire(b"re:call")
+        got = yield self.receive(sock, len(expected))
         self.assertEqual(got, expected)
 
     @inlineCallbacks
@@ -879,7 +890,7 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
         while sent < calls:
             group = min(calls - sent, rng.choice([1, 1, 1, 2, 4, 6]))
             peer.transport.write(
-                b"".join(b"".join(encode_record(b"call %d" % (sent + i))) for i in range(group))
+                b"".join(wire(b"call %d" % (sent + i)) for i in range(group))
             )
             sent += group
             if rng.random() < 0.7:
@@ -892,7 +903,7 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
             "every call to be answered",
         )
         self.assertEqual(errors, [])
-        expected = b"".join(b"".join(encode_record(p)) for p in written)
+        expected = b"".join(wire(p) for p in written)
         yield self.within(peer.wait_for_bytes(len(expected)), "every record")
         self.assertEqual(len(peer.received), len(expected))
         self.assertTrue(peer.received == expected, "the records arrived out of order or damaged")
@@ -913,21 +924,16 @@ class _StreamSocketTestsMixin(_SocketTestMixin):
         server.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 * KiB)
         count = 40
         for i in range(count):
-            sock.sendall(b"".join(encode_record(bytes([i]))))
+            sock.sendall(wire(bytes([i])))
             if not server.writing:
                 yield self.until(
                     lambda: len(handled) == i + 1 or server.writing, f"call {i} to be handled"
                 )
         self.assertTrue(server.writing, "the socket never pushed back")
         expected = b"".join(
-            b"".join(encode_record(bytes([i]) + pattern(20 * KiB, seed=i))) for i in range(count)
+            wire(bytes([i]) + pattern(20 * KiB, seed=i)) for i in range(count)
         )
-        got = b""
-        while len(got) < len(expected):
-            chunk = yield self.reactor_recv(sock)
-            if not chunk:
-                break
-            got += chunk
+        got = yield self.receive(sock, len(expected))
         self.assertEqual(len(got), len(expected))
         self.assertTrue(got == expected, "the replies differ from what was written")
 
@@ -1550,12 +1556,12 @@ class _AdoptedDescriptorTestsMixin(_SocketTestMixin):
         self.assertEqual(os.get_blocking(a.fileno()), blocking)
         self.assertIsNone(a.gettimeout())
 
-        a.sendall(b"".join(encode_record(b"from the owner")))
+        a.sendall(wire(b"from the owner"))
         record, _ = yield self.within(peer_read, "the owner's record")
         self.assertEqual(record, Accepted(b"from the owner"))
         yield self.within(peer.start_writing(b"to the owner"), "reply")
         received = b""
-        expected = b"".join(encode_record(b"to the owner"))
+        expected = wire(b"to the owner")
         while len(received) < len(expected):
             received += yield self.recv_some(a)
         self.assertEqual(received, expected)
@@ -1579,11 +1585,11 @@ class _AdoptedDescriptorTestsMixin(_SocketTestMixin):
         )
         reading = owned.start_reading()
         assert peer.transport is not None
-        peer.transport.write(b"".join(encode_record(b"from the raw peer")))
+        peer.transport.write(wire(b"from the raw peer"))
         record, _ = yield self.within(reading, "read")
         self.assertEqual(record, Accepted(b"from the raw peer"))
         yield self.within(owned.start_writing(b"to the raw peer"), "write")
-        expected = b"".join(encode_record(b"to the raw peer"))
+        expected = wire(b"to the raw peer")
         yield self.within(peer.wait_for_bytes(len(expected)), "the raw peer to read")
         self.assertEqual(bytes(peer.received), expected)
 
