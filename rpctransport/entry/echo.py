@@ -29,7 +29,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from ..interfaces import IRpcMultiplexController
-from ..sansio.errors import TransportError
+from ..sansio.errors import SendFailed, TransportError
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from ..sansio.rpcmsg import (
     MAX_AUTH_BYTES,
@@ -271,12 +271,22 @@ class EchoServer:
                 return
             if addressed:
                 d = controller.start_writing(reply, result[1])
+                d.addCallbacks(written, not_sent)
             else:
-                d = controller.start_writing(reply)
-            d.addCallbacks(written, on_error)
+                controller.start_writing(reply).addCallbacks(written, on_error)
 
         def written(_: object) -> None:
             read_next()
+
+        def not_sent(failure: Any) -> None:
+            # A datagram that could not go to one peer (port 0, an
+            # unreachable network) concerns that peer only: the socket serves
+            # the others.
+            if failure.check(SendFailed) and controller.alive:
+                self.log.info("reply not sent: {f}", f=failure.value)
+                read_next()
+            else:
+                on_error(failure)
 
         def on_error(failure: Any) -> None:
             if not failure.check(TransportError):

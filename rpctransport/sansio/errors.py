@@ -21,16 +21,22 @@ __all__ = [
     "ControllerBusy",
     "ControllerInactive",
     "DatagramTooLarge",
+    "DeadlineExceeded",
+    "Evicted",
     "HandshakeTimeout",
+    "IdleTimeout",
     "IncompleteRecord",
     "LocalProtocolError",
     "MalformedRecord",
     "NotConnected",
     "PlaintextInjection",
+    "RecordDeadlineExceeded",
     "RecordTooLarge",
     "RemoteProtocolError",
+    "SendFailed",
     "StartTLSRefused",
     "TransportError",
+    "WriteDeadlineExceeded",
 ]
 
 
@@ -172,7 +178,18 @@ class PlaintextInjection(RemoteProtocolError):
         )
 
 
-class HandshakeTimeout(RemoteProtocolError):
+class DeadlineExceeded(RemoteProtocolError):
+    """
+    The peer held the connection in one state longer than its deadline
+    allows; the connection is closed.
+
+    @ivar seconds: the deadline, in seconds.
+    """
+
+    seconds: float
+
+
+class HandshakeTimeout(DeadlineExceeded):
     """
     The TLS handshake did not complete in time.
     """
@@ -193,3 +210,90 @@ class ALPNMismatch(RemoteProtocolError):
         super().__init__(
             f"the TLS handshake negotiated ALPN {negotiated!r}, not the required {required!r}"
         )
+
+
+class RecordDeadlineExceeded(DeadlineExceeded):
+    """
+    A record whose first record mark had arrived was not complete within the
+    record deadline (a peer trickling a record, or one that stopped halfway).
+
+    @ivar received: the bytes of the record received so far (marks included).
+    """
+
+    def __init__(self, seconds: float, received: int) -> None:
+        self.seconds = seconds
+        self.received = received
+        super().__init__(
+            f"a record was not complete within {seconds:g} s "
+            f"(record_deadline; {received} bytes of it received)"
+        )
+
+
+class IdleTimeout(DeadlineExceeded):
+    """
+    The connection sent nothing for its idle timeout while nothing else was in
+    progress on it.
+
+    @ivar proven: whether the connection had ever sent a whole record (the
+        timeout is shorter for one that has not).
+    """
+
+    def __init__(self, seconds: float, proven: bool) -> None:
+        self.seconds = seconds
+        self.proven = proven
+        what = "idle_timeout" if proven else "first_record_timeout"
+        before = "" if proven else " before its first whole record"
+        super().__init__(f"the connection was idle for {seconds:g} s{before} ({what})")
+
+
+class WriteDeadlineExceeded(DeadlineExceeded):
+    """
+    The peer did not read a reply within the write deadline; the connection is
+    closed and what it pinned released.
+
+    @ivar pending: bytes the transport still held for the peer, when known.
+    """
+
+    def __init__(self, seconds: float, pending: int | None) -> None:
+        self.seconds = seconds
+        self.pending = pending
+        held = "" if pending is None else f"; {pending} bytes not yet sent"
+        super().__init__(
+            f"the peer did not drain a write within {seconds:g} s (write_deadline{held})"
+        )
+
+
+class Evicted(TransportError):
+    """
+    The listener closed this connection to make room for a new one, at its
+    C{max_connections}.
+
+    @ivar why: which class of connection it was evicted as (C{"unproven"},
+        C{"idle"}, C{"oldest"}).
+    @ivar limit: the listener's C{max_connections}.
+    """
+
+    def __init__(self, why: str, limit: int, detail: str = "") -> None:
+        self.why = why
+        self.limit = limit
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"evicted as the {why} connection to admit a new one at "
+            f"max_connections {limit}{extra}"
+        )
+
+
+class SendFailed(TransportError):
+    """
+    A datagram could not be sent to one destination (C{sendto} refused it:
+    port 0, an unreachable network, ...). Only that write fails; the socket
+    and its other peers are untouched.
+
+    @ivar address: the destination.
+    @ivar errno: the C{errno} of the failure, when there was one.
+    """
+
+    def __init__(self, address: object, errno: int | None, why: str) -> None:
+        self.address = address
+        self.errno = errno
+        super().__init__(f"could not send a datagram to {address}: {why}")
