@@ -24,7 +24,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
@@ -44,11 +44,32 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import BeforeRecord, IRpcMultiplexController, Message
+from ..sansio.counters import (
+    DEADLINE_FIRST_RECORD,
+    DEADLINE_HANDSHAKE,
+    DEADLINE_IDLE,
+    DEADLINE_RECORD,
+    DEADLINE_WRITE,
+    REFUSED_LIMIT,
+    REFUSED_MALFORMED,
+    REFUSED_RULE,
+    REFUSED_SNIFF,
+    Counters,
+)
+from ..sansio.deadlines import ConnectionDeadlines, Deadlines, Expiry
 from ..sansio.errors import (
     AddressMismatch,
     ControllerBusy,
     ControllerInactive,
+    DeadlineExceeded,
+    Evicted,
+    HandshakeTimeout,
+    IdleTimeout,
     IncompleteRecord,
+    MalformedRecord,
+    RecordDeadlineExceeded,
+    RecordTooLarge,
+    WriteDeadlineExceeded,
 )
 from ..sansio.record import (
     DEFAULT_MAX_EMPTY_FRAGMENTS,
@@ -167,6 +188,12 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         recognise_probes: bool = False,
         require_alpn: bool | None = None,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        record_deadline: float | None = None,
+        idle_timeout: float | None = None,
+        first_record_timeout: float | None = None,
+        write_deadline: float | None = None,
+        counters_parent: Counters | None = None,
+        on_lost: Callable[[StreamController], object] | None = None,
     ) -> None:
         """
         @param reactor: the reactor for timers (L{None}: the global one).
@@ -200,12 +227,35 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
             C{sunrpc}; by default, required after STARTTLS and not for
             implicit TLS.
         @param handshake_timeout: seconds a TLS handshake may take.
+        @param record_deadline: seconds within which a record whose first
+            mark has arrived must be complete, while a read waits for it
+            (L{None}: no limit); see L{rpctransport.sansio.deadlines}.
+        @param idle_timeout: seconds a connection may send nothing while the
+            application waits for a record and nothing else is in progress.
+        @param first_record_timeout: the idle timeout until the peer has sent
+            a whole record (L{None}: C{idle_timeout}).
+        @param write_deadline: seconds a write may stay pushed back by the
+            transport (a peer that does not read).
+        @param counters_parent: counters that also count what this
+            controller counts (its listener's).
+        @param on_lost: called once with this controller when its connection
+            is gone (the descriptor closed), for whoever counts connections.
         """
         if read_buffer_limit < 1:
             raise ValueError(f"read_buffer_limit must be >= 1, not {read_buffer_limit}")
         if max_fragment_size is not None and max_fragment_size < 1:
             raise ValueError(f"max_fragment_size must be >= 1, not {max_fragment_size}")
         self._reactor = resolve_reactor(reactor)
+        self._counters = Counters(counters_parent)
+        self._on_lost = on_lost
+        self.deadlines = Deadlines(
+            record_deadline=record_deadline,
+            idle_timeout=idle_timeout,
+            first_record_timeout=first_record_timeout,
+            write_deadline=write_deadline,
+        )
+        self._track = ConnectionDeadlines(self.deadlines, 0.0)
+        self._deadline_call: IDelayedCall | None = None
         self._reader = RecordReader(
             max_record_size=max_record_size,
             max_fragments=max_fragments,
@@ -362,6 +412,37 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         return self._write_d is not None
 
     @property
+    def counters(self) -> Mapping[str, int]:
+        """
+        What this connection refused or was closed for, counted per reason
+        (the keys of L{rpctransport.sansio.counters}).
+        """
+        return self._counters.view
+
+    @property
+    def proven(self) -> bool:
+        """
+        Whether the peer has sent a whole record.
+        """
+        return self._track.proven
+
+    @property
+    def connected_at(self) -> float:
+        """
+        When the connection was made, in the reactor's seconds.
+        """
+        return self._track.connected_at
+
+    @property
+    def idle_since(self) -> float | None:
+        """
+        Since when (the reactor's seconds) the connection has been idle: the
+        application waits for a record, none is half received and no write is
+        pushed back; L{None} while it is not idle.
+        """
+        return self._track.idle_since(self._waiting())
+
+    @property
     def read_eof(self) -> bool:
         """
         Whether the end of the input has been seen, or a shutdown completed.
@@ -409,6 +490,9 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         assert self.transport is not None
         self._life = Life.OPEN
         self._peer = self.transport.getPeer()
+        now = self._reactor.seconds()
+        self._track.connected_at = self._track.last_activity = now
+        self._arm_deadline(self._track.next_check(now, False))
         self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
         self._producing = True
         if not ISSLTransport.providedBy(self.transport):
@@ -467,6 +551,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
     def _received(self, data: bytes) -> None:
         if self._read_side is Side.ABORTED or self._life is Life.INACTIVE:
             return
+        self._track.last_activity = self._reactor.seconds()
         reader = self._reader
         try:
             if self._read_d is not None:
@@ -509,6 +594,13 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
                 self._close_call.cancel()
             self._close_call = None
         self._cancel_handshake_timer()
+        self._cancel_deadline()
+        on_lost, self._on_lost = self._on_lost, None
+        if on_lost is not None:
+            try:
+                on_lost(self)
+            except Exception:
+                self.log.failure("on_lost raised for the connection from {peer}", peer=self._peer)
         if self._life is Life.INACTIVE:
             return
         if self._close_reason is not None:
@@ -549,6 +641,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
             return
         d, self._write_d = self._write_d, None
         if d is not None:
+            self._write_drained()
             self._timer.activity(self._busy())
             d.callback(None)
 
@@ -596,8 +689,9 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         if self._pumping:
             return
         self._pumping = True
+        delivered = False
+        reader = self._reader
         try:
-            reader = self._reader
             timer = self._timer
             probes = self._recognise_probes
             while self._read_d is not None:
@@ -609,6 +703,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
                     break
                 if event is NEED_DATA:
                     break
+                delivered = True
                 if (
                     probes
                     and type(event) is Accepted
@@ -627,13 +722,25 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
                     else:
                         d.callback(END_OF_FILE)
                 else:
-                    if self._read_size is not None and type(event) is Accepted:
+                    if type(event) is not Accepted:
+                        self._counters.add(REFUSED_RULE)
+                    elif self._read_size is not None:
                         large = len(event.message) >= LARGE_RECORD
                         if large is not (self._read_size == LARGE_READ_SIZE):
                             self._size_reads(large)
                     d.callback((event, self._peer))
         finally:
             self._pumping = False
+        track = self._track
+        if delivered:
+            track.proven = True
+        if self._read_d is not None and not reader.at_record_boundary:
+            # A record is half received while the application waits for it:
+            # from now on it has record_deadline seconds to arrive whole.
+            if delivered or track.record_since is None:
+                self._record_begun()
+        elif track.record_since is not None:
+            track.record_since = None
         self._flow()
 
     def _size_reads(self, large: bool) -> None:
@@ -662,6 +769,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
             self.log.info(
                 "closing the connection from {peer}: {error}", peer=self._peer, error=error
             )
+            self._count_close(error)
             self._close_reason = Failure(error)
             self._abort_transport()
         self._fail_read(Failure(error))
@@ -741,6 +849,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         d: Deferred[None] = Deferred(self._cancel_write)
         self._write_d = d
         self._timer.activity(True)
+        self._write_blocked(pieces)
         return d
 
     def _write_while_receiving(self, pieces: list[bytes]) -> None:
@@ -796,6 +905,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         # stops waiting.
         if self._write_d is d:
             self._write_d = None
+            self._write_drained()
             self._timer.busy(self._busy())
 
     # -- Shutting down ------------------------------------------------------
@@ -915,6 +1025,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         self._on_connection = None
         self._cancel_linger()
         self._cancel_handshake_timer()
+        self._cancel_deadline()
         self._timer.cancel()
         self._reader.close(ControllerInactive("the controller was inactivated"))
         transport = self.transport
@@ -989,6 +1100,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         self._pushed_back = False
         d, self._write_d = self._write_d, None
         if d is not None:
+            self._write_drained()
             d.callback(None)
 
     def _abort_with(self, error: Exception) -> None:
@@ -997,6 +1109,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         operation fails with.
         """
         self.log.info("closing the connection from {peer}: {error}", peer=self._peer, error=error)
+        self._count_close(error)
         if self._reader.failed is None:
             self._reader.close(error)
         self._close_reason = Failure(error)
@@ -1013,5 +1126,119 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         else:
             transport.loseConnection()
 
+    # -- Deadlines, eviction and counts ----------------------------------------
+
+    def _waiting(self) -> bool:
+        """
+        Whether the application waits for the peer: a read is pending and no
+        TLS handshake (which has its own timeout) is under way.
+        """
+        return self._read_d is not None and self._tls is not TLSState.HANDSHAKING
+
+    def _record_begun(self) -> None:
+        track = self._track
+        now = self._reactor.seconds()
+        track.record_since = now
+        if self.deadlines.record_deadline is not None:
+            self._arm_deadline(now + self.deadlines.record_deadline)
+
+    def _write_blocked(self, pieces: list[bytes]) -> None:
+        if self.deadlines.write_deadline is None:
+            return
+        now = self._reactor.seconds()
+        self._track.write_since = now
+        self._track.write_bytes = sum(map(len, pieces))
+        self._arm_deadline(now + self.deadlines.write_deadline)
+
+    def _write_drained(self) -> None:
+        self._track.write_since = None
+
+    def _arm_deadline(self, when: float | None) -> None:
+        """
+        Make sure the deadline timer runs no later than C{when}.
+        """
+        if when is None or self._life is not Life.OPEN or not self.deadlines.enabled:
+            return
+        call = self._deadline_call
+        if call is not None:
+            if call.getTime() <= when:
+                return
+            call.cancel()
+        delay = max(0.0, when - self._reactor.seconds())
+        self._deadline_call = self._reactor.callLater(delay, self._deadline_due)
+
+    def _cancel_deadline(self) -> None:
+        call, self._deadline_call = self._deadline_call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _deadline_due(self) -> None:
+        """
+        The deadline timer ran: close the connection if a deadline passed,
+        else look again when the next one may.
+        """
+        self._deadline_call = None
+        if self._life is not Life.OPEN:
+            return
+        now = self._reactor.seconds()
+        waiting = self._waiting()
+        track = self._track
+        expiry = track.expired(now, waiting)
+        if expiry is None:
+            self._arm_deadline(track.next_check(now, waiting))
+            return
+        d = self.deadlines
+        error: DeadlineExceeded
+        if expiry is Expiry.RECORD:
+            assert d.record_deadline is not None
+            error = RecordDeadlineExceeded(d.record_deadline, self._reader.record_progress)
+        elif expiry is Expiry.WRITE:
+            assert d.write_deadline is not None
+            error = WriteDeadlineExceeded(d.write_deadline, track.write_bytes)
+        else:
+            limit = track.idle_limit()
+            assert limit is not None
+            error = IdleTimeout(limit, track.proven)
+        self._abort_with(error)
+
+    def evict(self, error: Evicted) -> None:
+        """
+        Close the connection now to make room for another; every pending
+        operation fails with C{error}. Called by a listener at its
+        C{max_connections}.
+        """
+        if self._life is not Life.OPEN:
+            return
+        self._abort_with(error)
+
+    def _count_close(self, error: BaseException) -> None:
+        """
+        Count why we closed the connection.
+        """
+        key = _close_key(error)
+        if key is not None:
+            self._counters.add(key)
+
     def __repr__(self) -> str:
         return f"<StreamController {self._life.value} peer={self._peer}>"
+
+
+def _close_key(error: BaseException) -> str | None:
+    """
+    The counter a close for C{error} counts under, if any.
+    """
+    if isinstance(error, RecordTooLarge):
+        return REFUSED_SNIFF if error.looks_like is not None else REFUSED_LIMIT
+    if isinstance(error, MalformedRecord):
+        return REFUSED_MALFORMED
+    if isinstance(error, RecordDeadlineExceeded):
+        return DEADLINE_RECORD
+    if isinstance(error, WriteDeadlineExceeded):
+        return DEADLINE_WRITE
+    if isinstance(error, IdleTimeout):
+        return DEADLINE_IDLE if error.proven else DEADLINE_FIRST_RECORD
+    if isinstance(error, HandshakeTimeout):
+        return DEADLINE_HANDSHAKE
+    if isinstance(error, Evicted):
+        return f"evicted.{error.why}"
+    return None

@@ -180,12 +180,18 @@ class RecordReader:
         max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         max_empty_fragments: int = DEFAULT_MAX_EMPTY_FRAGMENTS,
+        refuse_non_rpc: bool = True,
     ) -> None:
         """
         @param max_record_size: the limit on an accepted record, in bytes.
         @param max_fragments: the limit on fragments in one record (at least 1).
         @param max_empty_fragments: the limit on consecutive empty non-last
             fragments.
+        @param refuse_non_rpc: fail with L{RecordTooLarge}, before asking for
+            a rule, when a record's first mark announces more than
+            C{max_record_size} and the bytes look like another protocol (an
+            HTTP request, a TLS handshake, text): whatever the rule, such a
+            stream is not RPC.
         @raise ValueError: if a limit is out of range.
         """
         if max_record_size < 0:
@@ -199,6 +205,7 @@ class RecordReader:
         self.max_record_size = max_record_size
         self.max_fragments = max_fragments
         self.max_empty_fragments = max_empty_fragments
+        self.refuse_non_rpc = refuse_non_rpc
 
         # Input not yet consumed: the chunks as fed, and how far into the
         # first one we are.
@@ -218,6 +225,8 @@ class RecordReader:
         self._wire_bytes = 0
         self._parts: list[bytes | bytearray | memoryview] = []
         self._head = b""
+        # An at-once rejection was handed out before the record ended.
+        self._reported = False
 
         # A record that ended while it was being discarded in feed().
         self._ready: InRecord | None = None
@@ -243,6 +252,14 @@ class RecordReader:
             and self._buffered == 0
             and self._ready is None
         )
+
+    @property
+    def record_progress(self) -> int:
+        """
+        Bytes of the record in progress received so far, record marks
+        included (with what is buffered beyond it, if anything).
+        """
+        return self._wire_bytes + self._buffered
 
     @property
     def failed(self) -> BaseException | None:
@@ -448,6 +465,13 @@ class RecordReader:
         if rule is None or rule is ACCEPT:
             if decide is None:
                 return NEED_DATA
+            if rule is None and size > self.max_record_size and self.refuse_non_rpc:
+                # A first mark announcing more than we would ever buffer: if
+                # the bytes are another protocol's (a browser, a TLS client),
+                # no rule can make sense of what follows.
+                looks_like = describe_non_rpc(self._gather(_SNIFF_BYTES))
+                if looks_like is not None:
+                    raise self._fail(RecordTooLarge(size, self.max_record_size, looks_like))
             try:
                 rule = decide(size)
             except Exception as e:
@@ -496,6 +520,23 @@ class RecordReader:
         self._wire_bytes = 0
         self._parts = []
         self._head = b""
+        self._reported = False
+
+    def _early(self) -> InRecord | NeedData:
+        """
+        L{NEED_DATA}, or the at-once rejection of the record being discarded
+        once its xid is in (once per record).
+        """
+        rule = self._rule
+        if (
+            type(rule) is RejectWith
+            and rule.at_once
+            and not self._reported
+            and len(self._head) >= 4
+        ):
+            self._reported = True
+            return RejectedWith(self._head, rule.error)
+        return NEED_DATA
 
     def _run(self, decide: Decide | None) -> InRecord | NeedData:
         """
@@ -507,7 +548,7 @@ class RecordReader:
         while True:
             if self._state is _State.HEADER:
                 if self._buffered < 4:
-                    return NEED_DATA
+                    return self._early() if self._rule is not None else NEED_DATA
                 denied = self._header(decide)
                 if denied is not None:
                     return denied
@@ -559,7 +600,7 @@ class RecordReader:
             while remaining:
                 if not self._buffered:
                     self._remaining = remaining
-                    return NEED_DATA
+                    return self._early()
                 chunk = chunks[0]
                 off = self._offset
                 avail = len(chunk) - off
@@ -591,7 +632,7 @@ class RecordReader:
             record = Dropped()
         elif rule is REJECT:
             record = Rejected(self._head)
-        elif type(rule) is RejectWith:
+        elif type(rule) is RejectWith and not self._reported:
             record = RejectedWith(self._head, rule.error)
         else:
             record = None

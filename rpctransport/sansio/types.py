@@ -131,10 +131,17 @@ class RejectWith:
     """
     Like L{REJECT}, and carry the reason the caller should reply with.
 
+    With C{at_once}, the record is reported as soon as its first 4 bytes (the
+    xid) have arrived, not when it ends: a server can answer an oversized
+    call within milliseconds of its header, while the rest of the record is
+    discarded as it arrives (the next read starts at the next record).
+
     @ivar error: the reason to put in the rejection reply.
+    @ivar at_once: report from the xid, before the record ends.
     """
 
     error: ServerError
+    at_once: bool = False
 
 
 InRule = Union[Rule, RejectWith]
