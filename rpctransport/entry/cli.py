@@ -20,6 +20,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._version import __version__
+from ..sansio.deadlines import (
+    SERVE_FIRST_RECORD_TIMEOUT,
+    SERVE_IDLE_TIMEOUT,
+    SERVE_RECORD_DEADLINE,
+    SERVE_WRITE_DEADLINE,
+)
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from .echo import ECHO_PROGRAM, ECHO_VERSION
 
@@ -65,6 +71,19 @@ def _seconds(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return value
+
+
+def _seconds_or_off(text: str) -> float | None:
+    """
+    A number of seconds, or 0 for "off" (L{None}).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0: off)")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 (off) or more seconds")
+    return value or None
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -170,6 +189,33 @@ def _parser() -> argparse.ArgumentParser:
         "--max-record-size", type=_count, default=DEFAULT_MAX_RECORD_SIZE, metavar="BYTES",
         help="refuse larger calls on their header, answering GARBAGE_ARGS "
         f"(default {DEFAULT_MAX_RECORD_SIZE})",
+    )
+    limits = serve.add_argument_group(
+        "limits and timeouts",
+        "Deadlines for the states a peer can hold a connection in (0 turns one off); "
+        "docs/program.rst, 'Limits and timeouts', says why each default.",
+    )
+    limits.add_argument(
+        "--record-deadline", type=_seconds_or_off, default=SERVE_RECORD_DEADLINE,
+        metavar="SECONDS",
+        help="close a connection whose record, once begun, is not whole within this "
+        f"(default {SERVE_RECORD_DEADLINE:g})",
+    )
+    limits.add_argument(
+        "--idle-timeout", type=_seconds_or_off, default=SERVE_IDLE_TIMEOUT, metavar="SECONDS",
+        help=f"close a connection idle this long (default {SERVE_IDLE_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--first-record-timeout", type=_seconds_or_off, default=SERVE_FIRST_RECORD_TIMEOUT,
+        metavar="SECONDS",
+        help="the idle timeout of a connection that has not yet sent a whole record "
+        f"(default {SERVE_FIRST_RECORD_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--write-deadline", type=_seconds_or_off, default=SERVE_WRITE_DEADLINE,
+        metavar="SECONDS",
+        help="close a connection that leaves a reply unread this long "
+        f"(default {SERVE_WRITE_DEADLINE:g})",
     )
     serve.add_argument(
         "--workers", type=_count, default=1, metavar="N",

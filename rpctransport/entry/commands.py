@@ -29,9 +29,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, TextIO
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -46,6 +46,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.error import ConnectError
 
+from ..sansio.counters import Counters
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from .echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, PROC_NULL, CallStats, EchoServer, run_calls
 from .cli import host_port
@@ -93,16 +94,25 @@ def start_listeners(
     tls: list[tuple[str, int]] = [],
     tls_options: Any = None,
     starttls: bool = False,
+    stream_options: dict[str, Any] | None = None,
+    counters: Counters | None = None,
 ) -> Any:
     """
     Start serving C{server} on each listener asked for: C{tls} listeners
     with C{tls_options} from the first byte; with C{starttls}, the plaintext
     stream listeners answer RFC 9289 probes and upgrade with C{tls_options}.
 
+    @param stream_options: more options for every stream listener's
+        controllers (deadlines, C{max_connections}).
+    @param counters: what every listener and connection counts is counted
+        here too.
     @return: a Deferred firing with a list of C{(kind, text, stop)}, where
         C{stop()} stops that listener (and may return a Deferred).
     """
-    limits = {"max_record_size": server.max_record_size}
+    limits: dict[str, Any] = {"max_record_size": server.max_record_size}
+    stream_limits = {**limits, **(stream_options or {})}
+    if counters is not None:
+        stream_limits["counters_parent"] = counters
     started: list[tuple[str, str, Callable[[], Any]]] = []
     endpoints: list[Any] = []
     for host, port in tcp:
@@ -114,11 +124,11 @@ def start_listeners(
         endpoints.append(UNIXServerEndpoint(reactor, path, wantPID=True))
     for description in listen:
         endpoints.append(serverFromString(reactor, description))
-    stream_options: dict[str, Any] = dict(limits)
+    plain_options = dict(stream_limits)
     if starttls:
-        stream_options["starttls"] = tls_options
+        plain_options["starttls"] = tls_options
     for endpoint in endpoints:
-        port = yield listen_stream(endpoint, server.serve, reactor=reactor, **stream_options)
+        port = yield listen_stream(endpoint, server.serve, reactor=reactor, **plain_options)
         kind, text = describe_address(port.getHost())
         started.append((kind, text, port.stopListening))
     for host, port_number in tls:
@@ -128,7 +138,7 @@ def start_listeners(
             server.serve,
             reactor=reactor,
             tls=tls_options,
-            **limits,
+            **stream_limits,
         )
         _, text = describe_address(port.getHost())
         started.append(("tls", text, port.stopListening))
@@ -143,7 +153,11 @@ def start_listeners(
 
 
 def adopt_listeners(
-    reactor: Any, server: EchoServer, adopted: list[tuple[str, int]]
+    reactor: Any,
+    server: EchoServer,
+    adopted: list[tuple[str, int]],
+    stream_options: dict[str, Any] | None = None,
+    counters: Counters | None = None,
 ) -> list[tuple[str, str, Callable[[], Any]]]:
     """
     Serve C{server} on sockets bound by someone else (the parent of
@@ -155,13 +169,16 @@ def adopt_listeners(
     from .datagram import datagram_rpc_multiplex_controller
 
     limits: dict[str, Any] = {"max_record_size": server.max_record_size}
+    stream_limits = {**limits, **(stream_options or {})}
+    if counters is not None:
+        stream_limits["counters_parent"] = counters
     started: list[tuple[str, str, Callable[[], Any]]] = []
     for kind, fd in adopted:
         if kind == "tcp":
             probe = socket.socket(fileno=fd)
             family = probe.family
             probe.detach()
-            factory = StreamControllerFactory(server.serve, reactor, **limits)
+            factory = StreamControllerFactory(server.serve, reactor, **stream_limits)
             port = reactor.adoptStreamPort(fd, family, factory)
             # Twisted listens on a duplicate; the original is ours to close.
             os.close(fd)
@@ -200,14 +217,17 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     the parent goes away.
     """
     keep_large_allocations()
+    _log_to_stderr()
     server = EchoServer(args.program, args.version, args.max_record_size)
+    totals = Counters()
+    stream_options = _stream_options(args)
     adopted = getattr(args, "adopt", [])
     tcp, udp = args.tcp, args.udp
     if not (tcp or udp or args.unix or args.listen or args.tls or adopted):
         tcp, udp = [("127.0.0.1", 0)], [("127.0.0.1", 0)]
     try:
         if adopted:
-            listeners = adopt_listeners(reactor, server, adopted)
+            listeners = adopt_listeners(reactor, server, adopted, stream_options, totals)
         else:
             tls_options = None
             if args.tls_cert:
@@ -226,6 +246,8 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
                 tls=args.tls,
                 tls_options=tls_options,
                 starttls=args.starttls,
+                stream_options=stream_options,
+                counters=totals,
             )
     except Exception as e:
         print(f"rpctransport serve: cannot listen: {e}", file=sys.stderr, flush=True)
@@ -248,10 +270,14 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
         for _, _, stop_one in listeners:
             stop_one()
         server.stop()
+        print_counters(totals.view)
         stopped.callback(None)
 
     def on_signal(signum: int, frame: object) -> None:
         reactor.callFromThread(stop)
+
+    def on_usr1(signum: int, frame: object) -> None:
+        reactor.callFromThread(print_counters, totals.view)
 
     def install_handlers() -> None:
         # A stop on SIGINT or SIGTERM is the normal end of a server: exit 0
@@ -260,6 +286,7 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
         for signum in (signal.SIGINT, signal.SIGTERM):
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 signal.signal(signum, on_signal)
+        signal.signal(signal.SIGUSR1, on_usr1)
 
     reactor.callWhenRunning(install_handlers)
     reactor.addSystemEventTrigger("before", "shutdown", stop)
@@ -271,6 +298,59 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
         # Tell the parent this worker serves (once the reactor runs).
         reactor.callWhenRunning(_say_ready, ready_fd)
     yield stopped
+
+
+def _stream_options(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    The deadlines (and admission limit) C{serve} gives every stream listener.
+    """
+    return {
+        "record_deadline": args.record_deadline,
+        "idle_timeout": args.idle_timeout,
+        "first_record_timeout": args.first_record_timeout,
+        "write_deadline": args.write_deadline,
+    }
+
+
+def print_counters(counts: Mapping[str, int], file: TextIO | None = None) -> None:
+    """
+    Print what the server counted (refusals, deadlines, evictions, UDP
+    errors, accept back-offs), one line: C{counters: key=N key=N} (C{none}
+    when nothing was counted).
+    """
+    text = " ".join(f"{key}={value}" for key, value in sorted(counts.items())) or "none"
+    print(f"counters: {text}", file=file or sys.stderr, flush=True)
+
+
+_SERVE_LOG_NAMESPACE: Final = "rpctransport"
+
+
+def _log_to_stderr() -> None:
+    """
+    Log to standard error what the operator of C{serve} wants to see: our
+    events from C{info} up (refusals, deadlines, evictions, each with the
+    peer and the numbers), anyone's from C{warn} up.
+    """
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        PredicateResult,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    def ours_or_loud(event: Any) -> Any:
+        level = event.get("log_level", LogLevel.info)
+        namespace = str(event.get("log_namespace", ""))
+        if level >= LogLevel.warn or (
+            level >= LogLevel.info and namespace.startswith(_SERVE_LOG_NAMESPACE)
+        ):
+            return PredicateResult.yes
+        return PredicateResult.no
+
+    predicate: Any = ours_or_loud
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
 def _say_ready(fd: int) -> None:
@@ -404,6 +484,10 @@ def serve_workers(args: argparse.Namespace) -> int:
         "--program", str(args.program),
         "--version", str(args.version),
         "--max-record-size", str(args.max_record_size),
+        "--record-deadline", str(args.record_deadline or 0),
+        "--idle-timeout", str(args.idle_timeout or 0),
+        "--first-record-timeout", str(args.first_record_timeout or 0),
+        "--write-deadline", str(args.write_deadline or 0),
         "--parent-fd", str(watch_read),
         "--ready-fd", str(ready_write),
     ]

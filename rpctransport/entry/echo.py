@@ -80,7 +80,11 @@ PROC_NULL: Final = 0
 PROC_ECHO: Final = 1
 
 _OPAQUE_LENGTH = struct.Struct(">I")
-_TOO_LARGE: Final = RejectWith(ServerError.GARBAGE_ARGS)
+_TOO_LARGE: Final = RejectWith(ServerError.GARBAGE_ARGS, at_once=True)
+"""
+Oversized calls are answered from their xid, as soon as it arrives, while the
+rest is discarded: never after a payload the peer may trickle for minutes.
+"""
 
 _CALL_START: Final = struct.Struct(">8I")
 """xid, message type, rpcvers, prog, vers, proc, credential flavor and length."""
@@ -289,10 +293,9 @@ class EchoServer:
                 on_error(failure)
 
         def on_error(failure: Any) -> None:
-            if not failure.check(TransportError):
-                self.log.debug("connection ended: {f}", f=failure.value)
-            else:
-                self.log.info("closing a connection: {f}", f=failure.value)
+            # The controller logged its own refusals and deadlines, with the
+            # peer: one line per closed connection is enough.
+            self.log.debug("connection ended: {f}", f=failure.value)
             finish()
 
         def read_next() -> None:
