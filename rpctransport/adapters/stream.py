@@ -282,6 +282,8 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         self._lost_reason: Failure | None = None
         self._eof_seen = False
         self._peer: IAddress | None = None
+        # The local address, kept when the transport is let go of.
+        self._local: IAddress | Implied = IMPLIED
         self._on_connection: Callable[[StreamController], object] | None = None
 
         # Reader.
@@ -454,7 +456,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         The local address (a Twisted C{IAddress}).
         """
         if self.transport is None:
-            return IMPLIED
+            return self._local
         return self.transport.getHost()
 
     def getpeername(self) -> IAddress | Implied:
@@ -490,6 +492,7 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         assert self.transport is not None
         self._life = Life.OPEN
         self._peer = self.transport.getPeer()
+        self._local = self.transport.getHost()
         now = self._reactor.seconds()
         self._track.connected_at = self._track.last_activity = now
         self._arm_deadline(self._track.next_check(now, False))
@@ -622,6 +625,17 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
                 d.callback(None)
             else:
                 d.errback(reason)
+        self._let_go_of_transport()
+
+    def _let_go_of_transport(self) -> None:
+        """
+        The connection is gone: drop what refers to its transport, which
+        still holds whatever the peer never read (Twisted keeps a closed
+        transport's buffer). Whoever still refers to this controller, a log
+        event for one, then pins nothing of the connection.
+        """
+        self._flusher = None
+        self.transport = None
 
     # IPushProducer: the transport tells us when it pushes back.
 
@@ -1198,7 +1212,10 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         else:
             limit = track.idle_limit()
             assert limit is not None
-            error = IdleTimeout(limit, track.proven)
+            first = not track.proven and d.first_record_timeout is not None
+            error = IdleTimeout(
+                limit, track.proven, "first_record_timeout" if first else "idle_timeout"
+            )
         self._abort_with(error)
 
     def evict(self, error: Evicted) -> None:

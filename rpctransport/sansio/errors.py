@@ -238,12 +238,11 @@ class IdleTimeout(DeadlineExceeded):
         timeout is shorter for one that has not).
     """
 
-    def __init__(self, seconds: float, proven: bool) -> None:
+    def __init__(self, seconds: float, proven: bool, setting: str = "idle_timeout") -> None:
         self.seconds = seconds
         self.proven = proven
-        what = "idle_timeout" if proven else "first_record_timeout"
         before = "" if proven else " before its first whole record"
-        super().__init__(f"the connection was idle for {seconds:g} s{before} ({what})")
+        super().__init__(f"the connection was idle for {seconds:g} s{before} ({setting})")
 
 
 class WriteDeadlineExceeded(DeadlineExceeded):
