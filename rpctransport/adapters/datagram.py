@@ -17,11 +17,16 @@ protocol (twisted/twisted#5377). It filters senders in Python instead.
 
 Errors the network reports on a socket with no peer are invisible unless the
 socket asks for them: on Linux the controller's port turns on
-C{IP_RECVERR}/C{IPV6_RECVERR} and reads the socket's error queue, so that a
-datagram refused with an ICMP port-unreachable fails the pending read (or, when
-no read is pending, the next read or write) with
-C{twisted.internet.error.ConnectionRefusedError} naming the address, instead
-of going silent or making the reactor close the socket.
+C{IP_RECVERR}/C{IPV6_RECVERR} and reads the socket's error queue, instead of
+going silent or making the reactor close the socket. Such an error concerns
+one destination, so where it goes depends on the form (see
+L{DatagramController.errorReceived}): on a server socket it is counted,
+logged and offered to C{on_peer_error}, and never fails the read that the
+other peers are waited on with; on a client socket, whose one destination is
+its server, it also fails the pending read with
+C{twisted.internet.error.ConnectionRefusedError} naming the address. A
+C{sendto} refused for one destination (port 0, an unreachable network)
+fails that write alone, with L{SendFailed}.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import socket
 import struct
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from twisted.internet import udp
@@ -46,6 +51,7 @@ from twisted.internet.error import (
     ConnectionLost,
     ConnectionRefusedError,
     InvalidAddressError,
+    MessageLengthError,
     NoRouteError,
 )
 from twisted.internet.interfaces import IAddress, IHalfCloseableDescriptor, IReactorTime
@@ -55,12 +61,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import BeforeRecord, IRpcMultiplexController, Message
+from ..sansio.counters import REFUSED_LIMIT, REFUSED_RULE, Counters, udp_error_key
 from ..sansio.errors import (
     AddressMismatch,
     AddressRequired,
     ControllerInactive,
     DatagramTooLarge,
     NotConnected,
+    SendFailed,
 )
 from ..sansio.types import (
     ACCEPT,
@@ -96,8 +104,10 @@ __all__ = [
     "DEFAULT_MAX_QUEUED_DATAGRAMS",
     "MAX_UDP_PAYLOAD_IPV4",
     "MAX_UDP_PAYLOAD_IPV6",
+    "PEER_ERROR_LOG_INTERVAL",
     "STAT_KEYS",
     "DatagramController",
+    "OnPeerError",
 ]
 
 MAX_UDP_PAYLOAD_IPV4: Final = 65507
@@ -146,6 +156,24 @@ DATAGRAMS_PER_WAKEUP: Final = 256
 The most datagrams read from the socket in one reactor wake-up (besides
 Twisted's bound of 256 KiB). Empty datagrams weigh nothing in bytes; without
 a count a flood of them would hold the reactor until the socket ran dry.
+"""
+
+PEER_ERROR_LOG_INTERVAL: Final = 60.0
+"""
+Seconds between two info-level log lines about one kind of per-destination
+error (C{ECONNREFUSED}, C{EHOSTUNREACH}, ...) on one socket. A server that
+answers many clients which left before their reply, or a forger's stream of
+calls from addresses that cannot answer, meets one such error per reply: it
+logs the first at info level, the others at debug level, and the next info
+line, a minute or more later, says how many there were meanwhile. Every
+error is counted (L{DatagramController.counters}) either way.
+"""
+
+OnPeerError = Callable[[Exception, "IPv4Address | IPv6Address | None"], object]
+"""
+The type of C{on_peer_error}: called with the error about an earlier
+datagram and the address it was sent to (a Twisted C{IPv4Address} or
+C{IPv6Address} of type C{"UDP"}), or L{None} when the socket did not say.
 """
 
 _ERRORS_PER_WAKEUP: Final = 64
@@ -205,6 +233,14 @@ Errors a UDP socket reports about an I{earlier} datagram (ICMP errors, and
 path MTU changes): they do not mean the socket is broken.
 """
 
+_SOCKET_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
+"""
+Errors of C{sendto} that say the socket itself is unusable, whatever the
+destination: they fail the write with the C{OSError}. Every other refusal
+concerns that one datagram (its destination, or a full buffer that UDP may
+drop as it may drop anything) and fails it with L{SendFailed}.
+"""
+
 _ICMP_NAMES: Final = {
     (_SO_EE_ORIGIN_ICMP, 3, 0): "ICMP network unreachable",
     (_SO_EE_ORIGIN_ICMP, 3, 1): "ICMP host unreachable",
@@ -228,6 +264,24 @@ def _show(addr: _SockAddr | None) -> str:
         return "an unknown address"
     host, port = addr[0], addr[1]
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _error_kind(error: Exception, number: int | None) -> str:
+    """
+    The C{errno} name an error about one destination is counted under.
+
+    @param number: the C{errno} the socket gave, when it gave one.
+    """
+    if number is None:
+        number = getattr(error, "errno", None)
+    if number is None:
+        if isinstance(error, ConnectionRefusedError):
+            number = errno.ECONNREFUSED
+        elif isinstance(error, NoRouteError):
+            number = errno.EHOSTUNREACH
+        else:
+            return "unknown"
+    return errno.errorcode.get(number, f"errno{number}")
 
 
 def _async_error(
@@ -367,7 +421,7 @@ class _DatagramPort(udp.Port):
                     # An error about an earlier datagram, surfacing instead of
                     # a datagram: its details are on the error queue.
                     if not self._collect_errors():
-                        protocol.errorReceived(_async_error(e.errno, None), None)
+                        protocol.errorReceived(_async_error(e.errno, None), None, e.errno)
                     continue
                 self._fail(ConnectionLost(f"reading from the UDP socket failed: {e}"))
                 return
@@ -384,17 +438,28 @@ class _DatagramPort(udp.Port):
         """
         Send one datagram to C{addr}.
 
-        @raise OSError: the socket refused it (C{EAGAIN}, C{ENOBUFS},
-            C{EMSGSIZE}, ...). An error about an earlier datagram, which
-            Linux reports instead of sending, is handed to the protocol and
-            the datagram is sent again.
+        Linux reports a pending error about an earlier datagram (to any
+        destination) from the next C{sendto}, instead of sending. Such an
+        error is handed to the protocol, with its details from the error
+        queue when they are there, and the datagram is sent again; only
+        when the second C{sendto} fails too is the error this datagram's.
+
+        @raise OSError: the socket refused this datagram (C{EINVAL} for
+            port 0, C{ENETUNREACH}, C{EACCES}, C{EAGAIN}, C{ENOBUFS}, ...).
         """
+        sock: socket.socket = self.socket
         try:
-            self.socket.sendto(datagram, addr)
+            sock.sendto(datagram, addr)
         except OSError as e:
-            if e.errno not in _ASYNC_ERRNOS or not self._collect_errors():
+            if e.errno not in _ASYNC_ERRNOS:
                 raise
-            self.socket.sendto(datagram, addr)
+            collected = self._collect_errors()
+            sock.sendto(datagram, addr)
+            if not collected:
+                # The send went through: the first error was about an
+                # earlier datagram, whose address the socket did not keep.
+                protocol: Any = self.protocol
+                protocol.errorReceived(_async_error(e.errno, None), None, e.errno)
 
     def readConnectionLost(self, reason: Failure) -> None:
         """
@@ -453,7 +518,7 @@ class _DatagramPort(udp.Port):
                     dest = tuple(addr[:2]) if addr else None
                     count += 1
                     protocol.errorReceived(
-                        _async_error(number, dest, origin, icmp_type, icmp_code), dest
+                        _async_error(number, dest, origin, icmp_type, icmp_code), dest, number
                     )
         try:
             pending = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -461,7 +526,7 @@ class _DatagramPort(udp.Port):
             pending = 0
         if pending and not count:
             count += 1
-            protocol.errorReceived(_async_error(pending, None), None)
+            protocol.errorReceived(_async_error(pending, None), None, pending)
         return count
 
     def _loseConnection(self) -> None:
@@ -525,18 +590,26 @@ class DatagramController(ReadSlot, DatagramProtocol):
     Writing: a write completes at once (UDP has no backpressure). C{IMPLIED}
     needs a fixed peer (the client form); otherwise the write raises
     L{AddressRequired}. A message larger than L{max_datagram_size} raises
-    L{DatagramTooLarge} and nothing is sent. Errors of the socket
-    (C{EAGAIN}, C{ENOBUFS}, ...) fail the write's Deferred.
+    L{DatagramTooLarge} and nothing is sent. A datagram the socket refuses
+    (C{EINVAL} for port 0, C{ENETUNREACH}, C{EACCES}, C{EAGAIN},
+    C{ENOBUFS}, ...) fails that write's Deferred with L{SendFailed}, which
+    carries the address and the C{errno}; the socket, the pending read and
+    the other peers are untouched.
 
     Errors about earlier datagrams (an ICMP port unreachable, seen through
-    the error queue on Linux) fail the pending read; with no read pending,
-    the first is kept and fails the next read or write (which then sends
-    nothing). They come as Twisted's C{ConnectionRefusedError} (or
-    C{NoRouteError}, C{ConnectError}) and name the address. When the port
-    is closed under the controller, pending and later operations fail with
-    C{ConnectionLost}.
+    the error queue on Linux) come as Twisted's C{ConnectionRefusedError}
+    (or C{NoRouteError}, C{ConnectError}) naming the address. Each is
+    counted in L{counters} under C{udp_error_key(errno name)} and offered
+    to C{on_peer_error}. On a server socket it is logged too (see
+    L{PEER_ERROR_LOG_INTERVAL}), and that is all: one peer's error never
+    fails the read the others are waited on with. On a client socket it
+    fails the pending read (and is logged at debug level only); with no read
+    pending, the first is kept and fails the next read or write (which then
+    sends nothing). When the port is closed under the
+    controller, pending and later operations fail with C{ConnectionLost}.
 
-    C{stats} counts what happened; see L{STAT_KEYS}.
+    C{stats} counts what happened (see L{STAT_KEYS}); L{counters} counts
+    refusals and errors per reason.
 
     @ivar max_record_size: the largest datagram a read delivers, in bytes.
     @ivar max_queued_datagrams: see L{DEFAULT_MAX_QUEUED_DATAGRAMS}.
@@ -557,6 +630,8 @@ class DatagramController(ReadSlot, DatagramProtocol):
         close_inactive_descr: bool = True,
         preclose: Callable[[], object] | None = None,
         adopted_fd: int | None = None,
+        on_peer_error: OnPeerError | None = None,
+        counters_parent: Counters | None = None,
     ) -> None:
         """
         @param reactor: the reactor for timers (L{None}: the global one).
@@ -572,6 +647,11 @@ class DatagramController(ReadSlot, DatagramProtocol):
         @param adopted_fd: the descriptor this controller was made from, when
             it was adopted; closed by L{inactivate} with
             C{close_inactive_descr}.
+        @param on_peer_error: called as C{on_peer_error(error, address)} for
+            every error the socket reports about an earlier datagram (see
+            L{OnPeerError}); what it raises is logged, never propagated.
+        @param counters_parent: counters that also count what this
+            controller counts (a server's totals, across sockets).
         """
         if max_record_size < 0:
             raise ValueError(f"max_record_size must be >= 0, not {max_record_size}")
@@ -611,6 +691,11 @@ class DatagramController(ReadSlot, DatagramProtocol):
         self._write_side = Side.IDLE
 
         self._stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
+        self._counters = Counters(counters_parent)
+        self._on_peer_error = on_peer_error
+        # Per errno name: when the last info line was logged, and how many
+        # errors of that kind were logged at debug level since.
+        self._error_log: dict[str, tuple[float, int]] = {}
         self._timer = InactivityTimer(self._reactor)
 
     def _set_peer(self, peer: tuple[str, int] | IPv4Address | IPv6Address) -> None:
@@ -701,6 +786,19 @@ class DatagramController(ReadSlot, DatagramProtocol):
         return dict(self._stats)
 
     @property
+    def counters(self) -> Mapping[str, int]:
+        """
+        Refusals and errors counted per reason, a read-only mapping that
+        follows them (the keys of L{rpctransport.sansio.counters}):
+        C{refused.rule} (records a rule rejected, denied or dropped),
+        C{refused.limit} (datagrams over L{max_record_size}),
+        C{udp.<ERRNO>} (errors about earlier datagrams, per C{errno} name:
+        C{udp.ECONNREFUSED} for an ICMP port unreachable) and
+        C{udp.send.<ERRNO>} (writes failed with L{SendFailed}).
+        """
+        return self._counters.view
+
+    @property
     def max_datagram_size(self) -> int:
         """
         The largest message a write sends: the largest UDP payload of the
@@ -766,6 +864,7 @@ class DatagramController(ReadSlot, DatagramProtocol):
             return
         if size > self.max_record_size or size >= self.receive_buffer_size:
             stats["too_large"] += 1
+            self._counters.add(REFUSED_LIMIT)
             self.log.debug(
                 "dropped a datagram of {size} bytes or more from {sender}: "
                 "max_record_size is {limit}",
@@ -788,22 +887,70 @@ class DatagramController(ReadSlot, DatagramProtocol):
         if self._read_d is not None:
             self._pump()
 
-    def errorReceived(self, error: Exception, addr: _SockAddr | None) -> None:
+    def errorReceived(
+        self, error: Exception, addr: _SockAddr | None, number: int | None = None
+    ) -> None:
         """
         The socket reported an error about a datagram sent earlier (to
-        C{addr}, when known): fail the pending read with it, or keep it for
-        the next read or write.
+        C{addr}, when known): count it, log it, and offer it to
+        C{on_peer_error}. On a server socket that is all, since it concerns
+        one peer among many. On a client socket, whose one peer is its
+        server, it also fails the pending read, or is kept for the next read
+        or write.
+
+        @param number: the C{errno} the socket gave, when known (it names
+            the counter).
         """
         if self._life is not Life.OPEN:
             return
         self._stats["errors"] += 1
-        self.log.debug("socket error: {error}", error=error)
-        if self._read_side is not Side.IDLE:
+        kind = _error_kind(error, number)
+        self._counters.add(udp_error_key(kind))
+        if self._peer_key is None:
+            self._log_peer_error(kind, error)
+        else:
+            # The pending read (or the next operation) carries it to the
+            # caller.
+            self.log.debug("{controller}: {error}", controller=self, error=error)
+        callback = self._on_peer_error
+        if callback is not None:
+            try:
+                callback(error, None if addr is None else self._address(addr))
+            except Exception:
+                self.log.failure("on_peer_error raised on {error}", error=error)
+            if self._life is not Life.OPEN:
+                return
+        if self._peer_key is None or self._read_side is not Side.IDLE:
             return
         if self._read_d is not None and not self._queue:
             self._fail_read(Failure(error))
         elif self._socket_error is None:
             self._socket_error = error
+
+    def _log_peer_error(self, kind: str, error: Exception) -> None:
+        """
+        Log one error about an earlier datagram on a server socket: at info
+        level when no error of its kind was for L{PEER_ERROR_LOG_INTERVAL}
+        seconds, saying how many were logged at debug level since the last
+        info line; at debug level otherwise.
+        """
+        now = self._reactor.seconds()
+        last = self._error_log.get(kind)
+        if last is not None and now - last[0] < PEER_ERROR_LOG_INTERVAL:
+            self._error_log[kind] = (last[0], last[1] + 1)
+            self.log.debug("{controller}: {error}", controller=self, error=error)
+            return
+        self._error_log[kind] = (now, 0)
+        self.log.info(
+            "{controller}: {error} ({kind}: {total} on this socket, {since} since "
+            "the last such line; more within {interval:.0f} s at debug level only)",
+            controller=self,
+            error=error,
+            kind=kind,
+            total=self._counters.view[udp_error_key(kind)],
+            since=0 if last is None else last[1],
+            interval=PEER_ERROR_LOG_INTERVAL,
+        )
 
     def portFailed(self, reason: Failure) -> None:
         """
@@ -908,19 +1055,23 @@ class DatagramController(ReadSlot, DatagramProtocol):
         if rule is ACCEPT:
             stats["accepted"] += 1
             return Accepted(datagram)
+        record: InRecord
         if rule is REJECT:
             stats["rejected"] += 1
-            return Rejected(datagram[:4])
-        if type(rule) is RejectWith:
+            record = Rejected(datagram[:4])
+        elif type(rule) is RejectWith:
             stats["rejected"] += 1
-            return RejectedWith(datagram[:4], rule.error)
-        if rule is DENY:
+            record = RejectedWith(datagram[:4], rule.error)
+        elif rule is DENY:
             stats["denied"] += 1
-            return Denied()
-        if rule is DROP:
+            record = Denied()
+        elif rule is DROP:
             stats["dropped"] += 1
-            return Dropped()
-        raise TypeError(f"before_record must return a rule, not {rule!r}")
+            record = Dropped()
+        else:
+            raise TypeError(f"before_record must return a rule, not {rule!r}")
+        self._counters.add(REFUSED_RULE)
+        return record
 
     def _address(self, addr: _SockAddr) -> IPv4Address | IPv6Address:
         host, port = addr[0], addr[1]
@@ -946,9 +1097,13 @@ class DatagramController(ReadSlot, DatagramProtocol):
             C{(host, port)} tuple with an IP address for C{host}.
 
         @return: a L{Deferred} that has already fired with L{None} when the
-            socket took the datagram, or failed with the socket's error
-            (C{EAGAIN}, C{ENOBUFS}, ...) or with an error the socket
-            reported about an earlier datagram (then this one was not sent).
+            socket took the datagram; or failed with L{SendFailed} (its
+            C{address} and C{errno}) when the socket refused this datagram
+            (C{EINVAL} for port 0, C{ENETUNREACH}, C{EACCES}, C{EAGAIN},
+            C{ENOBUFS}, ...), which concerns this write alone; on a client
+            socket, with an error the socket reported about an earlier
+            datagram (then this one was not sent); with C{OSError} when the
+            socket itself is unusable (C{EBADF}).
 
         @raise AddressRequired: C{IMPLIED} on a socket with no fixed peer.
         @raise AddressMismatch: an address other than a client socket's peer.
@@ -983,17 +1138,10 @@ class DatagramController(ReadSlot, DatagramProtocol):
         try:
             transport.write(data, dest)
         except OSError as e:
-            self._stats["errors"] += 1
-            self._timer.activity(self._busy())
-            number = e.errno if e.errno is not None else errno.EIO
-            return fail(
-                Failure(
-                    OSError(
-                        number,
-                        f"{e.strerror or e}: sending {len(data)} bytes to {_show(dest)}",
-                    )
-                )
-            )
+            return self._send_failed(e.errno, e.strerror or str(e), dest, len(data))
+        except MessageLengthError as e:
+            # What a plain Twisted port makes of EMSGSIZE.
+            return self._send_failed(errno.EMSGSIZE, str(e), dest, len(data))
         except Exception as e:
             # A plain Twisted port's own errors (MessageLengthError, ...).
             self._stats["errors"] += 1
@@ -1002,6 +1150,33 @@ class DatagramController(ReadSlot, DatagramProtocol):
         self._stats["bytes_out"] += len(data)
         self._timer.activity(self._busy())
         return succeed(None)
+
+    def _send_failed(
+        self, number: int | None, text: str, dest: _SockAddr, size: int
+    ) -> Deferred[None]:
+        """
+        The socket refused one datagram: count it and fail its write, with
+        L{SendFailed} unless the socket itself is unusable.
+        """
+        self._stats["errors"] += 1
+        self._timer.activity(self._busy())
+        if number is None:
+            number = errno.EIO
+        if number in _SOCKET_ERRNOS:
+            return fail(Failure(OSError(number, f"{text}: sending {size} bytes to {_show(dest)}")))
+        kind = errno.errorcode.get(number, f"errno{number}")
+        self._counters.add(udp_error_key(f"send.{kind}"))
+        self.log.debug(
+            "{controller}: sending {size} bytes to {dest} failed: {kind} ({text})",
+            controller=self,
+            size=size,
+            dest=_show(dest),
+            kind=kind,
+            text=text,
+        )
+        why = f"sendto refused its {size} bytes: {kind} ({text})"
+        error = SendFailed(self._address(dest), number, why)
+        return fail(Failure(error))
 
     def _destination(self, addr: object) -> _SockAddr:
         """

@@ -27,7 +27,8 @@ from twisted.internet.error import InvalidAddressError
 from twisted.internet.interfaces import IReactorFDSet
 
 from ..adapters._common import resolve_reactor
-from ..adapters.datagram import DatagramController, _DatagramPort
+from ..adapters.datagram import DatagramController, OnPeerError, _DatagramPort
+from ..sansio.counters import Counters
 
 __all__ = [
     "connect_datagram",
@@ -49,11 +50,21 @@ def listen_datagram(
     port: int = 0,
     interface: str = "127.0.0.1",
     reactor: Any = None,
+    *,
+    on_peer_error: OnPeerError | None = None,
+    counters_parent: Counters | None = None,
     **limits: Any,
 ) -> DatagramController:
     """
     Bind a new UDP socket and return its controller (a server socket: it has
     no fixed peer).
+
+    An error about one destination never fails the socket's read nor ends
+    it: an ICMP error about an earlier reply is counted in the controller's
+    C{counters} (C{udp.ECONNREFUSED}, ...), logged and offered to
+    C{on_peer_error}; a reply the socket refuses to send (port 0, an
+    unreachable network) fails its own write with
+    L{rpctransport.sansio.errors.SendFailed}.
 
     @param port: the UDP port to bind (0: any free port; the controller's
         C{getsockname()} tells which).
@@ -61,12 +72,19 @@ def listen_datagram(
         (C{"0.0.0.0"} for all) or an IPv6 one (C{"::"} for all, which on most
         systems takes IPv4 too, as C{::ffff:a.b.c.d}).
     @param reactor: the reactor (the global one by default).
+    @param on_peer_error: called as C{on_peer_error(error, address)} for
+        each error the socket reports about an earlier datagram, with the
+        address it was sent to (L{None} when unknown).
+    @param counters_parent: counters that also count what the controller
+        counts (a server's totals).
     @param limits: limits and options for L{DatagramController}
         (C{max_record_size}, C{max_queued_datagrams}, C{max_queued_bytes}).
     @raise CannotListenError: the address cannot be bound.
     """
     reactor = resolve_reactor(reactor)
-    controller = DatagramController(reactor, **limits)
+    controller = DatagramController(
+        reactor, on_peer_error=on_peer_error, counters_parent=counters_parent, **limits
+    )
     _bind(reactor, controller, port, interface)
     return controller
 
@@ -94,7 +112,10 @@ def connect_datagram(
     @param reactor: the reactor (the global one by default).
     @param interface: the local address to bind (by default all addresses
         of C{host}'s family).
-    @param limits: limits and options for L{DatagramController}.
+    @param limits: limits and options for L{DatagramController}
+        (C{on_peer_error} and C{counters_parent} too: an ICMP error from the
+        server fails the pending read and is also counted and offered to
+        C{on_peer_error}).
     @raise InvalidAddressError: C{host} is not an IP address.
     @raise CannotListenError: the local address cannot be bound.
     """
@@ -137,7 +158,8 @@ def datagram_rpc_multiplex_controller(
         default).
     @param close_inactive_descr: whether C{inactivate()} closes the socket.
     @param preclose: called just before C{inactivate()} closes it.
-    @param limits: limits and options for L{DatagramController}.
+    @param limits: limits and options for L{DatagramController}
+        (C{on_peer_error} and C{counters_parent} too).
     @raise ValueError: C{fd} is not a datagram socket of the INET or INET6
         family.
     """

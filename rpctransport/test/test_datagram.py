@@ -9,6 +9,8 @@ L{rpctransport.test.test_datagram_sockets}.
 from __future__ import annotations
 
 import errno
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -18,9 +20,12 @@ from twisted.internet.error import (
     ConnectionLost,
     ConnectionRefusedError,
     InvalidAddressError,
+    MessageLengthError,
+    NoRouteError,
 )
 from twisted.internet.interfaces import IUDPTransport
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -30,10 +35,13 @@ from rpctransport.adapters.datagram import (
     DEFAULT_DATAGRAM_MAX_RECORD_SIZE,
     MAX_UDP_PAYLOAD_IPV4,
     MAX_UDP_PAYLOAD_IPV6,
+    PEER_ERROR_LOG_INTERVAL,
     STAT_KEYS,
     DatagramController,
+    _DatagramPort,
 )
 from rpctransport.interfaces import IRpcMultiplexController
+from rpctransport.sansio.counters import Counters
 from rpctransport.sansio.errors import (
     AddressMismatch,
     AddressRequired,
@@ -42,6 +50,7 @@ from rpctransport.sansio.errors import (
     DatagramTooLarge,
     LocalProtocolError,
     NotConnected,
+    SendFailed,
 )
 from rpctransport.sansio.types import (
     ACCEPT,
@@ -131,6 +140,34 @@ def make(
     port = FakePort(host)
     port.attach(controller)
     return controller, port, clock
+
+
+class FakeSocket:
+    """
+    The C{sendto} of a socket, failing with the errors it is given, one per
+    call, then sending; no error queue, no pending error.
+
+    @ivar sent: C{(datagram, addr)} for each datagram sent.
+    @ivar attempts: calls of C{sendto}.
+    """
+
+    def __init__(self, errors: list[OSError]) -> None:
+        self.errors = errors
+        self.sent: list[tuple[bytes, Any]] = []
+        self.attempts = 0
+
+    def sendto(self, datagram: bytes, addr: Any) -> int:
+        self.attempts += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append((datagram, addr))
+        return len(datagram)
+
+    def getsockopt(self, level: int, name: int) -> int:
+        return 0
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 5000)
 
 
 class Hook:
@@ -686,66 +723,340 @@ class WriteTests(SynchronousTestCase):
 
     def test_socket_errors(self) -> None:
         """
-        C{EAGAIN} and C{ENOBUFS} fail the write's Deferred, keep their errno,
-        name the destination, and are counted; nothing is raised.
+        C{EAGAIN} and C{ENOBUFS} fail the write's Deferred with
+        L{SendFailed}, which keeps the errno and names the destination, and
+        are counted; nothing is raised, and the next write goes out.
         """
         controller, port, _ = make()
         for number in (errno.EAGAIN, errno.ENOBUFS):
             port.write_error = OSError(number, "nope")
-            f = self.failureResultOf(controller.start_writing(b"x", CLIENT), OSError)
+            f = self.failureResultOf(controller.start_writing(b"x", CLIENT), SendFailed)
             self.assertEqual(f.value.errno, number)
-            self.assertIn("127.0.0.1:40000", str(f.value))
+            self.assertEqual(f.value.address, IPv4Address("UDP", *CLIENT))
+            self.assertIn("host='127.0.0.1', port=40000", str(f.value))
+            self.assertIn(errno.errorcode[number], str(f.value))
         self.assertEqual(controller.stats["errors"], 2)
         self.assertEqual(controller.stats["datagrams_out"], 0)
+        self.assertEqual(
+            dict(controller.counters), {"udp.send.EAGAIN": 1, "udp.send.ENOBUFS": 1}
+        )
         self.successResultOf(controller.start_writing(b"y", CLIENT))
 
+    def test_refused_for_one_address(self) -> None:
+        """
+        A C{sendto} refused for one destination (C{EINVAL} for port 0,
+        C{ENETUNREACH}, C{EHOSTUNREACH}, C{EACCES}, C{EPERM}) fails that
+        write alone with L{SendFailed}, carrying the address and the errno:
+        the pending read stays pending, the controller alive, and the next
+        write goes out.
+        """
+        controller, port, _ = make()
+        reading = controller.start_reading()
+        dead = ("127.0.0.1", 0)
+        refusals = (errno.EINVAL, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES, errno.EPERM)
+        for number in refusals:
+            port.write_error = OSError(number, os.strerror(number))
+            f = self.failureResultOf(controller.start_writing(b"reply", dead), SendFailed)
+            self.assertEqual((f.value.address, f.value.errno), (IPv4Address("UDP", *dead), number))
+            self.assertIn("5 bytes", str(f.value))
+        self.assertNoResult(reading)
+        self.assertTrue(controller.alive)
+        self.assertEqual(controller.counters["udp.send.EINVAL"], 1)
+        self.successResultOf(controller.start_writing(b"next", CLIENT))
+        controller.datagramReceived(b"call", CLIENT)
+        self.assertEqual(self.successResultOf(reading)[0], Accepted(b"call"))
 
-class SocketErrorTests(SynchronousTestCase):
+    def test_message_length_error(self) -> None:
+        """
+        Twisted's own C{MessageLengthError} (a plain port's C{EMSGSIZE})
+        fails the write with L{SendFailed} and C{EMSGSIZE}.
+        """
+        controller, port, _ = make()
+        port.write_error = MessageLengthError("message too long")
+        f = self.failureResultOf(controller.start_writing(b"x", CLIENT), SendFailed)
+        self.assertEqual(f.value.errno, errno.EMSGSIZE)
+        self.assertEqual(controller.counters["udp.send.EMSGSIZE"], 1)
+
+    def test_socket_unusable(self) -> None:
+        """
+        C{EBADF} says the socket itself is gone: the write fails with the
+        C{OSError}, not L{SendFailed}, naming the destination.
+        """
+        controller, port, _ = make()
+        port.write_error = OSError(errno.EBADF, "Bad file descriptor")
+        f = self.failureResultOf(controller.start_writing(b"x", CLIENT), OSError)
+        self.assertEqual(f.value.errno, errno.EBADF)
+        self.assertIn("127.0.0.1:40000", str(f.value))
+        self.assertEqual(dict(controller.counters), {})
+
+
+def refused(port: int = 9) -> ConnectionRefusedError:
     """
-    Errors the socket reports about earlier datagrams fail the pending read,
-    or the next read or write.
+    The error the port makes of an ICMP port unreachable about a datagram
+    sent to C{127.0.0.1:port}.
+    """
+    return ConnectionRefusedError(string=f"the datagram sent to 127.0.0.1:{port} failed")
+
+
+class PeerErrorTests(SynchronousTestCase):
+    """
+    On a server socket (no fixed peer), an error about an earlier datagram
+    concerns one peer among many: it is counted, logged and offered to
+    C{on_peer_error}, and never fails a read or a write.
     """
 
-    def refused(self) -> ConnectionRefusedError:
-        return ConnectionRefusedError(string="the datagram sent to 127.0.0.1:9 failed")
+    def setUp(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def logged(self, level: LogLevel) -> list[str]:
+        return [
+            formatEvent(e)
+            for e in self.events
+            if e.get("log_level") is level
+            and e.get("log_namespace", "").endswith("DatagramController")
+        ]
+
+    def test_read_not_failed(self) -> None:
+        """
+        With a read pending, an ICMP port unreachable leaves it pending; the
+        next datagram is delivered to it, and the controller stays alive.
+        """
+        controller, _, _ = make()
+        reading = controller.start_reading()
+        controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
+        self.assertNoResult(reading)
+        self.assertTrue(controller.alive)
+        controller.datagramReceived(b"call", CLIENT)
+        self.assertEqual(
+            self.successResultOf(reading), (Accepted(b"call"), IPv4Address("UDP", *CLIENT))
+        )
+
+    def test_not_kept(self) -> None:
+        """
+        With no read pending, the error is not kept: the next write goes
+        out and the next read waits for a datagram.
+        """
+        controller, port, _ = make()
+        controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
+        self.successResultOf(controller.start_writing(b"x", CLIENT))
+        self.assertEqual(port.written, [(b"x", CLIENT)])
+        self.assertNoResult(controller.start_reading())
+
+    def test_counted_per_kind(self) -> None:
+        """
+        Each error is counted in C{counters} under C{udp.<errno name>} (and
+        in C{stats["errors"]}); without an errno the kind comes from the
+        error's type; a parent's counters count the same.
+        """
+        parent = Counters()
+        controller, _, _ = make(counters_parent=parent)
+        for _ in range(3):
+            controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
+        no_route = NoRouteError(string="no route")
+        controller.errorReceived(no_route, ("127.0.0.1", 9), errno.ENETUNREACH)
+        controller.errorReceived(refused(), None)
+        controller.errorReceived(NoRouteError(string="no route"), None)
+        expected = {"udp.ECONNREFUSED": 4, "udp.ENETUNREACH": 1, "udp.EHOSTUNREACH": 1}
+        self.assertEqual(dict(controller.counters), expected)
+        self.assertEqual(dict(parent.view), expected)
+        self.assertEqual(controller.stats["errors"], 6)
+
+    def test_counters_read_only(self) -> None:
+        """
+        C{counters} is a read-only mapping that follows the counts.
+        """
+        controller, _, _ = make()
+        counters = controller.counters
+        self.assertIsInstance(counters, Mapping)
+        with self.assertRaises(TypeError):
+            counters["udp.ECONNREFUSED"] = 5  # type: ignore[index]
+        controller.errorReceived(refused(), None, errno.ECONNREFUSED)
+        self.assertEqual(counters["udp.ECONNREFUSED"], 1)
+
+    def test_callback(self) -> None:
+        """
+        C{on_peer_error} gets each error with the address the datagram was
+        sent to, as a Twisted address (L{None} when unknown).
+        """
+        seen: list[tuple[Exception, object]] = []
+        controller, _, _ = make(on_peer_error=lambda e, a: seen.append((e, a)))
+        first, second = refused(9), refused(10)
+        controller.errorReceived(first, ("127.0.0.1", 9), errno.ECONNREFUSED)
+        controller.errorReceived(second, None, errno.ECONNREFUSED)
+        self.assertEqual(seen, [(first, IPv4Address("UDP", "127.0.0.1", 9)), (second, None)])
+        controller6, _, _ = make(inet6=True, on_peer_error=lambda e, a: seen.append((e, a)))
+        controller6.errorReceived(first, ("::1", 9, 0, 0), errno.ECONNREFUSED)
+        self.assertEqual(seen[-1][1], IPv6Address("UDP", "::1", 9))
+
+    def test_callback_raises(self) -> None:
+        """
+        What C{on_peer_error} raises is logged, never propagated; the
+        controller goes on.
+        """
+
+        def broken(error: Exception, address: object) -> None:
+            raise RuntimeError("broken callback")
+
+        controller, _, _ = make(on_peer_error=broken)
+        reading = controller.start_reading()
+        controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertNoResult(reading)
+        self.assertTrue(controller.alive)
+
+    def test_callback_inactivates(self) -> None:
+        """
+        A callback that inactivates the controller ends the handling of the
+        error there.
+        """
+        controller: DatagramController
+        controller, _, _ = make(on_peer_error=lambda e, a: controller.inactivate())
+        controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
+        self.assertFalse(controller.alive)
+        controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
+        self.assertEqual(controller.counters["udp.ECONNREFUSED"], 1)
+
+    def test_log_rate_limited(self) -> None:
+        """
+        The first error of a kind is logged at info level, naming the
+        address; the others within L{PEER_ERROR_LOG_INTERVAL} at debug
+        level; the next info line says how many there were meanwhile. Each
+        kind has its own interval.
+        """
+        controller, _, clock = make()
+        for port in range(100, 200):
+            controller.errorReceived(refused(port), ("127.0.0.1", port), errno.ECONNREFUSED)
+        controller.errorReceived(NoRouteError(string="to 127.0.0.1:7"), None, errno.EHOSTUNREACH)
+        info = self.logged(LogLevel.info)
+        self.assertEqual(len(info), 2, info)
+        self.assertIn("127.0.0.1:100", info[0])
+        self.assertIn("ECONNREFUSED: 1 on this socket, 0 since", info[0])
+        self.assertIn("EHOSTUNREACH", info[1])
+        self.assertEqual(len(self.logged(LogLevel.debug)), 99)
+        clock.advance(PEER_ERROR_LOG_INTERVAL - 1)
+        controller.errorReceived(refused(200), ("127.0.0.1", 200), errno.ECONNREFUSED)
+        self.assertEqual(len(self.logged(LogLevel.info)), 2)
+        clock.advance(1)
+        controller.errorReceived(refused(201), ("127.0.0.1", 201), errno.ECONNREFUSED)
+        info = self.logged(LogLevel.info)
+        self.assertEqual(len(info), 3)
+        self.assertIn("127.0.0.1:201", info[2])
+        self.assertIn("ECONNREFUSED: 102 on this socket, 100 since the last", info[2])
+
+
+class ClientSocketErrorTests(SynchronousTestCase):
+    """
+    On a client socket (one fixed peer, its server), an error about an
+    earlier datagram fails the pending read, or the next read or write; it
+    is counted and offered to C{on_peer_error} too.
+    """
 
     def test_fails_pending_read(self) -> None:
         """
-        With a read pending, the error fails it.
+        With a read pending, the error fails it; it is counted.
         """
-        controller, _, _ = make()
+        seen: list[object] = []
+        controller, _, _ = make(peer=SERVER, on_peer_error=lambda e, a: seen.append(a))
         d = controller.start_reading()
-        controller.errorReceived(self.refused(), ("127.0.0.1", 9))
+        controller.errorReceived(refused(111), SERVER, errno.ECONNREFUSED)
         self.failureResultOf(d, ConnectionRefusedError)
         self.assertEqual(controller.stats["errors"], 1)
+        self.assertEqual(dict(controller.counters), {"udp.ECONNREFUSED": 1})
+        self.assertEqual(seen, [IPv4Address("UDP", *SERVER)])
         self.assertTrue(controller.alive)
+
+    def test_logged_at_debug(self) -> None:
+        """
+        The error reaches the caller through the read, so it is logged at
+        debug level only.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        controller, _, _ = make(peer=SERVER)
+        d = controller.start_reading()
+        controller.errorReceived(refused(111), SERVER, errno.ECONNREFUSED)
+        self.failureResultOf(d, ConnectionRefusedError)
+        namespace = "DatagramController"
+        levels = [e["log_level"] for e in events if namespace in e.get("log_namespace", "")]
+        self.assertEqual(levels, [LogLevel.debug])
 
     def test_fails_next_write(self) -> None:
         """
         With no read pending, the error fails the next write, which sends
         nothing; the write after that goes out.
         """
-        controller, port, _ = make()
-        controller.errorReceived(self.refused(), ("127.0.0.1", 9))
-        self.failureResultOf(controller.start_writing(b"x", CLIENT), ConnectionRefusedError)
+        controller, port, _ = make(peer=SERVER)
+        controller.errorReceived(refused(111), SERVER)
+        self.failureResultOf(controller.start_writing(b"x"), ConnectionRefusedError)
         self.assertEqual(port.written, [])
-        self.successResultOf(controller.start_writing(b"y", CLIENT))
-        self.assertEqual(port.written, [(b"y", CLIENT)])
+        self.successResultOf(controller.start_writing(b"y"))
+        self.assertEqual(port.written, [(b"y", SERVER)])
 
     def test_fails_next_read_after_queue(self) -> None:
         """
         With no read pending, datagrams queued before are read first, then
         the error fails a read; only the first error is kept.
         """
-        controller, _, _ = make()
-        controller.datagramReceived(b"before", CLIENT)
-        controller.errorReceived(self.refused(), ("127.0.0.1", 9))
-        controller.errorReceived(ConnectionRefusedError(string="second"), ("127.0.0.1", 10))
+        controller, _, _ = make(peer=SERVER)
+        controller.datagramReceived(b"before", SERVER)
+        controller.errorReceived(refused(111), SERVER)
+        controller.errorReceived(ConnectionRefusedError(string="second"), SERVER)
         self.assertEqual(self.successResultOf(controller.start_reading())[0], Accepted(b"before"))
         f = self.failureResultOf(controller.start_reading(), ConnectionRefusedError)
-        self.assertIn("127.0.0.1:9", str(f.value))
+        self.assertIn("127.0.0.1:111", str(f.value))
         self.assertNoResult(controller.start_reading())
         self.assertEqual(controller.stats["errors"], 2)
+
+
+class PortWriteTests(SynchronousTestCase):
+    """
+    The port's C{write} tells an error about an earlier datagram, which
+    Linux reports from the next C{sendto}, from a refusal of this one.
+    """
+
+    def port(self, *errors: OSError) -> tuple[_DatagramPort, FakeSocket, DatagramController]:
+        controller = DatagramController(Clock())
+        port = _DatagramPort(0, controller, "127.0.0.1", 100, Clock())
+        sock = FakeSocket(list(errors))
+        port.socket = sock
+        controller.makeConnection(port)
+        return port, sock, controller
+
+    def test_earlier_error_then_sent(self) -> None:
+        """
+        A C{sendto} that fails with C{ECONNREFUSED} (about an earlier
+        datagram, whose details the error queue no longer has) is sent
+        again; the error goes to the protocol without an address.
+        """
+        port, sock, controller = self.port(OSError(errno.ECONNREFUSED, "refused"))
+        port.write(b"reply", ("127.0.0.1", 40000))
+        self.assertEqual(sock.sent, [(b"reply", ("127.0.0.1", 40000))])
+        self.assertEqual(dict(controller.counters), {"udp.ECONNREFUSED": 1})
+
+    def test_own_refusal(self) -> None:
+        """
+        A C{sendto} that fails twice with C{ENETUNREACH} concerns this
+        datagram: the port raises it and reports nothing else.
+        """
+        error = OSError(errno.ENETUNREACH, "Network is unreachable")
+        port, sock, controller = self.port(error, error)
+        e = self.assertRaises(OSError, port.write, b"reply", ("10.0.0.1", 9))
+        self.assertEqual(e.errno, errno.ENETUNREACH)
+        self.assertEqual(sock.sent, [])
+        self.assertEqual(dict(controller.counters), {})
+
+    def test_port_zero(self) -> None:
+        """
+        C{EINVAL} (port 0) is raised at once, without a second try.
+        """
+        port, sock, _ = self.port(OSError(errno.EINVAL, "Invalid argument"))
+        e = self.assertRaises(OSError, port.write, b"reply", ("127.0.0.1", 0))
+        self.assertEqual(e.errno, errno.EINVAL)
+        self.assertEqual(sock.attempts, 1)
+
 
     def test_port_lost(self) -> None:
         """
@@ -777,6 +1088,33 @@ class SocketErrorTests(SynchronousTestCase):
         d = controller.start_reading()
         port.stopListening()
         self.failureResultOf(d, ConnectionLost)
+
+
+class CountersTests(SynchronousTestCase):
+    """
+    Records a rule refused and datagrams over the limit are counted per
+    reason.
+    """
+
+    def test_refused_by_rule(self) -> None:
+        """
+        Each record delivered as rejected, denied or dropped counts once as
+        C{refused.rule}; accepted ones do not.
+        """
+        controller, _, _ = make()
+        for rule in (ACCEPT, REJECT, RejectWith(ServerError.GARBAGE_ARGS), DENY, DROP):
+            d = controller.start_reading(before_record=Hook(rule))
+            controller.datagramReceived(b"\0\0\0\1call", CLIENT)
+            self.successResultOf(d)
+        self.assertEqual(dict(controller.counters), {"refused.rule": 4})
+
+    def test_refused_by_limit(self) -> None:
+        """
+        A datagram over C{max_record_size} counts as C{refused.limit}.
+        """
+        controller, _, _ = make(max_record_size=10)
+        controller.datagramReceived(b"x" * 11, CLIENT)
+        self.assertEqual(dict(controller.counters), {"refused.limit": 1})
 
 
 class LifeTests(SynchronousTestCase):
