@@ -25,7 +25,9 @@ from .adapters.datagram import (
     DEFAULT_MAX_QUEUED_DATAGRAMS,
     MAX_UDP_PAYLOAD_IPV4,
     MAX_UDP_PAYLOAD_IPV6,
+    PEER_ERROR_LOG_INTERVAL,
     DatagramController,
+    OnPeerError,
 )
 from .adapters.stream import (
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -72,6 +74,7 @@ from .sansio.errors import (
     WriteDeadlineExceeded,
 )
 from .sansio.counters import Counters
+from .sansio.deadlines import Deadlines
 from .sansio.record import (
     DEFAULT_MAX_EMPTY_FRAGMENTS,
     DEFAULT_MAX_FRAGMENTS,
@@ -116,6 +119,7 @@ __all__ = [
     "IMPLIED",
     "MAX_UDP_PAYLOAD_IPV4",
     "MAX_UDP_PAYLOAD_IPV6",
+    "PEER_ERROR_LOG_INTERVAL",
     "REJECT",
     "Accepted",
     "AddressMismatch",
@@ -125,6 +129,7 @@ __all__ = [
     "DatagramController",
     "DatagramTooLarge",
     "DeadlineExceeded",
+    "Deadlines",
     "Denied",
     "Counters",
     "Dropped",
@@ -138,6 +143,7 @@ __all__ = [
     "LocalProtocolError",
     "MalformedRecord",
     "NotConnected",
+    "OnPeerError",
     "PlaintextInjection",
     "RecordDeadlineExceeded",
     "RecordReader",

@@ -90,6 +90,16 @@ class IRpcMultiplexController(Interface):
         """
     )
 
+    counters = Attribute(
+        """
+        A read-only C{Mapping[str, int]}: what the controller refused, closed
+        its connection for, or was told about its peers, counted per reason
+        (the keys of L{rpctransport.sansio.counters}: C{refused.limit},
+        C{deadline.record}, C{udp.ECONNREFUSED}, ...). A key appears once
+        its count is 1.
+        """
+    )
+
     reading = Attribute("""C{bool}: a read is pending.""")
 
     writing = Attribute("""C{bool}: a write is pending.""")

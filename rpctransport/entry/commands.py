@@ -145,7 +145,9 @@ def start_listeners(
     for host, port_number in udp:
         from .datagram import listen_datagram
 
-        controller = listen_datagram(port_number, interface=host, reactor=reactor, **limits)
+        controller = listen_datagram(
+            port_number, interface=host, reactor=reactor, counters_parent=counters, **limits
+        )
         server.serve(controller)
         kind, text = describe_address(controller.getsockname())
         started.append((kind, text, controller.inactivate))
@@ -184,7 +186,9 @@ def adopt_listeners(
             os.close(fd)
             started.append(("tcp", describe_address(port.getHost())[1], port.stopListening))
         else:
-            controller = datagram_rpc_multiplex_controller(fd, reactor, **limits)
+            controller = datagram_rpc_multiplex_controller(
+                fd, reactor, counters_parent=counters, **limits
+            )
             server.serve(controller)
             started.append(("udp", describe_address(controller.getsockname())[1], controller.inactivate))
     return started

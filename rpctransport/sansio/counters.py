@@ -36,7 +36,10 @@ __all__ = [
 REFUSED_RULE: Final = "refused.rule"
 """Records that C{before_record} rejected, denied or dropped."""
 REFUSED_LIMIT: Final = "refused.limit"
-"""Records over C{max_record_size} (L{RecordTooLarge}), connection closed."""
+"""
+Records over C{max_record_size}: on a stream, L{RecordTooLarge} and the
+connection closed; on UDP, the datagram dropped.
+"""
 REFUSED_SNIFF: Final = "refused.sniff"
 """Connections whose first bytes were not RPC (HTTP, TLS, text), closed."""
 REFUSED_MALFORMED: Final = "refused.malformed"
@@ -66,7 +69,9 @@ ACCEPT_BACKOFF: Final = "accept.backoff"
 
 def udp_error_key(kind: str) -> str:
     """
-    The key counting one kind of per-destination UDP error.
+    The key counting one kind of per-destination UDP error: an error the
+    socket reported about an earlier datagram. (Writes refused by C{sendto}
+    count under C{udp.send.<ERRNO>}.)
 
     @param kind: the error's C{errno} name (C{"ECONNREFUSED"}), or another
         short word for it.

@@ -295,4 +295,9 @@ class SendFailed(TransportError):
     def __init__(self, address: object, errno: int | None, why: str) -> None:
         self.address = address
         self.errno = errno
-        super().__init__(f"could not send a datagram to {address}: {why}")
+        host, port = getattr(address, "host", None), getattr(address, "port", None)
+        if host is not None and port is not None:
+            shown = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        else:
+            shown = str(address)
+        super().__init__(f"could not send a datagram to {shown}: {why}")

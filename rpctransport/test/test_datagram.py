@@ -733,7 +733,7 @@ class WriteTests(SynchronousTestCase):
             f = self.failureResultOf(controller.start_writing(b"x", CLIENT), SendFailed)
             self.assertEqual(f.value.errno, number)
             self.assertEqual(f.value.address, IPv4Address("UDP", *CLIENT))
-            self.assertIn("host='127.0.0.1', port=40000", str(f.value))
+            self.assertIn("to 127.0.0.1:40000:", str(f.value))
             self.assertIn(errno.errorcode[number], str(f.value))
         self.assertEqual(controller.stats["errors"], 2)
         self.assertEqual(controller.stats["datagrams_out"], 0)

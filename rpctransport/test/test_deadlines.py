@@ -9,7 +9,6 @@ eviction; and at-once rejections and non-RPC refusals through a controller.
 from __future__ import annotations
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
