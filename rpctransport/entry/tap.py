@@ -12,6 +12,12 @@ from twisted.internet.defer import DeferredList, inlineCallbacks
 from twisted.logger import Logger
 from twisted.python import usage
 
+from ..sansio.deadlines import (
+    SERVE_FIRST_RECORD_TIMEOUT,
+    SERVE_IDLE_TIMEOUT,
+    SERVE_RECORD_DEADLINE,
+    SERVE_WRITE_DEADLINE,
+)
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from .cli import host_port
 from .echo import ECHO_PROGRAM, ECHO_VERSION, EchoServer
@@ -35,6 +41,13 @@ class Options(usage.Options):
         ["program", None, str(ECHO_PROGRAM), "RPC program number (decimal or 0x hex)"],
         ["version", None, str(ECHO_VERSION), "RPC program version"],
         ["max-record-size", None, str(DEFAULT_MAX_RECORD_SIZE), "largest call accepted, in bytes"],
+        ["record-deadline", None, f"{SERVE_RECORD_DEADLINE:g}",
+         "seconds a begun record has to arrive whole (0: off)"],
+        ["idle-timeout", None, f"{SERVE_IDLE_TIMEOUT:g}", "seconds a connection may idle (0: off)"],
+        ["first-record-timeout", None, f"{SERVE_FIRST_RECORD_TIMEOUT:g}",
+         "the idle timeout before a connection's first whole record (0: off)"],
+        ["write-deadline", None, f"{SERVE_WRITE_DEADLINE:g}",
+         "seconds a reply may stay unread (0: off)"],
     ]
 
     def __init__(self) -> None:
@@ -83,9 +96,20 @@ class Options(usage.Options):
                 self[name] = int(self[name], 0)
             except ValueError:
                 raise usage.UsageError(f"--{name}: {self[name]!r} is not a number")
+        for name in _DEADLINES:
+            try:
+                seconds = float(self[name])
+            except ValueError:
+                raise usage.UsageError(f"--{name}: {self[name]!r} is not a number of seconds")
+            if seconds < 0:
+                raise usage.UsageError(f"--{name}: must be 0 (off) or more seconds")
+            self[name] = seconds or None
         if not (self["tcp"] or self["udp"] or self["unix"] or self["listen"]):
             self["tcp"] = [("127.0.0.1", 0)]
             self["udp"] = [("127.0.0.1", 0)]
+
+
+_DEADLINES = ("record-deadline", "idle-timeout", "first-record-timeout", "write-deadline")
 
 
 class EchoService(Service):
@@ -123,6 +147,7 @@ class EchoService(Service):
             udp=self.options["udp"],
             unix=self.options["unix"],
             listen=self.options["listen"],
+            stream_options={name.replace("-", "_"): self.options[name] for name in _DEADLINES},
         )
         for kind, text, _ in self.listeners:
             self.log.info("listening {kind} {address}", kind=kind, address=text)

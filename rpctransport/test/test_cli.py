@@ -423,6 +423,29 @@ class TwistdPluginTests(SynchronousTestCase):
     C{twistd -n rpctransport-echo} runs the echo server as a service.
     """
 
+    def test_deadline_options(self) -> None:
+        """
+        The plugin has C{serve}'s deadlines, on by default with the same
+        values; 0 turns one off; a negative or non-numeric value is refused.
+        """
+        from twisted.python.usage import UsageError
+
+        from rpctransport.entry.tap import Options
+
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(
+            [options[name] for name in ("record-deadline", "idle-timeout", "first-record-timeout", "write-deadline")],
+            [30.0, 300.0, 10.0, 60.0],
+        )
+        options = Options()
+        options.parseOptions(["--record-deadline", "0", "--write-deadline", "2.5"])
+        self.assertIsNone(options["record-deadline"])
+        self.assertEqual(options["write-deadline"], 2.5)
+        for bad in ("-1", "soon"):
+            with self.assertRaises(UsageError):
+                Options().parseOptions(["--idle-timeout", bad])
+
     def test_twistd_plugin(self) -> None:
         """
         The plugin is listed by C{twistd --help}, and C{twistd -n
