@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import socket
 import ssl
 import struct
@@ -272,6 +273,22 @@ class HostilePeerTests(SynchronousTestCase):
         self.assertEqual(stderr.count("an HTTP request ('GET / HTTP/1.1')"), 1, stderr)
         self.assertEqual(stderr.count("a TLS handshake"), 1, stderr)
         self.assertIn("refused.sniff=2", stderr)
+
+    def test_counters_on_sigusr1(self) -> None:
+        """
+        SIGUSR1 makes C{serve} print its counters and go on serving.
+        """
+        server = self.serve()
+        sock = self.connect(server)
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        self.assertIsNotNone(closed_within(sock, 1.0))
+        server.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while not any("counters: refused.sniff=1" in line for line in server.stderr):
+            self.assertLess(time.monotonic(), deadline, server.describe())
+            time.sleep(0.05)
+        self.assertServes(server)
+        self.stop(server)
 
     def test_two_gib_mark_answered_from_its_xid(self) -> None:
         """
