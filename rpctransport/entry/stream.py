@@ -4,7 +4,9 @@ Layer 4: making stream controllers from endpoints and descriptors.
 
   - L{listen_stream}: accept connections on any Twisted server endpoint
     (C{"tcp:0:interface=127.0.0.1"}, C{"unix:/run/x.sock"}, ...), one
-    controller per connection;
+    controller per connection, at most C{max_connections} of them (see
+    L{rpctransport.entry.admission}); L{listener_counters} tells what the
+    listener counted;
   - L{connect_stream}: connect through any Twisted client endpoint;
   - L{stream_rpc_multiplex_controller}: adopt a connected socket descriptor,
     as the seed's constructor of the same name does.
@@ -13,7 +15,7 @@ Layer 4: making stream controllers from endpoints and descriptors.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -30,11 +32,14 @@ from twisted.internet.protocol import ClientFactory, Factory, ServerFactory
 
 from ..adapters._common import resolve_reactor
 from ..adapters.stream import StreamController
+from ..sansio.counters import Counters
+from .admission import Admission
 
 __all__ = [
     "StreamControllerFactory",
     "connect_stream",
     "listen_stream",
+    "listener_counters",
     "stream_rpc_multiplex_controller",
 ]
 
@@ -45,7 +50,13 @@ class StreamControllerFactory(ServerFactory, ClientFactory):
     hands each to C{on_connection} once it is connected.
 
     Use it directly with Twisted APIs that take a factory
-    (C{reactor.listenTCP}, C{wrapServerTLS}, ...).
+    (C{reactor.listenTCP}, C{wrapServerTLS}, ...); then call L{guard_accept}
+    with the port for the back-off on C{EMFILE} (L{listen_stream} does both).
+
+    As a listener's factory, it keeps the listener's connections: at most
+    L{max_connections}, evicting one for each newcomer beyond (never-proven,
+    then idle, then oldest; see L{rpctransport.entry.admission}), and it
+    counts for the listener (L{counters}).
     """
 
     # Not a log line per client connection ("Starting factory ...").
@@ -55,28 +66,99 @@ class StreamControllerFactory(ServerFactory, ClientFactory):
         self,
         on_connection: Callable[[StreamController], object] | None = None,
         reactor: Any = None,
+        *,
+        max_connections: int | None = None,
         **options: Any,
     ) -> None:
         """
         @param on_connection: called with each connected controller. If it
             raises, the error is logged and that connection closed.
         @param reactor: the reactor for the controllers' timers.
+        @param max_connections: the most connections kept at once (L{None}:
+            no cap; see L{rpctransport.default_max_connections}).
         @param options: limits and options for L{StreamController}.
+            C{counters_parent} becomes the parent of the listener's
+            L{counters} (each controller counts into those); C{on_lost} is
+            called after the factory's own bookkeeping.
         """
         self.on_connection = on_connection
         self.reactor = resolve_reactor(reactor)
+        self._counters = Counters(options.pop("counters_parent", None))
+        self._also_on_lost: Callable[[StreamController], object] | None = options.pop(
+            "on_lost", None
+        )
         self.options = options
+        self._admission = Admission(self.reactor, self._counters, max_connections)
         # Fail now, not at the first connection, on a misspelt option.
         StreamController(self.reactor, **options)
 
+    @property
+    def max_connections(self) -> int | None:
+        """
+        The most connections kept at once (L{None}: no cap). Settable; a
+        lower cap is reached one eviction per newcomer.
+        """
+        return self._admission.max_connections
+
+    @max_connections.setter
+    def max_connections(self, value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError(f"max_connections must be >= 1 or None, not {value}")
+        self._admission.max_connections = value
+
+    @property
+    def connections(self) -> int:
+        """
+        How many connections count against L{max_connections} now (not
+        those evicted and still closing).
+        """
+        return len(self._admission.table)
+
+    @property
+    def counters(self) -> Mapping[str, int]:
+        """
+        What the listener counted, per reason, as one read-only mapping
+        that follows the counts: evictions (C{evicted.unproven},
+        C{evicted.idle}, C{evicted.oldest}), accept back-offs
+        (C{accept.backoff}), and everything its connections counted
+        (refusals, deadlines); keys in L{rpctransport.sansio.counters}.
+        """
+        return self._counters.view
+
+    def guard_accept(self, port: Any) -> bool:
+        """
+        Make C{port}, listening with this factory, back off instead of
+        resetting connections when the process runs out of descriptors, and
+        pace its accepting to the evictions; see
+        L{rpctransport.entry.admission.AcceptGuard}. L{listen_stream} calls
+        it; call it for ports from C{reactor.listenTCP},
+        C{reactor.adoptStreamPort} and the like.
+
+        @return: whether C{port} could be guarded (a Twisted C{tcp.Port} or
+            C{unix.Port}, or a subclass).
+        """
+        return self._admission.guard(port)
+
     def buildProtocol(self, addr: IAddress | None) -> StreamController:
         """
-        A new controller for the connection from (or to) C{addr}.
+        A new controller for the connection from (or to) C{addr}; at
+        L{max_connections}, another connection is evicted first.
         """
-        controller = StreamController(self.reactor, **self.options)
+        admission = self._admission
+        admission.admit(addr)
+        controller = StreamController(
+            self.reactor, counters_parent=self._counters, on_lost=self._lost, **self.options
+        )
         controller.factory = self
         controller._on_connection = self.on_connection
+        admission.add(controller)
         return controller
+
+    def _lost(self, controller: StreamController) -> None:
+        self._admission.lost(controller)
+        also = self._also_on_lost
+        if also is not None:
+            also(controller)
 
 
 def listen_stream(
@@ -85,6 +167,7 @@ def listen_stream(
     *,
     reactor: Any = None,
     tls: Any = None,
+    max_connections: int | None = None,
     **options: Any,
 ) -> Deferred[IListeningPort]:
     """
@@ -98,26 +181,65 @@ def listen_stream(
     @param tls: server TLS options (see L{rpctransport.server_tls_options}):
         TLS from the first byte, for what endpoint strings cannot say
         (client certificates, ALPN). C{ssl:} endpoint strings work too.
+    @param max_connections: the most connections kept at once; a newcomer
+        beyond evicts one that never sent a whole record (the oldest), else
+        the longest idle, else the oldest. L{None} (the default): no cap.
+        C{rpctransport serve} uses L{rpctransport.default_max_connections}.
+        Whatever the cap, a listener that runs out of descriptors (C{EMFILE},
+        C{ENFILE}) backs off, evicts one connection and tries again, instead
+        of accepting and resetting newcomers.
     @param options: limits and options for L{StreamController}
         (C{max_record_size}, C{max_fragments}, C{max_empty_fragments},
         C{max_fragment_size}, C{read_buffer_limit}, C{linger},
         C{starttls} for RFC 9289 on this plaintext listener, C{require_alpn},
-        C{handshake_timeout}). Every controller made here answers RFC 9289
-        probes itself, so they never reach the application.
+        C{handshake_timeout}, the deadlines C{record_deadline},
+        C{idle_timeout}, C{first_record_timeout}, C{write_deadline}), and
+        C{counters_parent}: counters that also count what the listener
+        counts. Every controller made here answers RFC 9289 probes itself,
+        so they never reach the application.
     @return: a Deferred firing with the listening port (its C{getHost()}
-        tells the port actually bound).
+        tells the port actually bound; L{listener_counters} what the
+        listener counted).
     """
     reactor = resolve_reactor(reactor)
     server = serverFromString(reactor, endpoint) if isinstance(endpoint, str) else endpoint
-    factory: Any = StreamControllerFactory(
-        on_connection, reactor, recognise_probes=True, **options
+    controllers = StreamControllerFactory(
+        on_connection, reactor, max_connections=max_connections, recognise_probes=True, **options
     )
+    factory: Any = controllers
     if tls is not None:
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
         factory = TLSMemoryBIOFactory(tls, False, factory)
+
+    def guard(port: IListeningPort) -> IListeningPort:
+        controllers.guard_accept(port)
+        return port
+
     d: Deferred[IListeningPort] = server.listen(factory)
+    d.addCallback(guard)
     return d
+
+
+def listener_counters(port: IListeningPort) -> Mapping[str, int]:
+    """
+    What a listener from L{listen_stream} counted, per reason: evictions,
+    accept back-offs, and what its connections counted (see
+    L{StreamControllerFactory.counters}). A read-only mapping that follows
+    the counts.
+
+    @param port: the port L{listen_stream} gave, or any port listening with
+        a L{StreamControllerFactory} (under TLS too).
+    @raise TypeError: C{port} does not listen with one.
+    """
+    factory = getattr(port, "factory", None)
+    while factory is not None and not isinstance(factory, StreamControllerFactory):
+        # Twisted's TLS (and other protocol wrappers) keep the factory they
+        # wrap here.
+        factory = getattr(factory, "wrappedFactory", None)
+    if factory is None:
+        raise TypeError(f"{port!r} does not listen with a StreamControllerFactory")
+    return factory.counters
 
 
 def connect_stream(
