@@ -42,10 +42,12 @@ from .entry.datagram import (
     datagram_rpc_multiplex_controller,
     listen_datagram,
 )
+from .entry.admission import DESCRIPTOR_RESERVE, MAX_CLOSING, default_max_connections
 from .entry.stream import (
     StreamControllerFactory,
     connect_stream,
     listen_stream,
+    listener_counters,
     stream_rpc_multiplex_controller,
 )
 from .interfaces import IRpcMultiplexController
@@ -113,10 +115,12 @@ __all__ = [
     "DEFAULT_MAX_QUEUED_DATAGRAMS",
     "DEFAULT_MAX_RECORD_SIZE",
     "DEFAULT_READ_BUFFER_LIMIT",
+    "DESCRIPTOR_RESERVE",
     "DENY",
     "DROP",
     "END_OF_FILE",
     "IMPLIED",
+    "MAX_CLOSING",
     "MAX_UDP_PAYLOAD_IPV4",
     "MAX_UDP_PAYLOAD_IPV6",
     "PEER_ERROR_LOG_INTERVAL",
@@ -167,9 +171,11 @@ __all__ = [
     "connect_datagram",
     "connect_stream",
     "datagram_rpc_multiplex_controller",
+    "default_max_connections",
     "encode_record",
     "listen_datagram",
     "listen_stream",
+    "listener_counters",
     "server_tls_options",
     "stream_rpc_multiplex_controller",
 ]

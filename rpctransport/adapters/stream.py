@@ -1117,12 +1117,15 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
             self._write_drained()
             d.callback(None)
 
-    def _abort_with(self, error: Exception) -> None:
+    def _abort_with(self, error: Exception, quiet: bool = False) -> None:
         """
         Close the connection because of C{error}, which every pending
         operation fails with.
+
+        @param quiet: log at debug level only (whoever closes it logs).
         """
-        self.log.info("closing the connection from {peer}: {error}", peer=self._peer, error=error)
+        log = self.log.debug if quiet else self.log.info
+        log("closing the connection from {peer}: {error}", peer=self._peer, error=error)
         self._count_close(error)
         if self._reader.failed is None:
             self._reader.close(error)
@@ -1222,11 +1225,12 @@ class StreamController(ReadSlot, TLSHandling, Protocol):
         """
         Close the connection now to make room for another; every pending
         operation fails with C{error}. Called by a listener at its
-        C{max_connections}.
+        C{max_connections}, which logs evictions itself (rate-limited: a
+        flood must not flood the log).
         """
         if self._life is not Life.OPEN:
             return
-        self._abort_with(error)
+        self._abort_with(error, quiet=True)
 
     def _count_close(self, error: BaseException) -> None:
         """

@@ -27,6 +27,7 @@ from ..sansio.deadlines import (
     SERVE_WRITE_DEADLINE,
 )
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
+from .admission import DESCRIPTOR_RESERVE, default_max_connections
 from .echo import ECHO_PROGRAM, ECHO_VERSION
 
 __all__ = ["main", "parse_args"]
@@ -84,6 +85,15 @@ def _seconds_or_off(text: str) -> float | None:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be 0 (off) or more seconds")
     return value or None
+
+
+def _connections(text: str) -> int | None:
+    """
+    A number of connections, or 0 for "no cap" (L{None}).
+    """
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of connections (0: no cap)")
+    return int(text) or None
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -217,6 +227,12 @@ def _parser() -> argparse.ArgumentParser:
         help="close a connection that leaves a reply unread this long "
         f"(default {SERVE_WRITE_DEADLINE:g})",
     )
+    limits.add_argument(
+        "--max-connections", type=_connections, default=None, metavar="N",
+        help="at N stream connections (per listener), evict one to admit a new one: "
+        "never-proven first, then idle, then oldest; 0: no cap (default: the soft "
+        f"descriptor limit minus {DESCRIPTOR_RESERVE})",
+    )
     serve.add_argument(
         "--workers", type=_count, default=1, metavar="N",
         help="serve from N worker processes sharing the TCP and UDP sockets (default "
@@ -297,6 +313,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         if args.adopt and (args.tcp or args.udp or args.unix or args.listen or args.workers > 1):
             parser.error("--adopt is for the workers of --workers, alone")
     if args.command == "serve":
+        if args.max_connections is None and not any(
+            a.startswith("--max-connections") for a in argv
+        ):
+            args.max_connections = default_max_connections()
         if (args.tls or args.starttls) and not args.tls_cert:
             parser.error("--tls and --starttls need --tls-cert (and --tls-key)")
         if args.workers > 1 and (args.tls or args.starttls):

@@ -117,11 +117,16 @@ def start_listeners(
     endpoints: list[Any] = []
     for host, port in tcp:
         cls = TCP6ServerEndpoint if _is_ipv6(host) else TCP4ServerEndpoint
-        endpoints.append(cls(reactor, port, interface=host))
+        # The kernel's largest backlog: a burst of connections then reaches
+        # admission control instead of being dropped by the kernel (Twisted's
+        # default is 50).
+        endpoints.append(cls(reactor, port, backlog=socket.SOMAXCONN, interface=host))
     for path in unix:
         # wantPID: a lock file beside the socket, so that a socket left by a
         # killed server is recognised as stale and replaced.
-        endpoints.append(UNIXServerEndpoint(reactor, path, wantPID=True))
+        endpoints.append(
+            UNIXServerEndpoint(reactor, path, backlog=socket.SOMAXCONN, wantPID=True)
+        )
     for description in listen:
         endpoints.append(serverFromString(reactor, description))
     plain_options = dict(stream_limits)
@@ -134,7 +139,7 @@ def start_listeners(
     for host, port_number in tls:
         cls = TCP6ServerEndpoint if _is_ipv6(host) else TCP4ServerEndpoint
         port = yield listen_stream(
-            cls(reactor, port_number, interface=host),
+            cls(reactor, port_number, backlog=socket.SOMAXCONN, interface=host),
             server.serve,
             reactor=reactor,
             tls=tls_options,
@@ -182,6 +187,7 @@ def adopt_listeners(
             probe.detach()
             factory = StreamControllerFactory(server.serve, reactor, **stream_limits)
             port = reactor.adoptStreamPort(fd, family, factory)
+            factory.guard_accept(port)
             # Twisted listens on a duplicate; the original is ours to close.
             os.close(fd)
             started.append(("tcp", describe_address(port.getHost())[1], port.stopListening))
@@ -313,6 +319,7 @@ def _stream_options(args: argparse.Namespace) -> dict[str, Any]:
         "idle_timeout": args.idle_timeout,
         "first_record_timeout": args.first_record_timeout,
         "write_deadline": args.write_deadline,
+        "max_connections": getattr(args, "max_connections", None),
     }
 
 
@@ -492,6 +499,7 @@ def serve_workers(args: argparse.Namespace) -> int:
         "--idle-timeout", str(args.idle_timeout or 0),
         "--first-record-timeout", str(args.first_record_timeout or 0),
         "--write-deadline", str(args.write_deadline or 0),
+        "--max-connections", str(args.max_connections or 0),
         "--parent-fd", str(watch_read),
         "--ready-fd", str(ready_write),
     ]

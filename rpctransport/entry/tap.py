@@ -19,6 +19,7 @@ from ..sansio.deadlines import (
     SERVE_WRITE_DEADLINE,
 )
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
+from .admission import default_max_connections
 from .cli import host_port
 from .echo import ECHO_PROGRAM, ECHO_VERSION, EchoServer
 
@@ -48,6 +49,9 @@ class Options(usage.Options):
          "the idle timeout before a connection's first whole record (0: off)"],
         ["write-deadline", None, f"{SERVE_WRITE_DEADLINE:g}",
          "seconds a reply may stay unread (0: off)"],
+        ["max-connections", None, None,
+         "stream connections per listener before evicting one to admit another "
+         "(0: no cap; default: the soft descriptor limit minus a reserve)"],
     ]
 
     def __init__(self) -> None:
@@ -96,6 +100,13 @@ class Options(usage.Options):
                 self[name] = int(self[name], 0)
             except ValueError:
                 raise usage.UsageError(f"--{name}: {self[name]!r} is not a number")
+        cap = self["max-connections"]
+        if cap is None:
+            self["max-connections"] = default_max_connections()
+        elif not str(cap).isdigit():
+            raise usage.UsageError(f"--max-connections: {cap!r} is not a number of connections")
+        else:
+            self["max-connections"] = int(cap) or None
         for name in _DEADLINES:
             try:
                 seconds = float(self[name])
@@ -147,7 +158,10 @@ class EchoService(Service):
             udp=self.options["udp"],
             unix=self.options["unix"],
             listen=self.options["listen"],
-            stream_options={name.replace("-", "_"): self.options[name] for name in _DEADLINES},
+            stream_options={
+                name.replace("-", "_"): self.options[name]
+                for name in (*_DEADLINES, "max-connections")
+            },
         )
         for kind, text, _ in self.listeners:
             self.log.info("listening {kind} {address}", kind=kind, address=text)

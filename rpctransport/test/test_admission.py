@@ -55,7 +55,12 @@ from rpctransport.entry.stream import StreamControllerFactory, listen_stream, li
 from rpctransport.sansio.counters import ACCEPT_BACKOFF, Counters
 from rpctransport.sansio.errors import Evicted
 from rpctransport.sansio.rpcmsg import SUCCESS, decode_reply_header
-from rpctransport.test.interop.build import ServerProcess, rpctransport_env, start_server
+from rpctransport.test.interop.build import (
+    ServerProcess,
+    rpctransport_command,
+    rpctransport_env,
+    start_server,
+)
 from rpctransport.test.test_hostile import call, fragments, read_record
 from rpctransport.test.test_stream_sockets import _SocketTestMixin, outcome
 
@@ -888,6 +893,29 @@ class DescriptorLimitTests(SynchronousTestCase):
         self.assertGreaterEqual(counts.get("evicted.unproven", 0), ROUNDS * (FLOOD - cap - 20))
         self.assertNotIn(ACCEPT_BACKOFF, counts)
         self.assertEqual(stderr.count("evicted the unproven connection"), 1, server.describe())
+
+    def test_serve_program_at_the_cap(self) -> None:
+        """
+        The program itself, C{rpctransport serve} under C{ulimit -n 256}
+        with its default C{--max-connections}: after each flood of silent
+        connections a new client's NULL call succeeds within a second.
+        """
+        command = rpctransport_command("serve", "--tcp", "127.0.0.1:0")
+        server = start_server(
+            self,
+            ["sh", "-c", f'ulimit -n {DESCRIPTOR_LIMIT} && exec "$@"', "sh", *command],
+            ["tcp"],
+            env=rpctransport_env(),
+        )
+        address = server.host_port("tcp")
+        for round in range(3):
+            socks = self.flood(address)
+            self.null_call(address, round, CALL_WITHIN)
+            for sock in socks:
+                sock.close()
+        self.assertEqual(server.stop(), 0, server.describe())
+        counts = counters_of("\n".join(server.stderr))
+        self.assertGreater(counts.get("evicted.unproven", 0), 0)
 
     def test_out_of_descriptors_without_cap(self) -> None:
         """
