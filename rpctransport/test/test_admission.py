@@ -755,25 +755,13 @@ SERVER = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit}))
 from twisted.internet import reactor
-from twisted.logger import (
-    FilteringLogObserver, LogLevel, PredicateResult, globalLogBeginner,
-    textFileLogObserver,
-)
 from rpctransport.entry.admission import default_max_connections
-from rpctransport.entry.commands import print_counters
+from rpctransport.entry.commands import _log_to_stderr, print_counters
 from rpctransport.entry.echo import EchoServer
 from rpctransport.entry.stream import listen_stream, listener_counters
 
-def ours_or_loud(event):
-    level = event.get("log_level", LogLevel.info)
-    ours = str(event.get("log_namespace", "")).startswith("rpctransport")
-    loud = level >= LogLevel.warn or (ours and level >= LogLevel.info)
-    return PredicateResult.yes if loud else PredicateResult.no
-
-globalLogBeginner.beginLoggingTo(
-    [FilteringLogObserver(textFileLogObserver(sys.stderr), [ours_or_loud])],
-    redirectStandardIO=False,
-)
+# What serve logs: our events from info, anyone's from warn.
+_log_to_stderr()
 cap = default_max_connections() if sys.argv[1] == "default" else None
 print(f"max_connections {{cap}}", flush=True)
 
