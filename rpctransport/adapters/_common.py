@@ -219,3 +219,31 @@ class ReadSlot:
         See L{IRpcMultiplexController.set_timeout}.
         """
         self._timer.configure(notify, seconds, self._busy())
+
+
+class LogThrottle:
+    """
+    At most one info-level line per C{interval} seconds for one kind of
+    event (a flood must not flood the log); the events in between are
+    counted, for the next line to say how many there were.
+
+    @ivar interval: seconds between info-level lines.
+    @ivar quiet: how many events went to debug level since the last line;
+        the caller resets it once it has logged it.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: float | None = None
+        self.quiet = 0
+
+    def due(self, now: float) -> bool:
+        """
+        Whether an event at C{now} gets an info-level line; if not, it is
+        one more quiet event.
+        """
+        if self._last is not None and now - self._last < self.interval:
+            self.quiet += 1
+            return False
+        self._last = now
+        return True

@@ -89,6 +89,7 @@ from ..sansio.types import (
 )
 from ._common import (
     Life,
+    LogThrottle,
     ReadSlot,
     Side,
     check_usable,
@@ -693,9 +694,8 @@ class DatagramController(ReadSlot, DatagramProtocol):
         self._stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
         self._counters = Counters(counters_parent)
         self._on_peer_error = on_peer_error
-        # Per errno name: when the last info line was logged, and how many
-        # errors of that kind were logged at debug level since.
-        self._error_log: dict[str, tuple[float, int]] = {}
+        # Per errno name: at most one info line a minute.
+        self._error_log: dict[str, LogThrottle] = {}
         self._timer = InactivityTimer(self._reactor)
 
     def _set_peer(self, peer: tuple[str, int] | IPv4Address | IPv6Address) -> None:
@@ -934,13 +934,13 @@ class DatagramController(ReadSlot, DatagramProtocol):
         seconds, saying how many were logged at debug level since the last
         info line; at debug level otherwise.
         """
-        now = self._reactor.seconds()
-        last = self._error_log.get(kind)
-        if last is not None and now - last[0] < PEER_ERROR_LOG_INTERVAL:
-            self._error_log[kind] = (last[0], last[1] + 1)
+        throttle = self._error_log.get(kind)
+        if throttle is None:
+            throttle = self._error_log[kind] = LogThrottle(PEER_ERROR_LOG_INTERVAL)
+        if not throttle.due(self._reactor.seconds()):
             self.log.debug("{controller}: {error}", controller=self, error=error)
             return
-        self._error_log[kind] = (now, 0)
+        since, throttle.quiet = throttle.quiet, 0
         self.log.info(
             "{controller}: {error} ({kind}: {total} on this socket, {since} since "
             "the last such line; more within {interval:.0f} s at debug level only)",
@@ -948,7 +948,7 @@ class DatagramController(ReadSlot, DatagramProtocol):
             error=error,
             kind=kind,
             total=self._counters.view[udp_error_key(kind)],
-            since=0 if last is None else last[1],
+            since=since,
             interval=PEER_ERROR_LOG_INTERVAL,
         )
 

@@ -36,6 +36,7 @@ from typing import Any, Final
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from ..adapters._common import LogThrottle
 from ..adapters.stream import StreamController
 from ..sansio.counters import ACCEPT_BACKOFF, Counters
 from ..sansio.errors import Evicted
@@ -342,29 +343,6 @@ class ConnectionTable:
         return connection
 
 
-class _Throttle:
-    """
-    At most one info-level line per L{ADMISSION_LOG_INTERVAL} seconds.
-
-    @ivar quiet: how many events went to debug level since the last line.
-    """
-
-    def __init__(self) -> None:
-        self._last: float | None = None
-        self.quiet = 0
-
-    def due(self, now: float) -> bool:
-        """
-        Whether an event at C{now} gets an info-level line; if not, it is
-        one more quiet event.
-        """
-        if self._last is not None and now - self._last < ADMISSION_LOG_INTERVAL:
-            self.quiet += 1
-            return False
-        self._last = now
-        return True
-
-
 class Admission:
     """
     A listener's admission control: the cap, evictions, the back-off when
@@ -393,7 +371,7 @@ class Admission:
         self.table = ConnectionTable()
         self.reactor = reactor
         self._counters = counters
-        self._eviction_log = _Throttle()
+        self._eviction_log = LogThrottle(ADMISSION_LOG_INTERVAL)
         self._guards: set[AcceptGuard] = set()
 
     # -- Admission ----------------------------------------------------------
@@ -623,7 +601,7 @@ class AcceptGuard:
         self._resume: IDelayedCall | None = None
         self._braked = False
         self._failing = False
-        self.warnings = _Throttle()
+        self.warnings = LogThrottle(ADMISSION_LOG_INTERVAL)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._listener, name)
