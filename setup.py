@@ -13,8 +13,8 @@ setup(
     package_data={
         "twisted.plugins": ["rpctransport_echo.py"],
         "rpctransport": ["py.typed"],
-        # The interop tests and the benchmark build these C peers against
-        # libtirpc when they run.
-        "rpctransport._tirpc": ["*.c"],
+        # The interop tests and the benchmark build these C peers (and the
+        # header they share) against libtirpc when they run.
+        "rpctransport._tirpc": ["*.c", "*.h"],
     },
 )

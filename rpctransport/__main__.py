@@ -2,6 +2,6 @@
 C{python -m rpctransport}: the C{rpctransport} program.
 """
 
-from .entry.cli import main
+from .program.cli import main
 
 main()

@@ -3,8 +3,8 @@
 The libtirpc peers and the helpers that run peer programs.
 
   - L{rpctransport._tirpc.build}: compile C{tirpc_client.c} and
-    C{tirpc_server.c} (package data beside this module) against libtirpc,
-    on demand, once per process;
+    C{tirpc_server.c}, which share C{tirpc_echo.h} (package data beside
+    this module), against libtirpc, on demand, once per process;
   - L{rpctransport._tirpc.process}: run servers and clients (the C peers,
     C{python -m rpctransport}, the benchmark's own peers) as subprocesses.
 

@@ -2,8 +2,10 @@
 """
 Build the libtirpc peers, C{tirpc_client} and C{tirpc_server}.
 
-The C sources beside this module are compiled on first use, once per
-process, into a temporary directory that is removed when the process exits:
+The C sources beside this module (and C{tirpc_echo.h}, which both include:
+the echo program's procedures and argument) are compiled on first use, once
+per process, into a temporary directory that is removed when the process
+exits:
 
     gcc -O2 -Wall -I/usr/include/tirpc X.c -ltirpc -o DIR/X
 
@@ -27,6 +29,7 @@ __all__ = [
     "BuildFailed",
     "BuildUnavailable",
     "COMPILER",
+    "HEADER",
     "SOURCES",
     "TIRPC_INCLUDE",
     "build",
@@ -35,6 +38,9 @@ __all__ = [
 
 SOURCES = Path(__file__).resolve().parent
 """Where the C sources are (package data)."""
+
+HEADER = SOURCES / "tirpc_echo.h"
+"""What both C programs include from L{SOURCES}."""
 
 COMPILER = "gcc"
 
@@ -113,11 +119,12 @@ def build(name: str) -> Path:
         if problem is not None:
             raise BuildUnavailable(problem)
         source = SOURCES / f"{name}.c"
-        if not source.is_file():
-            raise BuildFailed(
-                f"{source} not found: the package was installed without its C "
-                "sources (they must be package data), or the name is wrong"
-            )
+        for needed in (source, HEADER):
+            if not needed.is_file():
+                raise BuildFailed(
+                    f"{needed} not found: the package was installed without its C "
+                    "sources (they must be package data), or the name is wrong"
+                )
         output = _directory() / name
         argv = [
             COMPILER,

@@ -58,28 +58,7 @@
 
 #include <rpc/rpc.h>
 
-#define PROC_NULL 0
-#define PROC_ECHO 1
-
-/* The largest opaque either side of an echo accepts: room for the 4 MiB
- * echoes of the tests, with headroom. */
-#define MAX_OPAQUE (8u * 1024u * 1024u)
-
-/* UDP buffer sizes: libtirpc's clntudp_create uses UDPMSGSIZE (8800 bytes),
- * too small for the 60,000-byte datagrams of the tests. */
-#define UDP_BUFSIZE 65000u
-
-struct opaque {
-	char *data;
-	u_int len;
-	u_int max; /* the largest length accepted when decoding */
-};
-
-static bool_t
-xdr_opaque_data(XDR *xdrs, struct opaque *o)
-{
-	return xdr_bytes(xdrs, &o->data, &o->len, o->max);
-}
+#include "tirpc_echo.h"
 
 struct stat_name {
 	const char *name;

@@ -38,29 +38,7 @@
 
 #include <rpc/rpc.h>
 
-#define PROC_NULL 0
-#define PROC_ECHO 1
-
-/* The largest opaque ECHO accepts: room for the 4 MiB echoes of the tests,
- * with headroom. libtirpc's stream transport (in its default, blocking
- * mode) puts no limit of its own on a record: it decodes the arguments
- * straight from the fragments as they arrive, so this is the limit. */
-#define MAX_OPAQUE (8u * 1024u * 1024u)
-
-/* UDP buffer sizes: the default (UDPMSGSIZE, 8800 bytes) is too small for
- * the 60,000-byte echoes of the tests. */
-#define UDP_BUFSIZE 65000u
-
-struct opaque {
-	char *data;
-	u_int len;
-};
-
-static bool_t
-xdr_opaque_data(XDR *xdrs, struct opaque *o)
-{
-	return xdr_bytes(xdrs, &o->data, &o->len, MAX_OPAQUE);
-}
+#include "tirpc_echo.h"
 
 static void
 dispatch(struct svc_req *req, SVCXPRT *xprt)
@@ -74,6 +52,7 @@ dispatch(struct svc_req *req, SVCXPRT *xprt)
 		return;
 	case PROC_ECHO:
 		memset(&arg, 0, sizeof arg);
+		arg.max = MAX_OPAQUE;
 		if (!svc_getargs(xprt, (xdrproc_t)xdr_opaque_data,
 		    (char *)&arg)) {
 			svcerr_decode(xprt);

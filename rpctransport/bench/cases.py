@@ -136,58 +136,74 @@ def receive(lab: Lab) -> Case:
             " no I/O: the bound of any API with one Deferred per record",
         ],
     )
-    settings = lab.settings
     for size, fragment in RECEIVE_CONFIGS:
-        kinds = ["bare", "int32", "controller"] if fragment is None else ["bare", "controller"]
-        small = size < 64 * KiB
-        title = f"{_size_name(size)} records" + (
-            f", {_size_name(fragment)} frags" if fragment else ""
-        )
-        measurement = Measurement(
-            f"receive/{_slug(size)}" + (f"/frag{_slug(fragment)}" if fragment else ""),
-            title,
-            "records/s" if small else "MB/s",
-            params={"size": size, "fragment": fragment},
-        )
-        servers = {kind: lab.spawn(lab.peer("receive", "--variant", kind)) for kind in kinds}
-        try:
-            for server in servers.values():
-                lab.ready(server)
-            runs: dict[str, Callable[[], float]] = {}
-            for kind in ("controller", "bare", "int32"):
-                if kind not in servers:
-                    continue
-                name = _RECEIVE_VARIANTS[kind]
-                measurement.variants.append(
-                    Variant(name, "measured" if kind == "controller" else "reference")
-                )
-                runs[name] = Sized(
-                    _receive_run(lab, servers[kind], kind, size, fragment, small),
-                    count=max(1, (2 * MiB if settings.quick else 8 * MiB) // size),
-                    run_time=settings.run_time,
-                    most=max(1, (4 << 30) // size),
-                )
-            if size == 64 and fragment is None:
-                measurement.variants.append(Variant(DEFERRED_FLOOR, "reference"))
-                runs[DEFERRED_FLOOR] = Sized(
-                    _deferred_floor_run(lab), count=100_000, run_time=settings.run_time
-                )
-            repeat(settings, measurement, runs)
-        finally:
-            for server in servers.values():
-                lab.stop(server)
-        if measurement.variant(DEFERRED_FLOOR):
-            measurement.comparisons.append(Comparison(DEFERRED_FLOOR, INT32))
-        for reference, target in RECEIVE_TARGETS.get((size, fragment), []):
-            measurement.comparisons.append(Comparison(CONTROLLER, reference, target))
-        for reference in (BARE, INT32):
-            if measurement.variant(reference) and not any(
-                c.reference == reference for c in measurement.comparisons
-            ):
-                measurement.comparisons.append(Comparison(CONTROLLER, reference))
-        measurement.comparisons.sort(key=lambda c: (c.variant != CONTROLLER, c.reference != BARE))
-        case.measurements.append(measurement)
+        case.measurements.append(_receive_measurement(lab, size, fragment))
     return case
+
+
+def _receive_measurement(lab: Lab, size: int, fragment: int | None) -> Measurement:
+    """
+    Case 1 for records of C{size} bytes (in fragments of C{fragment} bytes
+    if given): every receiver, then the comparisons.
+    """
+    kinds = ["bare", "int32", "controller"] if fragment is None else ["bare", "controller"]
+    small = size < 64 * KiB
+    title = f"{_size_name(size)} records" + (
+        f", {_size_name(fragment)} frags" if fragment else ""
+    )
+    measurement = Measurement(
+        f"receive/{_slug(size)}" + (f"/frag{_slug(fragment)}" if fragment else ""),
+        title,
+        "records/s" if small else "MB/s",
+        params={"size": size, "fragment": fragment},
+    )
+    settings = lab.settings
+    servers = {kind: lab.spawn(lab.peer("receive", "--variant", kind)) for kind in kinds}
+    try:
+        for server in servers.values():
+            lab.ready(server)
+        runs: dict[str, Callable[[], float]] = {}
+        for kind in ("controller", "bare", "int32"):
+            if kind not in servers:
+                continue
+            name = _RECEIVE_VARIANTS[kind]
+            measurement.variants.append(
+                Variant(name, "measured" if kind == "controller" else "reference")
+            )
+            runs[name] = Sized(
+                _receive_run(lab, servers[kind], kind, size, fragment, small),
+                count=max(1, (2 * MiB if settings.quick else 8 * MiB) // size),
+                run_time=settings.run_time,
+                most=max(1, (4 << 30) // size),
+            )
+        if size == 64 and fragment is None:
+            measurement.variants.append(Variant(DEFERRED_FLOOR, "reference"))
+            runs[DEFERRED_FLOOR] = Sized(
+                _deferred_floor_run(lab), count=100_000, run_time=settings.run_time
+            )
+        repeat(settings, measurement, runs)
+    finally:
+        for server in servers.values():
+            lab.stop(server)
+    _receive_comparisons(measurement, size, fragment)
+    return measurement
+
+
+def _receive_comparisons(measurement: Measurement, size: int, fragment: int | None) -> None:
+    """
+    The controller against its targets (L{RECEIVE_TARGETS}) and against every
+    reference measured; the Deferred floor against C{Int32StringReceiver}.
+    """
+    if measurement.variant(DEFERRED_FLOOR):
+        measurement.comparisons.append(Comparison(DEFERRED_FLOOR, INT32))
+    for reference, target in RECEIVE_TARGETS.get((size, fragment), []):
+        measurement.comparisons.append(Comparison(CONTROLLER, reference, target))
+    for reference in (BARE, INT32):
+        if measurement.variant(reference) and not any(
+            c.reference == reference for c in measurement.comparisons
+        ):
+            measurement.comparisons.append(Comparison(CONTROLLER, reference))
+    measurement.comparisons.sort(key=lambda c: (c.variant != CONTROLLER, c.reference != BARE))
 
 
 def _deferred_floor_run(lab: Lab) -> Callable[[int], tuple[float, float]]:
@@ -200,18 +216,29 @@ def _deferred_floor_run(lab: Lab) -> Callable[[int], tuple[float, float]]:
     return run
 
 
+def _stream_sender_args(
+    port: str, kind: str, size: int, fragment: int | None, count: int
+) -> list[str]:
+    """
+    The sender's arguments for C{count} records of C{size} bytes to the
+    receiver of C{kind} on C{port}, in fragments of C{fragment} bytes if
+    given, framed as that receiver reads them.
+    """
+    argv = ["stream", port, "--size", str(size), "--count", str(count)]
+    if fragment:
+        argv += ["--fragment", str(fragment)]
+    if kind == "int32":
+        argv += ["--framing", "int32"]
+    return argv
+
+
 def _receive_run(
     lab: Lab, server: Any, kind: str, size: int, fragment: int | None, small: bool
 ) -> Callable[[int], tuple[float, float]]:
     port = str(server.port("tcp"))
 
     def run(count: int) -> tuple[float, float]:
-        argv = ["stream", port, "--size", str(size), "--count", str(count)]
-        if fragment:
-            argv += ["--fragment", str(fragment)]
-        if kind == "int32":
-            argv += ["--framing", "int32"]
-        lab.run(lab.sender(*argv))
+        lab.run(lab.sender(*_stream_sender_args(port, kind, size, fragment, count)))
         result = lab.result(server)
         if kind == "bare":
             expected = count * wire_size(size, fragment)
@@ -302,6 +329,32 @@ def _server_pair(measurement: Measurement) -> None:
     measurement.variants += [Variant(SERVE), Variant(TIRPC_SERVER, "reference")]
 
 
+def _tirpc_client_vs_servers(
+    lab: Lab,
+    servers: _EchoServers,
+    measurement: Measurement,
+    target: Target | None,
+    kind: str,
+    proc: str,
+    size: int,
+    figure: str,
+    pipeline: int | None = None,
+) -> Measurement:
+    """
+    Measure the libtirpc client against C{serve} and against the libtirpc
+    server (L{_tirpc_client_run}'s arguments), and compare the two with
+    C{target}.
+    """
+    _server_pair(measurement)
+    runs = {
+        name: _tirpc_client_run(lab, servers, name, kind, proc, size, figure, pipeline=pipeline)
+        for name in (SERVE, TIRPC_SERVER)
+    }
+    repeat(lab.settings, measurement, runs)
+    measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER, target))
+    return measurement
+
+
 def _pinning_note(lab: Lab, case: Case) -> None:
     if lab.pinning:
         case.notes.append(
@@ -365,42 +418,42 @@ def rate(lab: Lab) -> Case:
                 repeat(settings, measurement, runs)
                 measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER))
                 case.measurements.append(measurement)
-        for size in RATE_SIZES:
-            measurement = Measurement(
-                f"rate/tirpc/{_slug(size)}/x1",
-                f"tirpc client, {_size_name(size)}, 1 in flight",
-                "calls/s",
-                params={"client": "libtirpc clnt_call", "size": size, "in_flight": 1},
-            )
-            _server_pair(measurement)
-            runs = {
-                name: _tirpc_client_run(lab, servers, name, "tcp", "echo", size, "calls_per_s")
-                for name in (SERVE, TIRPC_SERVER)
-            }
-            repeat(settings, measurement, runs)
-            measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER, Target(">=", 0.8)))
-            case.measurements.append(measurement)
-        for size in RATE_SIZES:
-            measurement = Measurement(
-                f"rate/pipelined/{_slug(size)}/x100",
-                f"pipelined, {_size_name(size)}, 100 in flight",
-                "calls/s",
-                params={"client": "tirpc_client --pipeline", "size": size, "in_flight": 100},
-            )
-            _server_pair(measurement)
-            runs = {
-                name: _tirpc_client_run(
-                    lab, servers, name, "tcp", "echo", size, "calls_per_s", pipeline=100
-                )
-                for name in (SERVE, TIRPC_SERVER)
-            }
-            repeat(settings, measurement, runs)
-            measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER))
-            case.measurements.append(measurement)
+        for pipeline in (None, 100):
+            for size in RATE_SIZES:
+                case.measurements.append(_tirpc_client_rate(lab, servers, size, pipeline))
     finally:
         servers.close()
     case.measurements.append(_controller_echo(lab))
     return case
+
+
+def _tirpc_client_rate(
+    lab: Lab, servers: _EchoServers, size: int, pipeline: int | None
+) -> Measurement:
+    """
+    The libtirpc client's rate against C{serve} and the libtirpc server:
+    C{clnt_call}, one call in flight, or (with C{pipeline}) the C client's
+    pipelined mode with that many in flight.
+    """
+    if pipeline is None:
+        measurement = Measurement(
+            f"rate/tirpc/{_slug(size)}/x1",
+            f"tirpc client, {_size_name(size)}, 1 in flight",
+            "calls/s",
+            params={"client": "libtirpc clnt_call", "size": size, "in_flight": 1},
+        )
+        target: Target | None = Target(">=", 0.8)
+    else:
+        measurement = Measurement(
+            f"rate/pipelined/{_slug(size)}/x{pipeline}",
+            f"pipelined, {_size_name(size)}, {pipeline} in flight",
+            "calls/s",
+            params={"client": "tirpc_client --pipeline", "size": size, "in_flight": pipeline},
+        )
+        target = None
+    return _tirpc_client_vs_servers(
+        lab, servers, measurement, target, "tcp", "echo", size, "calls_per_s", pipeline
+    )
 
 
 def _call_run(
@@ -513,28 +566,34 @@ def bulk(lab: Lab) -> Case:
     against C{rpctransport serve} and against the libtirpc server, in MB/s
     of argument echoed (each way).
     """
-    case = Case("bulk", 3, "Bulk echo, libtirpc client, one call in flight")
-    if not _needs_tirpc(lab, case):
+    case, servers = _with_tirpc(lab, Case("bulk", 3, "Bulk echo, libtirpc client, one call in flight"))
+    if servers is None:
         return case
-    _pinning_note(lab, case)
-    servers = _EchoServers(lab)
     try:
         for size in BULK_SIZES:
             measurement = Measurement(
                 f"bulk/{_slug(size)}", f"ECHO {_size_name(size)}", "MB/s", params={"size": size}
             )
-            _server_pair(measurement)
-            runs = {
-                name: _tirpc_client_run(lab, servers, name, "tcp", "echo", size, "mb_per_s")
-                for name in (SERVE, TIRPC_SERVER)
-            }
-            repeat(lab.settings, measurement, runs)
             target = Target(">=", 0.6) if size == MiB else None
-            measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER, target))
-            case.measurements.append(measurement)
+            case.measurements.append(
+                _tirpc_client_vs_servers(
+                    lab, servers, measurement, target, "tcp", "echo", size, "mb_per_s"
+                )
+            )
     finally:
         servers.close()
     return case
+
+
+def _with_tirpc(lab: Lab, case: Case) -> tuple[Case, _EchoServers | None]:
+    """
+    C{case} and the echo servers it compares, or no servers when libtirpc's
+    peers cannot be built here (C{case} then says why).
+    """
+    if not _needs_tirpc(lab, case):
+        return case, None
+    _pinning_note(lab, case)
+    return case, _EchoServers(lab)
 
 
 def udp(lab: Lab) -> Case:
@@ -542,21 +601,16 @@ def udp(lab: Lab) -> Case:
     Case 4: NULL calls over UDP, one in flight, libtirpc client against
     C{rpctransport serve} and against the libtirpc server.
     """
-    case = Case("udp", 4, "UDP NULL calls, libtirpc client, one call in flight")
-    if not _needs_tirpc(lab, case):
+    case, servers = _with_tirpc(lab, Case("udp", 4, "UDP NULL calls, libtirpc client, one call in flight"))
+    if servers is None:
         return case
-    _pinning_note(lab, case)
-    servers = _EchoServers(lab)
     try:
         measurement = Measurement("udp/null", "NULL over UDP", "calls/s")
-        _server_pair(measurement)
-        runs = {
-            name: _tirpc_client_run(lab, servers, name, "udp", "null", 0, "calls_per_s")
-            for name in (SERVE, TIRPC_SERVER)
-        }
-        repeat(lab.settings, measurement, runs)
-        measurement.comparisons.append(Comparison(SERVE, TIRPC_SERVER, Target(">=", 0.8)))
-        case.measurements.append(measurement)
+        case.measurements.append(
+            _tirpc_client_vs_servers(
+                lab, servers, measurement, Target(">=", 0.8), "udp", "null", 0, "calls_per_s"
+            )
+        )
     finally:
         servers.close()
     return case
@@ -692,12 +746,8 @@ def _peak_run(lab: Lab, kind: str, size: int, fragment: int | None) -> Callable[
     def run() -> float:
         server = lab.start(lab.peer("receive", "--variant", kind, "--memory"))
         try:
-            argv = ["stream", str(server.port("tcp")), "--size", str(size), "--count", "1"]
-            if fragment:
-                argv += ["--fragment", str(fragment)]
-            if kind == "int32":
-                argv += ["--framing", "int32"]
-            lab.run(lab.sender(*argv))
+            port = str(server.port("tcp"))
+            lab.run(lab.sender(*_stream_sender_args(port, kind, size, fragment, 1)))
             result = lab.result(server)
         finally:
             lab.stop(server)

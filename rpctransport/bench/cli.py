@@ -15,10 +15,10 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .cases import CASES
-from .report import PlotUnavailable, Report, machine, plot, versions, write_table
+from .report import Case, PlotUnavailable, Report, machine, plot, versions, write_table
 from .runner import Lab, Settings
 
 __all__ = ["main"]
@@ -100,18 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     @return: the exit status: 0, or 1 when a run failed (a missed target is
         a finding, not a failure), 2 on a usage error.
     """
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
     if args.runs is not None and args.runs < 1:
         _parser().error("--runs must be at least 1")
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            print(
-                "rpctransport bench: --plot needs matplotlib: pip install 'rpctransport[plot]'",
-                file=sys.stderr,
-            )
-            return 2
+    if args.plot and not _can_plot():
+        return 2
     signal.signal(signal.SIGTERM, _on_terminate)
     _raise_open_files()
     settings = Settings.make(args.quick, args.runs)
@@ -120,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs=settings.runs,
         warmup=settings.warmup,
         started=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        command=[sys.executable, "-m", "rpctransport.bench", *(argv if argv is not None else sys.argv[1:])],
+        command=[sys.executable, "-m", "rpctransport.bench", *argv],
         machine=machine(),
         versions=versions(_libtirpc_version),
     )
@@ -128,31 +122,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     lab = Lab(settings)
     try:
         for case_id, run_case in CASES.items():
-            if args.case and case_id not in args.case:
-                continue
-            print(f"== {case_id} ...", file=sys.stderr, flush=True)
-            case_began = time.monotonic()
-            try:
-                case = run_case(lab)
-            except Exception as e:
-                from .report import Case
-
-                case = Case(case_id, list(CASES).index(case_id) + 1, case_id)
-                case.error = f"{type(e).__name__}: {e}"
-                traceback.print_exc()
-            finally:
-                lab.close()
-            for measurement in case.measurements:
-                measurement.compute()
-            report.cases.append(case)
-            print(
-                f"   {case_id}: {time.monotonic() - case_began:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+            if not args.case or case_id in args.case:
+                report.cases.append(_run_case(lab, case_id, run_case))
     finally:
         lab.close()
     report.elapsed = time.monotonic() - began
+    return _finish(report, args)
+
+
+def _can_plot() -> bool:
+    """
+    Whether matplotlib is there for C{--plot}; say so when it is not.
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(
+            "rpctransport bench: --plot needs matplotlib: pip install 'rpctransport[plot]'",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _run_case(lab: Lab, case_id: str, run_case: Callable[[Lab], Case]) -> Case:
+    """
+    Run one case and compute its comparisons; a case that raises is
+    reported as an error of that case, and the next one runs.
+    """
+    print(f"== {case_id} ...", file=sys.stderr, flush=True)
+    case_began = time.monotonic()
+    try:
+        case = run_case(lab)
+    except Exception as e:
+        case = Case(case_id, list(CASES).index(case_id) + 1, case_id)
+        case.error = f"{type(e).__name__}: {e}"
+        traceback.print_exc()
+    finally:
+        lab.close()
+    for measurement in case.measurements:
+        measurement.compute()
+    print(f"   {case_id}: {time.monotonic() - case_began:.1f} s", file=sys.stderr, flush=True)
+    return case
+
+
+def _finish(report: Report, args: argparse.Namespace) -> int:
+    """
+    Print the table, write the JSON file and the plot asked for; return the
+    exit status.
+    """
     write_table(report)
     print(f"\n{report.elapsed:.0f} s; machine: {report.machine['cpu']}, "
           f"{report.machine['cores']} cores; Python {report.versions['python']}, "

@@ -75,6 +75,14 @@ FORMAT = "rpctransport-bench 1"
 """The C{format} of the JSON file; a change of structure changes it."""
 
 
+def _fields(value: object, *names: str) -> dict[str, Any]:
+    """
+    The attributes C{names} of C{value}, by name, in that order: the plain
+    part of a C{to_json}.
+    """
+    return {name: getattr(value, name) for name in names}
+
+
 @dataclass(frozen=True)
 class Target:
     """
@@ -140,16 +148,7 @@ class Variant:
         """
         The variant as in the JSON file.
         """
-        return {
-            "name": self.name,
-            "role": self.role,
-            "runs": self.runs,
-            "median": self.median,
-            "min": self.min,
-            "max": self.max,
-            "skipped": self.skipped,
-            "error": self.error,
-        }
+        return _fields(self, "name", "role", "runs", "median", "min", "max", "skipped", "error")
 
 
 @dataclass
@@ -210,12 +209,9 @@ class Comparison:
         The comparison as in the JSON file.
         """
         return {
-            "variant": self.variant,
-            "reference": self.reference,
-            "reference_value": self.reference_value,
-            "ratio": self.ratio,
-            "ratio_min": self.ratio_min,
-            "ratio_max": self.ratio_max,
+            **_fields(
+                self, "variant", "reference", "reference_value", "ratio", "ratio_min", "ratio_max"
+            ),
             "target": None
             if self.target is None
             else {"op": self.target.op, "value": self.target.value},
@@ -258,11 +254,7 @@ class Measurement:
         The measurement as in the JSON file.
         """
         return {
-            "id": self.id,
-            "title": self.title,
-            "unit": self.unit,
-            "higher_is_better": self.higher_is_better,
-            "params": self.params,
+            **_fields(self, "id", "title", "unit", "higher_is_better", "params"),
             "variants": [v.to_json() for v in self.variants],
             "comparisons": [c.to_json() for c in self.comparisons],
         }
@@ -287,12 +279,7 @@ class Case:
         The case as in the JSON file.
         """
         return {
-            "id": self.id,
-            "number": self.number,
-            "title": self.title,
-            "skipped": self.skipped,
-            "error": self.error,
-            "notes": self.notes,
+            **_fields(self, "id", "number", "title", "skipped", "error", "notes"),
             "measurements": [m.to_json() for m in self.measurements],
         }
 
@@ -357,14 +344,10 @@ class Report:
         """
         return {
             "format": FORMAT,
-            "quick": self.quick,
-            "runs": self.runs,
-            "warmup": self.warmup,
-            "started": self.started,
-            "elapsed": self.elapsed,
-            "command": self.command,
-            "machine": self.machine,
-            "versions": self.versions,
+            **_fields(
+                self,
+                "quick", "runs", "warmup", "started", "elapsed", "command", "machine", "versions",
+            ),
             "cases": [c.to_json() for c in self.cases],
             "summary": self.summary(),
         }
@@ -420,30 +403,7 @@ def table(report: Report) -> str:
     """
     lines = [_row([name for name, _, _ in _COLUMNS]), _row(["-" * w for _, _, w in _COLUMNS])]
     for case in report.cases:
-        heading = f"{case.number}. {case.title}"
-        if case.skipped:
-            lines.append(f"{heading}: SKIPPED: {case.skipped}")
-            continue
-        if case.error:
-            lines.append(f"{heading}: ERROR: {case.error}")
-        else:
-            lines.append(heading)
-        for measurement in case.measurements:
-            for i, variant in enumerate(measurement.variants):
-                label = f"  {measurement.title}" if i == 0 else ""
-                name = variant.name + (" (ref)" if variant.role == "reference" else "")
-                if variant.skipped or variant.error:
-                    why = f"skipped: {variant.skipped}" if variant.skipped else f"ERROR: {variant.error}"
-                    lines.append(_row([label, name]).ljust(62) + " " + why)
-                    continue
-                compared = [c for c in measurement.comparisons if c.variant == variant.name]
-                lines.append(
-                    _row(_cells(label, name, variant, measurement.unit, compared[0] if compared else None))
-                )
-                for comparison in compared[1:]:
-                    lines.append(_row(_cells("", "", None, "", comparison)))
-        for note in case.notes:
-            lines.append(f"  note: {note}")
+        lines += _case_lines(case)
     summary = report.summary()
     lines.append("")
     lines.append(
@@ -451,6 +411,42 @@ def table(report: Report) -> str:
         + (f", unknown {summary['unknown']}" if summary["unknown"] else "")
     )
     return "\n".join(lines)
+
+
+def _case_lines(case: Case) -> list[str]:
+    """
+    The lines of the table for one case: a heading, its measurements, its
+    notes.
+    """
+    heading = f"{case.number}. {case.title}"
+    if case.skipped:
+        return [f"{heading}: SKIPPED: {case.skipped}"]
+    lines = [f"{heading}: ERROR: {case.error}" if case.error else heading]
+    for measurement in case.measurements:
+        for i, variant in enumerate(measurement.variants):
+            label = f"  {measurement.title}" if i == 0 else ""
+            lines += _variant_lines(measurement, variant, label)
+    for note in case.notes:
+        lines.append(f"  note: {note}")
+    return lines
+
+
+def _variant_lines(measurement: Measurement, variant: Variant, label: str) -> list[str]:
+    """
+    The lines of the table for one variant: its figures against its first
+    reference, then one line per other reference.
+    """
+    name = variant.name + (" (ref)" if variant.role == "reference" else "")
+    if variant.skipped or variant.error:
+        why = f"skipped: {variant.skipped}" if variant.skipped else f"ERROR: {variant.error}"
+        return [_row([label, name]).ljust(62) + " " + why]
+    compared = [c for c in measurement.comparisons if c.variant == variant.name]
+    lines = [
+        _row(_cells(label, name, variant, measurement.unit, compared[0] if compared else None))
+    ]
+    for comparison in compared[1:]:
+        lines.append(_row(_cells("", "", None, "", comparison)))
+    return lines
 
 
 def _cells(
@@ -546,17 +542,7 @@ def plot(report: Report, path: str) -> None:
     @raise PlotUnavailable: without matplotlib (C{pip install
         rpctransport[plot]}).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise PlotUnavailable(
-            "--plot needs matplotlib: pip install 'rpctransport[plot]' "
-            "(or pip install matplotlib)"
-        ) from None
-
+    plt = _pyplot()
     targeted = [
         (case, measurement, comparison)
         for case, measurement, comparison in report.comparisons()
@@ -567,7 +553,54 @@ def plot(report: Report, path: str) -> None:
         1, 2 if receive else 1, figsize=(13 if receive else 8, max(4.0, 0.32 * len(targeted) + 1.5)),
         squeeze=False,
     )
-    ax = axes[0][0]
+    _plot_targets(axes[0][0], targeted)
+    if receive is not None:
+        _plot_receive(axes[0][1], receive)
+    m = report.machine
+    figure.suptitle(
+        f"rpctransport bench{' --quick' if report.quick else ''}: {m.get('cpu')}, "
+        f"{m.get('cores')} cores, Python {report.versions.get('python')}, "
+        f"Twisted {report.versions.get('twisted')}",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def _pyplot() -> Any:
+    """
+    C{matplotlib.pyplot}, drawing into files (the Agg backend).
+
+    @raise PlotUnavailable: without matplotlib.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotUnavailable(
+            "--plot needs matplotlib: pip install 'rpctransport[plot]' "
+            "(or pip install matplotlib)"
+        ) from None
+    return plt
+
+
+def _score(target: Target, ratio: float | None) -> float:
+    """
+    C{ratio} as a multiple of C{target}: 1 or more when it is met.
+    """
+    if ratio is None or ratio <= 0:
+        return 0.0
+    return ratio / target.value if target.op == ">=" else target.value / ratio
+
+
+def _plot_targets(ax: Any, targeted: list[tuple[Case, Measurement, Comparison]]) -> None:
+    """
+    One bar per targeted comparison: its figure over its target, whiskers
+    for its worst and best runs.
+    """
     labels, values, lows, highs, colours = [], [], [], [], []
     for case, measurement, comparison in targeted:
         assert comparison.target is not None
@@ -578,15 +611,11 @@ def plot(report: Report, path: str) -> None:
             highs.append(0.0)
             colours.append("lightgrey")
             continue
-        bound = comparison.target.value
-
-        def score(ratio: float | None) -> float:
-            if ratio is None or ratio <= 0:
-                return 0.0
-            return ratio / bound if comparison.target is not None and comparison.target.op == ">=" else bound / ratio
-
-        value = score(comparison.ratio)
-        ends = sorted((score(comparison.ratio_min), score(comparison.ratio_max)))
+        value = _score(comparison.target, comparison.ratio)
+        ends = sorted(
+            (_score(comparison.target, comparison.ratio_min),
+             _score(comparison.target, comparison.ratio_max))
+        )
         values.append(value)
         lows.append(max(0.0, value - ends[0]))
         highs.append(max(0.0, ends[1] - value))
@@ -598,44 +627,49 @@ def plot(report: Report, path: str) -> None:
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_xlabel("figure / target (1 or more: target met); whiskers: worst and best runs")
     ax.set_title("Targets", fontsize=10)
-    if receive is not None:
-        ax2 = axes[0][1]
-        series: dict[str, list[tuple[int, float]]] = {}
-        for measurement in receive.measurements:
-            if measurement.params.get("fragment"):
+
+
+def _receive_series(receive: Case) -> dict[str, list[tuple[int, float]]]:
+    """
+    The median receive rate of each variant of case 1, in MB/s of payload,
+    against the record size (single-fragment records only).
+    """
+    series: dict[str, list[tuple[int, float]]] = {}
+    for measurement in receive.measurements:
+        if measurement.params.get("fragment"):
+            continue
+        size = int(measurement.params.get("size", 0))
+        for variant in measurement.variants:
+            if variant.median is None:
                 continue
-            size = int(measurement.params.get("size", 0))
-            for variant in measurement.variants:
-                if variant.median is None:
-                    continue
-                rate = variant.median
-                if measurement.unit == "records/s":
-                    rate = rate * size / 1e6
-                series.setdefault(variant.name, []).append((size, rate))
-        for name, points in series.items():
-            points.sort()
-            ax2.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
-        ax2.set_xscale("log", base=2)
-        ax2.set_yscale("log")
-        sizes = sorted({p[0] for points in series.values() for p in points})
-        ax2.set_xticks(sizes)
-        ax2.set_xticklabels([_size_label(size) for size in sizes])
-        ax2.minorticks_off()
-        ax2.set_xlabel("record size (bytes)")
-        ax2.set_ylabel("MB/s of payload received (median)")
-        ax2.set_title("1. Receive throughput", fontsize=10)
-        ax2.legend(fontsize=8)
-        ax2.grid(True, which="both", alpha=0.3)
-    m = report.machine
-    figure.suptitle(
-        f"rpctransport bench{' --quick' if report.quick else ''}: {m.get('cpu')}, "
-        f"{m.get('cores')} cores, Python {report.versions.get('python')}, "
-        f"Twisted {report.versions.get('twisted')}",
-        fontsize=10,
-    )
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+            rate = variant.median
+            if measurement.unit == "records/s":
+                rate = rate * size / 1e6
+            series.setdefault(variant.name, []).append((size, rate))
+    for points in series.values():
+        points.sort()
+    return series
+
+
+def _plot_receive(ax: Any, receive: Case) -> None:
+    """
+    Case 1's receive throughput against the record size, one line per
+    variant.
+    """
+    series = _receive_series(receive)
+    for name, points in series.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    sizes = sorted({p[0] for points in series.values() for p in points})
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([_size_label(size) for size in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("record size (bytes)")
+    ax.set_ylabel("MB/s of payload received (median)")
+    ax.set_title("1. Receive throughput", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
 
 
 def _size_label(size: int) -> str:

@@ -10,7 +10,7 @@ from twisted.application.service import ServiceMaker
 
 rpctransport_echo = ServiceMaker(
     "rpctransport echo server",
-    "rpctransport.entry.tap",
+    "rpctransport.program.tap",
     "The ONC RPC echo test program (NULL and ECHO) over TCP, UDP and UNIX sockets.",
     "rpctransport-echo",
 )

@@ -19,8 +19,8 @@ from ..sansio.deadlines import (
     SERVE_WRITE_DEADLINE,
 )
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
-from .admission import default_max_connections
-from .cli import host_port
+from ..entry.admission import default_max_connections
+from .addresses import host_port
 from .echo import ECHO_PROGRAM, ECHO_VERSION, EchoServer
 
 __all__ = ["EchoService", "Options", "makeService"]

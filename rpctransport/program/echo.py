@@ -17,6 +17,7 @@ answering GARBAGE_ARGS from the xid alone.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from collections import deque
@@ -32,7 +33,6 @@ from ..interfaces import IRpcMultiplexController
 from ..sansio.errors import SendFailed, TransportError
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from ..sansio.rpcmsg import (
-    MAX_AUTH_BYTES,
     AcceptedReply,
     CallHeader,
     MalformedMessage,
@@ -45,14 +45,7 @@ from ..sansio.rpcmsg import (
     success_reply_header,
 )
 from ..sansio.types import (
-    ACCEPT,
-    END_OF_FILE,
-    Accepted,
-    InRule,
-    Rejected,
-    RejectedWith,
-    RejectWith,
-    RpcProtocol,
+    ACCEPT, END_OF_FILE, Accepted, InRule, Rejected, RejectedWith, RejectWith, RpcProtocol,
     ServerError,
 )
 
@@ -86,8 +79,11 @@ Oversized calls are answered from their xid, as soon as it arrives, while the
 rest is discarded: never after a payload the peer may trickle for minutes.
 """
 
-_CALL_START: Final = struct.Struct(">8I")
-"""xid, message type, rpcvers, prog, vers, proc, credential flavor and length."""
+_FAST_HEADER_END: Final = len(encode_call_header(CallHeader(0, ECHO_PROGRAM, ECHO_VERSION, 0)))
+"""
+Where the header of a call with empty C{AUTH_NONE} credential and verifier
+ends (40 bytes): the calls L{_fast_headers} recognises.
+"""
 
 _SUCCESS_AFTER_XID: Final = success_reply_header(0)[4:]
 """An accepted SUCCESS reply header (null verifier), after its xid."""
@@ -113,32 +109,34 @@ def _answer(message: bytes, program: int, version: int) -> list[bytes] | None:
     L{answer_call}, as the pieces of the reply (a header, then the echoed
     argument), so that a large argument is not copied into a new message.
     """
-    if len(message) >= 40:
-        # The common case, without building header objects: a call of this
-        # program and version whose header is whole (the checks of
-        # decode_call_header, which answers everything else below).
-        _, mtype, rpcvers, prog, vers, proc, _, cred = _CALL_START.unpack_from(message, 0)
-        if (
-            mtype == 0
-            and rpcvers == 2
-            and prog == program
-            and vers == version
-            and proc <= PROC_ECHO
-            and cred <= MAX_AUTH_BYTES
-        ):
-            offset = 40 + ((cred + 3) & ~3)
-            if len(message) >= offset:
-                verf = _OPAQUE_LENGTH.unpack_from(message, offset - 4)[0]
-                offset += (verf + 3) & ~3
-                if verf <= MAX_AUTH_BYTES and len(message) >= offset:
-                    head = message[:4] + _SUCCESS_AFTER_XID
-                    if proc == PROC_NULL:
-                        return [head]
-                    argument = _opaque_at(message, offset)
-                    if argument is not None:
-                        return [head, argument]
+    # The common case, without decoding: a call of this program and version
+    # whose header, after the xid, is byte for byte one of the headers
+    # encode_call_header makes; everything else goes through
+    # decode_call_header.
+    proc = _fast_headers(program, version).get(message[4:_FAST_HEADER_END])
+    if proc is not None:
+        head = message[:4] + _SUCCESS_AFTER_XID
+        if proc == PROC_NULL:
+            return [head]
+        argument = _opaque_at(message, _FAST_HEADER_END)
+        if argument is not None:
+            return [head, argument]
     reply = _answer_decoded(message, program, version)
     return None if reply is None else [reply]
+
+
+@functools.lru_cache(maxsize=16)
+def _fast_headers(program: int, version: int) -> dict[bytes, int]:
+    """
+    The call headers after the xid, as L{encode_call_header} makes them, of
+    the calls answered without decoding: NULL and ECHO of C{program} and
+    C{version} with empty C{AUTH_NONE} credential and verifier (what
+    libtirpc's and our own clients send), each mapped to its procedure.
+    """
+    return {
+        encode_call_header(CallHeader(0, program, version, proc))[4:]: proc
+        for proc in (PROC_NULL, PROC_ECHO)
+    }
 
 
 def _answer_decoded(message: bytes, program: int, version: int) -> bytes | None:

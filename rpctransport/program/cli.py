@@ -3,7 +3,7 @@
 The C{rpctransport} program: C{serve}, C{call}, C{demo} and C{bench}.
 
   - C{rpctransport serve} serves the echo test program (see
-    L{rpctransport.entry.echo}) on loopback TCP and UDP, or where told;
+    L{rpctransport.program.echo}) on loopback TCP and UDP, or where told;
   - C{rpctransport call ADDRESS} calls it (or any server of the program),
     like C{rpcinfo -t}/C{-u} with a load generator's summary;
   - C{rpctransport demo} runs both in one process over TCP, UDP and a UNIX
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._version import __version__
+from ..entry.admission import DESCRIPTOR_RESERVE, default_max_connections
 from ..sansio.deadlines import (
     SERVE_FIRST_RECORD_TIMEOUT,
     SERVE_IDLE_TIMEOUT,
@@ -27,7 +28,7 @@ from ..sansio.deadlines import (
     SERVE_WRITE_DEADLINE,
 )
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
-from .admission import DESCRIPTOR_RESERVE, default_max_connections
+from .addresses import host_port
 from .echo import ECHO_PROGRAM, ECHO_VERSION
 
 __all__ = ["main", "parse_args"]
@@ -96,20 +97,6 @@ def _connections(text: str) -> int | None:
     return int(text) or None
 
 
-def host_port(text: str) -> tuple[str, int]:
-    """
-    Split C{HOST:PORT} (C{[::1]:PORT} for IPv6).
-
-    @raise argparse.ArgumentTypeError: when it is not of that form.
-    """
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
-
-
 def _program_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--program",
@@ -139,6 +126,27 @@ def _tls_file_options(parser: argparse.ArgumentParser, server: bool) -> None:
         help="require client certificates signed by this CA" if server
         else "verify the server against this CA (default: the system's trust store)",
     )
+
+
+_DEADLINE_OPTIONS = (
+    (
+        "--record-deadline",
+        SERVE_RECORD_DEADLINE,
+        "close a connection whose record, once begun, is not whole within this",
+    ),
+    ("--idle-timeout", SERVE_IDLE_TIMEOUT, "close a connection idle this long"),
+    (
+        "--first-record-timeout",
+        SERVE_FIRST_RECORD_TIMEOUT,
+        "the idle timeout of a connection that has not yet sent a whole record",
+    ),
+    (
+        "--write-deadline",
+        SERVE_WRITE_DEADLINE,
+        "close a connection that leaves a reply unread this long",
+    ),
+)
+"""C{serve}'s deadlines: option, default, help (0 turns one off)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -205,28 +213,11 @@ def _parser() -> argparse.ArgumentParser:
         "Deadlines for the states a peer can hold a connection in (0 turns one off); "
         "docs/program.rst, 'Limits and timeouts', says why each default.",
     )
-    limits.add_argument(
-        "--record-deadline", type=_seconds_or_off, default=SERVE_RECORD_DEADLINE,
-        metavar="SECONDS",
-        help="close a connection whose record, once begun, is not whole within this "
-        f"(default {SERVE_RECORD_DEADLINE:g})",
-    )
-    limits.add_argument(
-        "--idle-timeout", type=_seconds_or_off, default=SERVE_IDLE_TIMEOUT, metavar="SECONDS",
-        help=f"close a connection idle this long (default {SERVE_IDLE_TIMEOUT:g})",
-    )
-    limits.add_argument(
-        "--first-record-timeout", type=_seconds_or_off, default=SERVE_FIRST_RECORD_TIMEOUT,
-        metavar="SECONDS",
-        help="the idle timeout of a connection that has not yet sent a whole record "
-        f"(default {SERVE_FIRST_RECORD_TIMEOUT:g})",
-    )
-    limits.add_argument(
-        "--write-deadline", type=_seconds_or_off, default=SERVE_WRITE_DEADLINE,
-        metavar="SECONDS",
-        help="close a connection that leaves a reply unread this long "
-        f"(default {SERVE_WRITE_DEADLINE:g})",
-    )
+    for flag, default, help in _DEADLINE_OPTIONS:
+        limits.add_argument(
+            flag, type=_seconds_or_off, default=default, metavar="SECONDS",
+            help=f"{help} (default {default:g})",
+        )
     limits.add_argument(
         "--max-connections", type=_connections, default=None, metavar="N",
         help="at N stream connections (per listener), evict one to admit a new one: "
@@ -308,36 +299,64 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         return argparse.Namespace(command="bench", bench_args=argv[1:])
     args = parser.parse_args(argv)
     if args.command == "serve":
-        if args.workers > 1 and (args.unix or args.listen):
-            parser.error("--workers shares TCP and UDP sockets only: --unix and --listen need --workers 1")
-        if args.adopt and (args.tcp or args.udp or args.unix or args.listen or args.workers > 1):
-            parser.error("--adopt is for the workers of --workers, alone")
-    if args.command == "serve":
-        if args.max_connections is None and not any(
-            a.startswith("--max-connections") for a in argv
-        ):
-            args.max_connections = default_max_connections()
-        if (args.tls or args.starttls) and not args.tls_cert:
-            parser.error("--tls and --starttls need --tls-cert (and --tls-key)")
-        if args.workers > 1 and (args.tls or args.starttls):
-            parser.error("--workers serves plain TCP and UDP only: TLS needs --workers 1")
+        _check_serve(parser, args, argv)
     if args.command == "call":
-        kind, sep, rest = args.address.partition(":")
-        if not sep or kind not in ("tcp", "tls", "udp", "unix") or not rest:
-            parser.error(
-                f"ADDRESS {args.address!r} is not tcp:HOST:PORT, tls:HOST:PORT, "
-                "udp:HOST:PORT or unix:PATH"
-            )
-        if args.starttls and kind not in ("tcp", "unix"):
-            parser.error("--starttls goes with tcp: and unix: addresses")
-        if kind != "unix":
-            try:
-                host_port(rest)
-            except argparse.ArgumentTypeError as e:
-                parser.error(f"ADDRESS: {e}")
-        if args.proc == "null" and args.size:
-            parser.error("--size goes with --proc echo")
+        _check_call(parser, args)
     return args
+
+
+def _check_serve(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> None:
+    """
+    The checks of C{serve}'s options that argparse cannot make; the default
+    C{--max-connections}, which depends on the descriptor limit.
+    """
+    _check_listeners(parser, args)
+    if args.max_connections is None and not any(a.startswith("--max-connections") for a in argv):
+        args.max_connections = default_max_connections()
+    _check_tls(parser, args)
+
+
+def _check_listeners(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """
+    C{--workers} shares TCP and UDP sockets only; C{--adopt} (what the
+    workers get) goes alone.
+    """
+    if args.workers > 1 and (args.unix or args.listen):
+        parser.error("--workers shares TCP and UDP sockets only: --unix and --listen need --workers 1")
+    listeners = args.tcp or args.udp or args.unix or args.listen
+    if args.adopt and (listeners or args.workers > 1):
+        parser.error("--adopt is for the workers of --workers, alone")
+
+
+def _check_tls(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """
+    TLS needs a certificate, and a single process.
+    """
+    if (args.tls or args.starttls) and not args.tls_cert:
+        parser.error("--tls and --starttls need --tls-cert (and --tls-key)")
+    if args.workers > 1 and (args.tls or args.starttls):
+        parser.error("--workers serves plain TCP and UDP only: TLS needs --workers 1")
+
+
+def _check_call(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """
+    The checks of C{call}'s options that argparse cannot make.
+    """
+    kind, sep, rest = args.address.partition(":")
+    if not sep or kind not in ("tcp", "tls", "udp", "unix") or not rest:
+        parser.error(
+            f"ADDRESS {args.address!r} is not tcp:HOST:PORT, tls:HOST:PORT, "
+            "udp:HOST:PORT or unix:PATH"
+        )
+    if args.starttls and kind not in ("tcp", "unix"):
+        parser.error("--starttls goes with tcp: and unix: addresses")
+    if kind != "unix":
+        try:
+            host_port(rest)
+        except argparse.ArgumentTypeError as e:
+            parser.error(f"ADDRESS: {e}")
+    if args.proc == "null" and args.size:
+        parser.error("--size goes with --proc echo")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -351,12 +370,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         from ..bench.cli import main as bench_main
 
         raise SystemExit(bench_main(args.bench_args))
-    from . import commands
-
     if args.command == "serve" and args.workers > 1:
         # The parent only binds, starts the workers and waits: no reactor.
-        raise SystemExit(commands.serve_workers(args))
+        from .workers import serve_workers
+
+        raise SystemExit(serve_workers(args))
     from twisted.internet.task import react
+
+    from . import commands
 
     command = args.command or "demo"
     runner: Any = getattr(commands, command)

@@ -12,10 +12,10 @@ from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 
-from ..adapters.pki import CertificateAuthority
+from ..entry.stream import connect_stream, listen_stream
+from ..entry.tls import client_tls_options, server_tls_options
+from ..testing.pki import CertificateAuthority
 from .echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, EchoServer, run_calls
-from .stream import connect_stream, listen_stream
-from .tls import client_tls_options, server_tls_options
 
 __all__ = ["run_tls_demo"]
 

@@ -2,20 +2,10 @@
 """
 The subcommands of the C{rpctransport} program, as C{task.react} mains.
 
-Each takes the reactor and the parsed arguments (see L{rpctransport.entry.cli}),
-except L{serve_workers}, the parent of C{serve --workers N}, which runs no
-reactor.
-
-C{serve --workers N}: the parent binds the TCP and UDP sockets, then starts N
-worker processes (C{python -m rpctransport serve --adopt tcp:FD ...}) that
-inherit the sockets and serve them; the kernel hands each new connection, and
-each datagram, to one of the workers. The workers are new interpreters, not
-C{fork()}ed copies of the parent: nothing of the parent (threads, a reactor
-created by an import, locks held at the fork) leaks into them, and they start
-the same way a single C{serve} does. They stop when the parent forwards
-SIGTERM or SIGINT, and also when the parent dies without forwarding anything:
-each watches a pipe whose only writer is the parent, which the kernel closes
-when the parent exits however it exits.
+Each takes the reactor and the parsed arguments (see
+L{rpctransport.program.cli}). C{serve} is also what each worker of
+C{serve --workers N} runs, with C{--adopt}; the parent of those workers is
+L{rpctransport.program.workers}.
 """
 
 from __future__ import annotations
@@ -24,16 +14,11 @@ import argparse
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, Final, TextIO
 
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
@@ -46,40 +31,37 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.error import ConnectError
 
+from ..entry.stream import StreamControllerFactory, connect_stream, listen_stream
 from ..sansio.counters import Counters
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
+from .addresses import describe_address, host_port, is_ipv6
 from .echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, PROC_NULL, CallStats, EchoServer, run_calls
-from .cli import host_port
-from .stream import StreamControllerFactory, connect_stream, listen_stream
 from .tuning import keep_large_allocations
+from .workers import say_ready, watch_parent
 
 __all__ = [
+    "adopt_listeners",
     "call",
     "demo",
-    "describe_address",
+    "print_counters",
+    "run_demo",
     "serve",
-    "serve_workers",
     "start_listeners",
 ]
 
 
-def describe_address(address: Any) -> tuple[str, str]:
+def _limits(
+    server: EchoServer, stream_options: dict[str, Any] | None, counters: Counters | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """
-    C{(kind, text)} for a listener's address: C{("tcp", "127.0.0.1:111")},
-    C{("udp", "[::1]:111")}, C{("unix", "/run/x.sock")}.
+    The options of every datagram listener, and of every stream listener's
+    controllers, serving C{server}.
     """
-    if isinstance(address, (IPv4Address, IPv6Address)):
-        kind = "udp" if address.type == "UDP" else "tcp"
-        host = f"[{address.host}]" if isinstance(address, IPv6Address) else address.host
-        return kind, f"{host}:{address.port}"
-    if isinstance(address, UNIXAddress):
-        name = address.name
-        return "unix", name.decode() if isinstance(name, bytes) else str(name)
-    return "stream", str(address)
-
-
-def _is_ipv6(host: str) -> bool:
-    return ":" in host
+    limits: dict[str, Any] = {"max_record_size": server.max_record_size}
+    stream_limits = {**limits, **(stream_options or {})}
+    if counters is not None:
+        stream_limits["counters_parent"] = counters
+    return limits, stream_limits
 
 
 @inlineCallbacks
@@ -109,14 +91,11 @@ def start_listeners(
     @return: a Deferred firing with a list of C{(kind, text, stop)}, where
         C{stop()} stops that listener (and may return a Deferred).
     """
-    limits: dict[str, Any] = {"max_record_size": server.max_record_size}
-    stream_limits = {**limits, **(stream_options or {})}
-    if counters is not None:
-        stream_limits["counters_parent"] = counters
+    limits, stream_limits = _limits(server, stream_options, counters)
     started: list[tuple[str, str, Callable[[], Any]]] = []
     endpoints: list[Any] = []
     for host, port in tcp:
-        cls = TCP6ServerEndpoint if _is_ipv6(host) else TCP4ServerEndpoint
+        cls = TCP6ServerEndpoint if is_ipv6(host) else TCP4ServerEndpoint
         # The kernel's largest backlog: a burst of connections then reaches
         # admission control instead of being dropped by the kernel (Twisted's
         # default is 50).
@@ -137,7 +116,7 @@ def start_listeners(
         kind, text = describe_address(port.getHost())
         started.append((kind, text, port.stopListening))
     for host, port_number in tls:
-        cls = TCP6ServerEndpoint if _is_ipv6(host) else TCP4ServerEndpoint
+        cls = TCP6ServerEndpoint if is_ipv6(host) else TCP4ServerEndpoint
         port = yield listen_stream(
             cls(reactor, port_number, backlog=socket.SOMAXCONN, interface=host),
             server.serve,
@@ -148,7 +127,7 @@ def start_listeners(
         _, text = describe_address(port.getHost())
         started.append(("tls", text, port.stopListening))
     for host, port_number in udp:
-        from .datagram import listen_datagram
+        from ..entry.datagram import listen_datagram
 
         controller = listen_datagram(
             port_number, interface=host, reactor=reactor, counters_parent=counters, **limits
@@ -173,12 +152,9 @@ def adopt_listeners(
 
     @return: a list of C{(kind, text, stop)}, as L{start_listeners} gives.
     """
-    from .datagram import datagram_rpc_multiplex_controller
+    from ..entry.datagram import datagram_rpc_multiplex_controller
 
-    limits: dict[str, Any] = {"max_record_size": server.max_record_size}
-    stream_limits = {**limits, **(stream_options or {})}
-    if counters is not None:
-        stream_limits["counters_parent"] = counters
+    limits, stream_limits = _limits(server, stream_options, counters)
     started: list[tuple[str, str, Callable[[], Any]]] = []
     for kind, fd in adopted:
         if kind == "tcp":
@@ -198,23 +174,6 @@ def adopt_listeners(
             server.serve(controller)
             started.append(("udp", describe_address(controller.getsockname())[1], controller.inactivate))
     return started
-
-
-def _watch_parent(reactor: Any, fd: int, stop: Callable[[], None]) -> None:
-    """
-    Call C{stop} in the reactor thread when C{fd}, the read end of a pipe
-    whose only writer is our parent, reaches its end: the parent is gone.
-    """
-
-    def wait() -> None:
-        try:
-            while os.read(fd, 1):
-                pass
-        except OSError:
-            pass
-        reactor.callFromThread(stop)
-
-    threading.Thread(target=wait, name="watch-parent", daemon=True).start()
 
 
 @inlineCallbacks
@@ -241,7 +200,7 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
         else:
             tls_options = None
             if args.tls_cert:
-                from .tls import server_tls_options
+                from ..entry.tls import server_tls_options
 
                 tls_options = server_tls_options(
                     args.tls_cert, args.tls_key, client_ca=args.tls_ca
@@ -302,11 +261,11 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     parent_fd = getattr(args, "parent_fd", None)
     if parent_fd is not None:
-        _watch_parent(reactor, parent_fd, stop)
+        watch_parent(reactor, parent_fd, stop)
     ready_fd = getattr(args, "ready_fd", None)
     if ready_fd is not None:
         # Tell the parent this worker serves (once the reactor runs).
-        reactor.callWhenRunning(_say_ready, ready_fd)
+        reactor.callWhenRunning(say_ready, ready_fd)
     yield stopped
 
 
@@ -364,240 +323,8 @@ def _log_to_stderr() -> None:
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
-def _say_ready(fd: int) -> None:
-    try:
-        os.write(fd, b"r")
-    except OSError:
-        pass
-    os.close(fd)
-
-
-WORKER_STOP_TIMEOUT = 30.0
-"""
-Seconds the workers of C{serve --workers} have to exit after the parent
-forwarded a stop; then they are killed.
-"""
-
-WORKER_START_TIMEOUT = 60.0
-"""
-Seconds the workers of C{serve --workers} have to say they serve. Generous:
-each imports Twisted first, which takes seconds on a loaded machine.
-"""
-
-
-def _bind_shared(kind: str, host: str, port: int) -> socket.socket:
-    """
-    A socket for the workers to share: TCP bound and listening,
-    non-blocking (as C{adoptStreamPort} requires; the flag belongs to the
-    open file, so every worker sees it), or UDP bound.
-    """
-    family = socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET
-    if kind == "tcp":
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        # As Twisted's own TCP ports do: a restarted server rebinds its port
-        # while old connections are in TIME_WAIT.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(socket.SOMAXCONN)
-        except OSError:
-            sock.close()
-            raise
-        sock.setblocking(False)
-    else:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            sock.close()
-            raise
-    return sock
-
-
-def _wait_ready(fd: int, count: int, stop_requested: list[float]) -> int:
-    """
-    Read the workers' readiness bytes from C{fd} until C{count} came, the
-    pipe ends (every worker exited), a stop is asked for, or
-    L{WORKER_START_TIMEOUT} passes; return how many came.
-    """
-    import select
-
-    ready = 0
-    deadline = time.monotonic() + WORKER_START_TIMEOUT
-    while ready < count and not stop_requested:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        readable, _, _ = select.select([fd], [], [], min(left, 0.5))
-        if readable:
-            got = os.read(fd, count - ready)
-            if not got:
-                break
-            ready += len(got)
-    return ready
-
-
-def _socket_text(sock: socket.socket) -> str:
-    """
-    The C{HOST:PORT} text of a bound socket (C{[::1]:PORT} for IPv6).
-    """
-    host, port = sock.getsockname()[:2]
-    return f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
-
-
-def _worker_env() -> dict[str, str]:
-    """
-    The workers' environment: ours, with the directory that holds this
-    C{rpctransport} first on C{PYTHONPATH}, so that C{-m rpctransport}
-    finds the same code the parent runs (a source checkout, say).
-    """
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    paths = env.get("PYTHONPATH", "").split(os.pathsep) if env.get("PYTHONPATH") else []
-    if paths[:1] != [root]:
-        env["PYTHONPATH"] = os.pathsep.join([root, *paths])
-    return env
-
-
-def serve_workers(args: argparse.Namespace) -> int:
-    """
-    C{rpctransport serve --workers N} (N > 1): bind the TCP and UDP sockets
-    here, start N workers that serve them, and wait; forward SIGTERM and
-    SIGINT to the workers.
-
-    @return: the exit status: 0 when the workers stopped because they were
-        told to, 1 when one exited on its own (the others are then stopped),
-        2 when a socket cannot be bound or a worker cannot start (within
-        L{WORKER_START_TIMEOUT}).
-    """
-    tcp, udp = args.tcp, args.udp
-    if not (tcp or udp):
-        tcp, udp = [("127.0.0.1", 0)], [("127.0.0.1", 0)]
-    shared: list[tuple[str, socket.socket]] = []
-    try:
-        for host, port in tcp:
-            shared.append(("tcp", _bind_shared("tcp", host, port)))
-        for host, port in udp:
-            shared.append(("udp", _bind_shared("udp", host, port)))
-    except OSError as e:
-        for _, sock in shared:
-            sock.close()
-        print(f"rpctransport serve: cannot listen: {e}", file=sys.stderr, flush=True)
-        return 2
-
-    # The workers hold the read end; the parent holds the write end and never
-    # writes: when the parent exits, however it exits, the workers see EOF.
-    watch_read, watch_write = os.pipe()
-    # Each worker writes a byte here once it serves.
-    ready_read, ready_write = os.pipe()
-    argv = [
-        sys.executable, "-m", "rpctransport", "serve",
-        "--program", str(args.program),
-        "--version", str(args.version),
-        "--max-record-size", str(args.max_record_size),
-        "--record-deadline", str(args.record_deadline or 0),
-        "--idle-timeout", str(args.idle_timeout or 0),
-        "--first-record-timeout", str(args.first_record_timeout or 0),
-        "--write-deadline", str(args.write_deadline or 0),
-        "--max-connections", str(args.max_connections or 0),
-        "--parent-fd", str(watch_read),
-        "--ready-fd", str(ready_write),
-    ]
-    for kind, sock in shared:
-        argv += ["--adopt", f"{kind}:{sock.fileno()}"]
-    fds = [sock.fileno() for _, sock in shared] + [watch_read, ready_write]
-
-    workers: list[subprocess.Popen[bytes]] = []
-    stop_requested: list[float] = []
-
-    def stop_workers(signum: int = signal.SIGTERM) -> None:
-        for worker in workers:
-            if worker.poll() is None:
-                try:
-                    worker.send_signal(signum)
-                except ProcessLookupError:
-                    pass
-
-    def on_signal(signum: int, frame: object) -> None:
-        if not stop_requested:
-            stop_requested.append(time.monotonic())
-        stop_workers()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, on_signal)
-
-    env = _worker_env()
-    try:
-        for _ in range(args.workers):
-            workers.append(
-                subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=fds, env=env)
-            )
-    except OSError as e:
-        print(f"rpctransport serve: cannot start a worker: {e}", file=sys.stderr, flush=True)
-        stop_workers()
-        for worker in workers:
-            worker.wait()
-        return 2
-    finally:
-        os.close(watch_read)
-        os.close(ready_write)
-    texts = [(kind, _socket_text(sock)) for kind, sock in shared]
-    for _, sock in shared:
-        # The workers have their own copies.
-        sock.close()
-    # The listening lines mean "serving", as for a single process: wait for
-    # every worker to say so (EOF first: they all exited).
-    ready = _wait_ready(ready_read, args.workers, stop_requested)
-    os.close(ready_read)
-    status = 0
-    if ready < args.workers and not stop_requested:
-        status = 2
-        print(
-            f"rpctransport serve: {ready} of {args.workers} workers started; stopping",
-            file=sys.stderr,
-            flush=True,
-        )
-        stop_requested.append(time.monotonic())
-        stop_workers()
-    elif not stop_requested:
-        for kind, text in texts:
-            print(f"listening {kind} {text}", flush=True)
-        print(
-            f"serving program {args.program} ({args.program:#x}) version {args.version} "
-            f"from {args.workers} worker processes "
-            f"{', '.join(str(w.pid) for w in workers)}; stop with Ctrl-C",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    while any(worker.poll() is None for worker in workers):
-        if not stop_requested:
-            quitter = next((w for w in workers if w.returncode is not None), None)
-            if quitter is not None:
-                print(
-                    f"rpctransport serve: worker {quitter.pid} exited with status "
-                    f"{quitter.returncode}; stopping the others",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                status = 1
-                stop_requested.append(time.monotonic())
-                stop_workers()
-        elif time.monotonic() - stop_requested[0] > WORKER_STOP_TIMEOUT:
-            stop_workers(signal.SIGKILL)
-        time.sleep(0.1)
-    os.close(watch_write)
-    # A worker told to stop before it had installed its handlers (while it
-    # was still importing) ends by the signal itself: a stop all the same.
-    stopped = (0, -signal.SIGTERM, -signal.SIGINT)
-    if not status and any(worker.returncode not in stopped for worker in workers):
-        status = 1
-    return status
-
-
 def _client_tls(args: argparse.Namespace | None, default_name: str) -> Any:
-    from .tls import client_tls_options
+    from ..entry.tls import client_tls_options
 
     name = getattr(args, "server_name", None) or default_name
     return client_tls_options(
@@ -644,10 +371,10 @@ def _client_for(
     if kind == "udp":
         from twisted.internet.defer import succeed
 
-        from .datagram import connect_datagram
+        from ..entry.datagram import connect_datagram
 
         return succeed(connect_datagram(host, port, reactor, max_record_size=max_record_size))
-    cls = TCP6ClientEndpoint if _is_ipv6(host) else TCP4ClientEndpoint
+    cls = TCP6ClientEndpoint if is_ipv6(host) else TCP4ClientEndpoint
     return connect_stream(cls(reactor, host, port), reactor=reactor, tls=tls, **limits)
 
 
