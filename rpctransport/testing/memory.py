@@ -1,6 +1,6 @@
 # -*- test-case-name: rpctransport.test.test_memory -*-
 """
-Layer 3: an in-memory connection between two stream controllers.
+An in-memory connection between two stream controllers.
 
 L{controller_pair} gives two real L{StreamController}s joined by a pair of
 in-memory transports, with no sockets and no reactor: a write is delivered to
@@ -22,7 +22,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .stream import StreamController
+from ..adapters.stream import StreamController
 
 __all__ = ["MemoryTransport", "controller_pair"]
 
