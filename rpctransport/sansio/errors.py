@@ -27,6 +27,7 @@ __all__ = [
     "IdleTimeout",
     "IncompleteRecord",
     "LocalProtocolError",
+    "MalformedMessage",
     "MalformedRecord",
     "NotConnected",
     "PlaintextInjection",
@@ -88,6 +89,18 @@ class MalformedRecord(RemoteProtocolError):
     """
 
 
+class MalformedMessage(RemoteProtocolError):
+    """
+    An RPC message header is truncated or breaks RFC 5531.
+
+    @ivar offset: where in the message the problem was found, in bytes.
+    """
+
+    def __init__(self, message: str, offset: int) -> None:
+        self.offset = offset
+        super().__init__(message)
+
+
 class IncompleteRecord(RemoteProtocolError):
     """
     The stream ended inside a record (inside a record mark or a fragment).
@@ -98,12 +111,12 @@ class IncompleteRecord(RemoteProtocolError):
     """
 
     def __init__(self, received: int, expected: int, where: str) -> None:
-        self.received = received
-        self.expected = expected
         super().__init__(
             f"connection closed inside a record ({where}): "
             f"received {received} of at least {expected} bytes"
         )
+        self.received = received
+        self.expected = expected
 
 
 class ControllerBusy(LocalProtocolError):

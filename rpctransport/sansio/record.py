@@ -8,9 +8,13 @@ bit says "last fragment of this record" and whose low 31 bits give the
 fragment's length. Zero-length fragments are legal.
 
 L{RecordReader} is fed bytes as they arrive and hands out whole records, one
-per L{RecordReader.next_event} call, asking a decision callback for a rule
-(L{ACCEPT}, L{REJECT}, L{DENY}, L{DROP} or L{RejectWith}) at each fragment
-header, before any payload byte is kept. L{encode_record} is the way back.
+per L{RecordReader.next_event} call. At each fragment header of a record
+still being accepted it returns a L{FragmentHeader} event with the record's
+size so far, and waits for the rule (L{ACCEPT}, L{REJECT}, L{DENY}, L{DROP}
+or L{RejectWith}) through L{RecordReader.decide}, before any payload byte is
+kept; it never calls out (in the manner of h11's C{next_event}), so the
+caller runs the application's hook and an exception from it never passes
+through the codec. L{encode_record} is the way back.
 
 Nothing here imports Twisted: the stream controller feeds this codec and acts
 on what it returns (in the style of h11 and wsproto).
@@ -30,33 +34,34 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Final, Union
 
-from .errors import IncompleteRecord, MalformedRecord, RecordTooLarge
+from .errors import IncompleteRecord, LocalProtocolError, MalformedRecord, RecordTooLarge
 from .sniff import describe_non_rpc
 from .types import (
     ACCEPT,
     DENY,
     DROP,
     END_OF_FILE,
-    REJECT,
     Accepted,
     Denied,
-    Dropped,
     EndOfFile,
     InRecord,
     InRule,
-    Rejected,
     RejectedWith,
     RejectWith,
-    Rule,
+    Sentinel,
+    check_rule,
+    record_for_rule,
 )
 
 __all__ = [
     "DEFAULT_MAX_EMPTY_FRAGMENTS",
     "DEFAULT_MAX_FRAGMENTS",
     "DEFAULT_MAX_RECORD_SIZE",
+    "FragmentHeader",
     "MAX_FRAGMENT_LENGTH",
     "NEED_DATA",
     "NeedData",
@@ -112,15 +117,12 @@ must cost bytes, not objects.
 _SNIFF_BYTES: Final = 64
 
 
-class NeedData(enum.Enum):
+class NeedData(Sentinel):
     """
     The type of L{NEED_DATA}.
     """
 
     NEED_DATA = "NEED_DATA"
-
-    def __repr__(self) -> str:
-        return self.name
 
 
 NEED_DATA: Final = NeedData.NEED_DATA
@@ -136,13 +138,20 @@ class _State(enum.Enum):
     FAILED = "failed"
 
 
-Decide = Callable[[int], InRule]
-"""
-The per-fragment decision callback: given the record's size known so far,
-return a rule.
-"""
+@dataclass(frozen=True, slots=True)
+class FragmentHeader:
+    """
+    Returned by L{RecordReader.next_event} at a fragment header of a record
+    that is still being accepted: the reader waits for
+    L{RecordReader.decide} before it keeps any of the fragment.
 
-Event = Union[InRecord, EndOfFile, NeedData]
+    @ivar size: the record's size known so far, this fragment included.
+    """
+
+    size: int
+
+
+Event = Union[InRecord, EndOfFile, NeedData, FragmentHeader]
 
 
 class RecordReader:
@@ -153,10 +162,11 @@ class RecordReader:
     L{next_event}. Each call of L{next_event} returns one record
     (L{Accepted}, L{Rejected}, L{RejectedWith}, L{Denied}, L{Dropped}),
     L{END_OF_FILE} once the input has ended cleanly between records, or
-    L{NEED_DATA}; or it raises a L{RemoteProtocolError
-    <rpctransport.sansio.errors.RemoteProtocolError>} (or the exception the
-    decision callback raised), after which the reader is failed and raises
-    the same error again.
+    L{NEED_DATA}, or a L{FragmentHeader} that L{decide} answers; or it
+    raises a L{RemoteProtocolError
+    <rpctransport.sansio.errors.RemoteProtocolError>}, after which the
+    reader is failed and raises the same error again (as after L{close}:
+    the caller fails it so with what its own hook raised).
 
     Limits are checked when a record mark arrives, before any of its payload
     is kept:
@@ -172,7 +182,23 @@ class RecordReader:
     @ivar max_record_size: see above.
     @ivar max_fragments: see above.
     @ivar max_empty_fragments: see above.
+    @ivar accept_all: take every record as if L{decide} answered L{ACCEPT},
+        without returning L{FragmentHeader} (set while the reader's consumer
+        has no C{before_record} of its own: no question per record).
     """
+
+    # The record being read (see _reset).
+    _state: _State
+    _rule: InRule | None
+    _size: int
+    _fragments: int
+    _empty_run: int
+    _remaining: int
+    _last: bool
+    _wire_bytes: int
+    _parts: list[bytes | bytearray | memoryview]
+    _head: bytes
+    _reported: bool
 
     def __init__(
         self,
@@ -194,18 +220,12 @@ class RecordReader:
             stream is not RPC.
         @raise ValueError: if a limit is out of range.
         """
-        if max_record_size < 0:
-            raise ValueError(f"max_record_size must be >= 0, not {max_record_size}")
-        if max_fragments < 1:
-            raise ValueError(f"max_fragments must be >= 1, not {max_fragments}")
-        if max_empty_fragments < 0:
-            raise ValueError(
-                f"max_empty_fragments must be >= 0, not {max_empty_fragments}"
-            )
+        _check_limits(max_record_size, max_fragments, max_empty_fragments)
         self.max_record_size = max_record_size
         self.max_fragments = max_fragments
         self.max_empty_fragments = max_empty_fragments
         self.refuse_non_rpc = refuse_non_rpc
+        self.accept_all = False
 
         # Input not yet consumed: the chunks as fed, and how far into the
         # first one we are.
@@ -214,19 +234,12 @@ class RecordReader:
         self._buffered = 0
         self._eof = False
 
-        # The record being read. _rule is None between records.
-        self._state = _State.HEADER
-        self._rule: InRule | None = None
-        self._size = 0
-        self._fragments = 0
-        self._empty_run = 0
-        self._remaining = 0
-        self._last = False
-        self._wire_bytes = 0
-        self._parts: list[bytes | bytearray | memoryview] = []
-        self._head = b""
-        # An at-once rejection was handed out before the record ended.
-        self._reported = False
+        # The record being read (see _reset).
+        self._reset()
+        # The rule decide() gave for the header at hand, and the size that
+        # header asked about (None: no question is open).
+        self._given: InRule | None = None
+        self._asked: int | None = None
 
         # A record that ended while it was being discarded in feed().
         self._ready: InRecord | None = None
@@ -299,9 +312,9 @@ class RecordReader:
         self._buffered += n
         rule = self._rule
         if rule is not None and rule is not ACCEPT and self._ready is None:
-            event = self._run(None)
+            event = self._run(False)
             if event is not NEED_DATA:
-                self._ready = event
+                self._ready = event  # type: ignore[assignment]
 
     def feed_eof(self) -> None:
         """
@@ -320,19 +333,18 @@ class RecordReader:
         self._offset = 0
         self._parts = []
         self._ready = None
+        self._given = self._asked = None
         self._state = _State.FAILED
         self._error = reason
 
-    def next_event(self, decide: Decide) -> Event:
+    def next_event(self) -> Event:
         """
         Hand out the next record, if the bytes fed so far allow it.
 
-        @param decide: called with the record's size known so far at each
-            fragment header, as long as the record's rule is L{ACCEPT}; it
-            returns the rule for the record. The last rule decides.
-        @return: a record, L{END_OF_FILE} or L{NEED_DATA}.
+        @return: a record, L{END_OF_FILE}, L{NEED_DATA}, or a
+            L{FragmentHeader} to answer with L{decide} (never while
+            L{accept_all} is set).
         @raise RemoteProtocolError: the input broke RFC 5531 or a limit.
-        @raise BaseException: whatever C{decide} raised.
         """
         ready = self._ready
         if ready is not None:
@@ -351,63 +363,75 @@ class RecordReader:
                     and stop <= len(chunk)
                     and stop - start <= self.max_record_size
                 ):
-                    try:
-                        rule = decide(stop - start)
-                    except Exception as e:
-                        raise self._fail(e)
+                    rule = self._rule_for(stop - start)
                     if rule is ACCEPT:
-                        message = chunk[start:stop]
-                        if type(message) is not bytes:
-                            message = bytes(message)
-                        self._buffered -= stop - start + 4
-                        if stop == len(chunk):
-                            self._chunks.popleft()
-                            self._offset = 0
-                        else:
-                            self._offset = stop
-                        return Accepted(message)
-                    # Another rule: the general path takes it from here,
-                    # without asking again.
-                    decide = lambda size: rule  # noqa: E731
+                        return self._whole(chunk, start, stop)
+                    if rule is None:
+                        return FragmentHeader(stop - start)
+                    # Another rule: the general path takes it from here.
+                    self._given = rule
         elif self._state is _State.FAILED:
             assert self._error is not None
             raise self._error
-        event = self._run(decide)
+        event = self._run(True)
         if event is NEED_DATA and self._eof:
             return self._end_of_input()
         return event
 
+    def decide(self, rule: InRule) -> None:
+        """
+        Answer the L{FragmentHeader} that L{next_event} returned with the
+        rule for the record (the last rule given for a record decides).
+
+        @raise TypeError: C{rule} is not a rule; the reader is failed.
+        @raise LocalProtocolError: no fragment header is waiting for a rule.
+        """
+        if self._asked is None:
+            raise LocalProtocolError("decide: no fragment header is waiting for a rule")
+        try:
+            self._given = check_rule(rule)
+        except TypeError as e:
+            raise self._fail(e)
+
+    def _rule_for(self, size: int) -> InRule | None:
+        """
+        The rule for a record of C{size} bytes so far: L{ACCEPT} under
+        L{accept_all}, the one L{decide} gave, or L{None} to ask for it.
+        """
+        if self.accept_all:
+            return ACCEPT
+        rule = self._given
+        if rule is None:
+            self._asked = size
+            return None
+        self._given = None
+        self._asked = None
+        return rule
+
+    def _whole(self, chunk: bytes | bytearray, start: int, stop: int) -> InRecord:
+        """
+        The accepted single-fragment record at C{start:stop} of the first
+        chunk, consumed.
+        """
+        message = chunk[start:stop]
+        if type(message) is not bytes:
+            message = bytes(message)
+        self._buffered -= stop - start + 4
+        if stop == len(chunk):
+            self._chunks.popleft()
+            self._offset = 0
+        else:
+            self._offset = stop
+        return Accepted(message)
+
     def _end_of_input(self) -> EndOfFile:
         if self.at_record_boundary:
             return END_OF_FILE
-        if self._state is _State.PAYLOAD:
-            where = f"inside fragment {self._fragments}"
-            expected = self._wire_bytes + self._remaining
-        elif self._rule is None:
-            where = "inside the first record mark"
-            expected = 4
-        else:
-            where = f"inside the record mark after fragment {self._fragments}"
-            expected = self._wire_bytes + 4
-        received = self._wire_bytes + self._buffered
-        raise self._fail(IncompleteRecord(received, expected, where))
+        raise self._fail(_incomplete(self))
 
     def _fail(self, error: BaseException) -> BaseException:
         self.close(error)
         return error
-
-    def _gather(self, n: int) -> bytes:
-        """
-        The next C{n} bytes of input, not consumed; fewer if fewer are there.
-        """
-        out = bytearray()
-        start = self._offset
-        for chunk in self._chunks:
-            out += chunk[start : start + n - len(out)]
-            if len(out) >= n:
-                break
-            start = 0
-        return bytes(out)
 
     def _skip(self, n: int) -> None:
         """
@@ -425,73 +449,35 @@ class RecordReader:
             chunks.popleft()
             self._offset = 0
 
-    def _header(self, decide: Decide | None) -> InRecord | NeedData | None:
+    def _header(self, ask: bool) -> InRecord | NeedData | FragmentHeader | None:
         """
         Read one record mark, if it is there. Returns L{NEED_DATA} when it
-        cannot, L{Denied} when the mark denies the record, L{None} when the
-        payload follows.
+        cannot (or, without C{ask}, when a rule would be needed), a
+        L{FragmentHeader} when the rule must be asked for first, L{Denied}
+        when the mark denies the record, L{None} when the payload follows.
         """
         chunk = self._chunks[0]
         off = self._offset
         if len(chunk) - off >= 4:
             mark = _MARK.unpack_from(chunk, off)[0]
         else:
-            mark = _MARK.unpack(self._gather(4))[0]
+            mark = _MARK.unpack(_peek(self._chunks, self._offset, 4))[0]
         length = mark & MAX_FRAGMENT_LENGTH
         last = mark >= _LAST_FRAGMENT
-
-        fragments = self._fragments + 1
-        if fragments > self.max_fragments:
-            raise self._fail(
-                MalformedRecord(
-                    f"record has more than {self.max_fragments} fragments "
-                    f"(max_fragments) after {self._size} bytes"
-                )
-            )
-        if length or last:
-            empty_run = 0
-        else:
-            empty_run = self._empty_run + 1
-            if empty_run > self.max_empty_fragments:
-                raise self._fail(
-                    MalformedRecord(
-                        f"record has more than {self.max_empty_fragments} "
-                        f"consecutive empty fragments (max_empty_fragments)"
-                    )
-                )
+        try:
+            fragments, empty_run = _count_fragment(self, length, last)
+        except MalformedRecord as e:
+            raise self._fail(e)
         size = self._size + length
 
         rule = self._rule
         if rule is None or rule is ACCEPT:
-            if decide is None:
+            if not ask:
                 return NEED_DATA
-            if rule is None and size > self.max_record_size and self.refuse_non_rpc:
-                # A first mark announcing more than we would ever buffer: if
-                # the bytes are another protocol's (a browser, a TLS client),
-                # no rule can make sense of what follows.
-                looks_like = describe_non_rpc(self._gather(_SNIFF_BYTES))
-                if looks_like is not None:
-                    raise self._fail(RecordTooLarge(size, self.max_record_size, looks_like))
-            try:
-                rule = decide(size)
-            except Exception as e:
-                raise self._fail(e)
-            # A type test, not a set lookup: an unhashable answer (a list)
-            # must fail the reader with this TypeError too.
-            if type(rule) is not Rule and type(rule) is not RejectWith:
-                raise self._fail(
-                    TypeError(f"before_record must return a rule, not {rule!r}")
-                )
-            if rule is ACCEPT and size > self.max_record_size:
-                looks_like = None
-                if self._rule is None:
-                    looks_like = describe_non_rpc(self._gather(_SNIFF_BYTES))
-                raise self._fail(RecordTooLarge(size, self.max_record_size, looks_like))
-            if rule is not ACCEPT:
-                if rule is not DENY and rule is not DROP:
-                    # REJECT or RejectWith: keep the xid of what was buffered.
-                    self._head = b"".join(self._parts)[:4] if self._parts else b""
-                self._parts = []
+            asked = self._ask(size)
+            if asked is None:
+                return FragmentHeader(size)
+            rule = asked
 
         self._skip(4)
         self._wire_bytes += 4
@@ -509,7 +495,38 @@ class RecordReader:
                 return Denied()
         return None
 
+    def _ask(self, size: int) -> InRule | None:
+        """
+        The rule for a record being accepted, at a fragment header that
+        makes it C{size} bytes: L{None} while it must be asked for; the
+        limit checked against what was answered.
+        """
+        first = self._rule is None
+        if first and size > self.max_record_size and self.refuse_non_rpc:
+            # A first mark announcing more than we would ever buffer: if the
+            # bytes are another protocol's (a browser, a TLS client), no rule
+            # can make sense of what follows.
+            looks_like = describe_non_rpc(_peek(self._chunks, self._offset, _SNIFF_BYTES))
+            if looks_like is not None:
+                raise self._fail(RecordTooLarge(size, self.max_record_size, looks_like))
+        rule = self._rule_for(size)
+        if rule is None:
+            return None
+        if rule is ACCEPT and size > self.max_record_size:
+            looks_like = describe_non_rpc(_peek(self._chunks, self._offset, _SNIFF_BYTES)) if first else None
+            raise self._fail(RecordTooLarge(size, self.max_record_size, looks_like))
+        if rule is not ACCEPT:
+            if rule is not DENY and rule is not DROP:
+                # REJECT or RejectWith: keep the xid of what was buffered.
+                self._head = b"".join(self._parts)[:4] if self._parts else b""
+            self._parts = []
+        return rule
+
     def _reset(self) -> None:
+        """
+        Between records: C{_rule} is L{None}, nothing of a record is
+        counted, and no at-once rejection was handed out (C{_reported}).
+        """
         self._state = _State.HEADER
         self._rule = None
         self._size = 0
@@ -538,25 +555,25 @@ class RecordReader:
             return RejectedWith(self._head, rule.error)
         return NEED_DATA
 
-    def _run(self, decide: Decide | None) -> InRecord | NeedData:
+    def _run(self, ask: bool) -> InRecord | NeedData | FragmentHeader:
         """
-        Consume input until a record can be handed out or more input is
-        needed. With C{decide} of L{None} (from L{feed}), stop where a rule
-        would have to be asked for or accepted payload would be taken.
+        Consume input until a record can be handed out, a rule is needed or
+        more input is. Without C{ask} (from L{feed}), stop where a rule would
+        have to be asked for or accepted payload would be taken.
         """
         chunks = self._chunks
         while True:
             if self._state is _State.HEADER:
                 if self._buffered < 4:
                     return self._early() if self._rule is not None else NEED_DATA
-                denied = self._header(decide)
-                if denied is not None:
-                    return denied
+                event = self._header(ask)
+                if event is not None:
+                    return event
             # PAYLOAD
             rule = self._rule
             remaining = self._remaining
             if rule is ACCEPT and remaining:
-                if decide is None:
+                if not ask:
                     return NEED_DATA
                 # Accepted payload: keep views of the chunks (or the chunks
                 # themselves), joined once when the record ends.
@@ -621,23 +638,89 @@ class RecordReader:
     def _finish(self) -> InRecord | None:
         """
         The record has ended: build what the read delivers (L{None} for a
-        denied record, already reported) and get ready for the next one.
+        denied record, or one rejected at once, already reported) and get
+        ready for the next one.
         """
         rule = self._rule
+        assert rule is not None
         record: InRecord | None
-        if rule is ACCEPT:
+        if rule is DENY or self._reported:
+            record = None
+        elif rule is ACCEPT:
             parts = self._parts
             record = Accepted(b"".join(parts) if parts else b"")
-        elif rule is DROP:
-            record = Dropped()
-        elif rule is REJECT:
-            record = Rejected(self._head)
-        elif type(rule) is RejectWith and not self._reported:
-            record = RejectedWith(self._head, rule.error)
         else:
-            record = None
+            record = record_for_rule(rule, self._head)
         self._reset()
         return record
+
+
+def _check_limits(max_record_size: int, max_fragments: int, max_empty_fragments: int) -> None:
+    """
+    Raise L{ValueError} if a limit of a L{RecordReader} is out of range.
+    """
+    if max_record_size < 0:
+        raise ValueError(f"max_record_size must be >= 0, not {max_record_size}")
+    if max_fragments < 1:
+        raise ValueError(f"max_fragments must be >= 1, not {max_fragments}")
+    if max_empty_fragments < 0:
+        raise ValueError(f"max_empty_fragments must be >= 0, not {max_empty_fragments}")
+
+
+def _count_fragment(reader: RecordReader, length: int, last: bool) -> tuple[int, int]:
+    """
+    Check a fragment header of C{length} bytes against the reader's
+    C{max_fragments} and C{max_empty_fragments}; return the record's
+    fragment count and run of empty fragments with it.
+
+    @raise MalformedRecord: a limit is broken.
+    """
+    fragments = reader._fragments + 1
+    if fragments > reader.max_fragments:
+        raise MalformedRecord(
+            f"record has more than {reader.max_fragments} fragments "
+            f"(max_fragments) after {reader._size} bytes"
+        )
+    if length or last:
+        return fragments, 0
+    empty_run = reader._empty_run + 1
+    if empty_run > reader.max_empty_fragments:
+        raise MalformedRecord(
+            f"record has more than {reader.max_empty_fragments} "
+            f"consecutive empty fragments (max_empty_fragments)"
+        )
+    return fragments, empty_run
+
+
+def _incomplete(reader: RecordReader) -> IncompleteRecord:
+    """
+    The error of an input that ended inside a record, saying where.
+    """
+    if reader._state is _State.PAYLOAD:
+        where = f"inside fragment {reader._fragments}"
+        expected = reader._wire_bytes + reader._remaining
+    elif reader._rule is None:
+        where = "inside the first record mark"
+        expected = 4
+    else:
+        where = f"inside the record mark after fragment {reader._fragments}"
+        expected = reader._wire_bytes + 4
+    return IncompleteRecord(reader._wire_bytes + reader.buffered, expected, where)
+
+
+def _peek(chunks: Iterable[bytes | bytearray], offset: int, n: int) -> bytes:
+    """
+    The first C{n} bytes of C{chunks} from C{offset} in the first one
+    (fewer if fewer are there), not consumed.
+    """
+    out = bytearray()
+    start = offset
+    for chunk in chunks:
+        out += chunk[start : start + n - len(out)]
+        if len(out) >= n:
+            break
+        start = 0
+    return bytes(out)
 
 
 def encode_record(
@@ -662,23 +745,12 @@ def encode_record(
     @raise ValueError: if C{max_fragment_size} is less than 1.
     """
     if max_fragment_size is None:
-        # The common cases first: one fragment of bytes, or of bytes pieces.
-        if type(message) is bytes:
-            if len(message) <= MAX_FRAGMENT_LENGTH:
-                return [_pack_mark(_LAST_FRAGMENT | len(message)), message] if message else [
-                    _pack_mark(_LAST_FRAGMENT)
-                ]
-        elif type(message) is list:
-            total = 0
-            for p in message:
-                if type(p) is not bytes:
-                    break
-                total += len(p)
-            else:
-                if total <= MAX_FRAGMENT_LENGTH:
-                    out = [_pack_mark(_LAST_FRAGMENT | total)]
-                    out.extend(p for p in message if p)
-                    return out
+        if type(message) is bytes and 0 < len(message) <= MAX_FRAGMENT_LENGTH:
+            # The most common case of all, without a call.
+            return [_pack_mark(_LAST_FRAGMENT | len(message)), message]
+        whole = _one_fragment(message)
+        if whole is not None:
+            return whole
     if isinstance(message, (bytes, bytearray, memoryview)):
         sources: Iterable[bytes | bytearray | memoryview] = (message,)
     else:
@@ -697,6 +769,33 @@ def encode_record(
         out.extend(p for p in pieces if p)
         return out
     return _split(pieces, total, limit)
+
+
+def _one_fragment(
+    message: bytes | bytearray | memoryview | Iterable[bytes | bytearray | memoryview],
+) -> list[bytes] | None:
+    """
+    The common cases of L{encode_record}, in one go: one fragment of
+    C{bytes}, or of a list of C{bytes} pieces; L{None} for anything else.
+    """
+    if type(message) is bytes:
+        if not message:
+            return [_pack_mark(_LAST_FRAGMENT)]
+        if len(message) <= MAX_FRAGMENT_LENGTH:
+            return [_pack_mark(_LAST_FRAGMENT | len(message)), message]
+        return None
+    if type(message) is not list:
+        return None
+    total = 0
+    for p in message:
+        if type(p) is not bytes:
+            return None
+        total += len(p)
+    if total > MAX_FRAGMENT_LENGTH:
+        return None
+    out = [_pack_mark(_LAST_FRAGMENT | total)]
+    out.extend(p for p in message if p)
+    return out
 
 
 def _split(pieces: list[bytes], total: int, limit: int) -> list[bytes]:

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Final, TypeVar, Union
 
-from .errors import RemoteProtocolError
-from .types import ServerError
+from .errors import MalformedMessage
+from .types import END_OF_FILE, Accepted, EndOfFile, InRecord, ServerError
 
 __all__ = [
     "AUTH_DH",
@@ -87,7 +87,11 @@ __all__ = [
     "encode_call_header",
     "encode_reply_header",
     "encode_tls_probe",
+    "TLSProbeAnswer",
+    "answer_tls_probe",
     "is_tls_probe",
+    "looks_like_auth_tls",
+    "starttls_refusal",
     "peek_xid",
     "reply_for_rejection",
     "starttls_reply",
@@ -236,23 +240,6 @@ _STARTTLS: Final = b"STARTTLS"
 
 Buffer = Union[bytes, bytearray, memoryview]
 """What the decoders read from."""
-
-
-# ---------------------------------------------------------------------------
-# Errors
-# ---------------------------------------------------------------------------
-
-
-class MalformedMessage(RemoteProtocolError):
-    """
-    An RPC message header is truncated or breaks RFC 5531.
-
-    @ivar offset: where in the message the problem was found, in bytes.
-    """
-
-    def __init__(self, message: str, offset: int) -> None:
-        self.offset = offset
-        super().__init__(message)
 
 
 def _truncated(
@@ -885,3 +872,84 @@ def starttls_reply(xid: int) -> bytes:
     @raise ValueError: if C{xid} does not fit in an unsigned 32-bit integer.
     """
     return success_reply_header(xid, STARTTLS_VERIFIER)
+
+
+# The words of a call whose credential is AUTH_TLS: msg_type CALL at offset
+# 4, the credential's flavor at offset 24 (RFC 5531 section 9).
+_CALL_WORD: Final = b"\0\0\0\0"
+_AUTH_TLS_WORD: Final = b"\0\0\0\x07"
+
+
+def looks_like_auth_tls(message: bytes) -> bool:
+    """
+    Whether C{message} is a call with an C{AUTH_TLS} credential, by two
+    words: cheap enough for every record a server reads.
+    """
+    return message[24:28] == _AUTH_TLS_WORD and message[4:8] == _CALL_WORD
+
+
+@dataclass(frozen=True)
+class TLSProbeAnswer:
+    """
+    What a server answers to a call with an C{AUTH_TLS} credential.
+
+    @ivar reply: the reply message (without record marking).
+    @ivar upgrade: whether the TLS handshake follows the reply (the answer
+        is C{STARTTLS}).
+    """
+
+    reply: bytes
+    upgrade: bool
+
+
+def answer_tls_probe(message: bytes, offers_tls: bool, tls_on: bool) -> TLSProbeAnswer | None:
+    """
+    The server's answer to a call with an C{AUTH_TLS} credential (RFC 9289
+    section 4.1), or L{None} when C{message} is not one after all (the
+    application gets it).
+
+    @param offers_tls: whether this server can start TLS.
+    @param tls_on: whether the connection already is TLS (or on its way).
+    """
+    try:
+        header, _ = decode_call_header(message)
+    except MalformedMessage:
+        return None
+    if header.cred.flavor != AuthFlavor.AUTH_TLS:
+        return None
+    if not is_tls_probe(header) or tls_on:
+        # A probe with a body, on another procedure, or on a connection that
+        # is already TLS.
+        return TLSProbeAnswer(reply_for_rejection(message[:4], ServerError.AUTH_BADCRED), False)
+    if not offers_tls:
+        # No TLS here: an accepted reply without STARTTLS, as Linux answers,
+        # so that the client fails fast.
+        return TLSProbeAnswer(success_reply_header(header.xid), False)
+    return TLSProbeAnswer(starttls_reply(header.xid), True)
+
+
+def starttls_refusal(answer: InRecord | EndOfFile, xid: int) -> str | None:
+    """
+    Why the answer to our C{AUTH_TLS} probe of C{xid} is not C{STARTTLS}, or
+    L{None} if it is.
+
+    @param answer: the record read after the probe, or L{END_OF_FILE}.
+    """
+    if answer is END_OF_FILE:
+        return "the server closed the connection instead of answering the AUTH_TLS probe"
+    if type(answer) is not Accepted:
+        return f"the answer to the AUTH_TLS probe was {answer!r}"
+    try:
+        reply, _ = decode_reply_header(answer.message)
+    except MalformedMessage as e:
+        return f"the answer to the AUTH_TLS probe is not an RPC reply: {e}"
+    if reply.xid != xid:
+        return f"the answer has xid {reply.xid:#010x}, the probe {xid:#010x}"
+    if type(reply) is not AcceptedReply or reply.stat != AcceptStat.SUCCESS:
+        return f"the server answered the AUTH_TLS probe with {reply}"
+    if reply.verf != STARTTLS_VERIFIER:
+        return (
+            "the server does not offer RPC-with-TLS: its verifier is flavor "
+            f"{reply.verf.flavor} with {len(reply.verf.body)} bytes, not STARTTLS"
+        )
+    return None

@@ -36,7 +36,10 @@ __all__ = [
     "RejectedWith",
     "Rule",
     "RpcProtocol",
+    "Sentinel",
     "ServerError",
+    "check_rule",
+    "record_for_rule",
 ]
 
 
@@ -209,15 +212,56 @@ InRecord = Union[Accepted, Rejected, RejectedWith, Denied, Dropped]
 """What a read delivers for a record."""
 
 
-class EndOfFile(enum.Enum):
+def check_rule(rule: object) -> InRule:
+    """
+    C{rule}, if it is one a C{before_record} hook may return.
+
+    @raise TypeError: it is not (a type test, not a set lookup: an
+        unhashable answer such as a list must give this error too).
+    """
+    if type(rule) is not Rule and type(rule) is not RejectWith:
+        raise TypeError(f"before_record must return a rule, not {rule!r}")
+    return rule
+
+
+def record_for_rule(rule: InRule, message: bytes) -> InRecord:
+    """
+    What a read delivers for a record under C{rule}: the one map from rules
+    to records, for streams and datagrams alike.
+
+    @param message: the record's bytes; for a rejected record, at least its
+        first 4 bytes (the xid), of which no more are kept.
+    @raise TypeError: C{rule} is not a rule.
+    """
+    if rule is Rule.ACCEPT:
+        return Accepted(message)
+    if rule is Rule.REJECT:
+        return Rejected(message[:4])
+    if type(rule) is RejectWith:
+        return RejectedWith(message[:4], rule.error)
+    if rule is Rule.DENY:
+        return Denied()
+    if rule is Rule.DROP:
+        return Dropped()
+    raise TypeError(f"before_record must return a rule, not {rule!r}")
+
+
+class Sentinel(enum.Enum):
+    """
+    The base of the one-member enums that stand for a value (L{END_OF_FILE},
+    L{IMPLIED}, C{NEED_DATA}): a member's repr is its name.
+    """
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class EndOfFile(Sentinel):
     """
     The type of L{END_OF_FILE}.
     """
 
     END_OF_FILE = "END_OF_FILE"
-
-    def __repr__(self) -> str:
-        return self.name
 
 
 END_OF_FILE: Final = EndOfFile.END_OF_FILE
@@ -226,15 +270,12 @@ What a read delivers when the peer closed cleanly between two records.
 """
 
 
-class Implied(enum.Enum):
+class Implied(Sentinel):
     """
     The type of L{IMPLIED}.
     """
 
     IMPLIED = "IMPLIED"
-
-    def __repr__(self) -> str:
-        return self.name
 
 
 IMPLIED: Final = Implied.IMPLIED
