@@ -1,6 +1,7 @@
 # -*- test-case-name: rpctransport.test.test_stream -*-
 """
-The inactivity timer behind C{set_timeout}, shared by every controller.
+The timers of the controllers: the inactivity timer behind C{set_timeout},
+shared by every controller, and the one-call L{Alarm}.
 """
 
 from __future__ import annotations
@@ -94,3 +95,54 @@ class InactivityTimer:
                 notify()
             except Exception:
                 self.log.failure("set_timeout notify callback raised")
+
+
+class Alarm:
+    """
+    One C{DelayedCall} at a time for one purpose (a deadline, a linger, an
+    abort): armed, moved earlier, or cancelled, without the caller keeping
+    the call.
+    """
+
+    def __init__(self, clock: IReactorTime, fire: Callable[[], object]) -> None:
+        self._clock = clock
+        self._fire = fire
+        self._call: IDelayedCall | None = None
+
+    @property
+    def armed(self) -> bool:
+        """
+        Whether the alarm will go off.
+        """
+        return self._call is not None
+
+    def after(self, seconds: float) -> None:
+        """
+        Go off in C{seconds} (instead of when it was armed for).
+        """
+        self.cancel()
+        self._call = self._clock.callLater(seconds, self._expired)
+
+    def at_latest(self, when: float) -> None:
+        """
+        Go off no later than C{when}, in the clock's seconds.
+        """
+        call = self._call
+        if call is not None:
+            if call.getTime() <= when:
+                return
+            call.cancel()
+        delay = max(0.0, when - self._clock.seconds())
+        self._call = self._clock.callLater(delay, self._expired)
+
+    def cancel(self) -> None:
+        """
+        Do not go off.
+        """
+        call, self._call = self._call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _expired(self) -> None:
+        self._call = None
+        self._fire()

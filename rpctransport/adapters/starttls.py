@@ -1,25 +1,29 @@
 # -*- test-case-name: rpctransport.test.test_tls -*-
 """
-Layer 3: TLS in the stream controller, as a mixin.
+Layer 3: TLS in the stream controller, as an object the controller holds.
 
-L{TLSHandling} holds what a L{StreamController
-<rpctransport.adapters.stream.StreamController>} does about TLS: it hears
-from Twisted's TLS layer when the handshake completed (C{IHandshakeListener})
-and checks ALPN; it times out stalled handshakes; and it speaks RFC 9289
-(RPC-with-TLS): C{start_tls} on the client, the answer to C{AUTH_TLS}
-probes on the server. Twisted's TLS layer does the TLS itself.
+L{TLSDriver} does what a L{StreamController
+<rpctransport.adapters.stream.StreamController>} does about TLS: it times
+out stalled handshakes and checks ALPN when Twisted's TLS layer says the
+handshake completed; it speaks RFC 9289 (RPC-with-TLS): C{start_tls} on the
+client, the answer to C{AUTH_TLS} probes on the server; and it describes the
+established session. The TLS state itself is the connection's
+(L{rpctransport.sansio.connection.TLSState}); the probe's bytes and the
+answer's check are L{rpctransport.sansio.rpcmsg}'s; Twisted's TLS layer does
+the TLS.
 """
 
 from __future__ import annotations
 
 import enum
 import os
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, ITLSTransport
 from twisted.python.failure import Failure
 
+from ..sansio.connection import StreamConnection, TLSState
 from ..sansio.errors import (
     ALPNMismatch,
     ControllerBusy,
@@ -28,30 +32,12 @@ from ..sansio.errors import (
     PlaintextInjection,
     StartTLSRefused,
 )
-from ..sansio.record import RecordReader, encode_record
-from ..sansio.rpcmsg import (
-    STARTTLS_VERIFIER,
-    AcceptedReply,
-    AcceptStat,
-    AuthFlavor,
-    MalformedMessage,
-    decode_call_header,
-    decode_reply_header,
-    encode_tls_probe,
-    is_tls_probe,
-    reply_for_rejection,
-    starttls_reply,
-    success_reply_header,
-)
-from ..sansio.types import END_OF_FILE, Accepted, ServerError
-from ._common import Life, Side, check_usable
-from ._timer import InactivityTimer
-from .tls import SUNRPC_ALPN, tls_connection
+from ..sansio.record import encode_record
+from ..sansio.rpcmsg import TLSProbeAnswer, encode_tls_probe, starttls_refusal
+from ._twisted import start_tls_as
+from .tls import SUNRPC_ALPN, TLSSessionProps, session_props, tls_connection
 
-if TYPE_CHECKING:
-    from twisted.internet.interfaces import ITransport
-
-__all__ = ["DEFAULT_HANDSHAKE_TIMEOUT", "TLSHandling", "TLSState", "looks_like_auth_tls"]
+__all__ = ["DEFAULT_HANDSHAKE_TIMEOUT", "TLSDriver", "TLSHost", "TLSOrigin"]
 
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 """
@@ -59,284 +45,228 @@ Seconds a TLS handshake may take before the connection is dropped: a peer
 that stalls mid-handshake holds a connection and its buffers for nothing.
 """
 
-# The words of a call whose credential is AUTH_TLS: msg_type CALL at offset
-# 4, the credential's flavor at offset 24 (RFC 5531 section 9).
-_CALL_WORD: Final = b"\0\0\0\0"
-_AUTH_TLS_WORD: Final = b"\0\0\0\x07"
 
-
-def looks_like_auth_tls(message: bytes) -> bool:
+class TLSOrigin(enum.Enum):
     """
-    Whether C{message} is a call with an C{AUTH_TLS} credential, by two
-    words: cheap enough for every record a server reads.
-    """
-    return message[24:28] == _AUTH_TLS_WORD and message[4:8] == _CALL_WORD
-
-
-class TLSState(enum.Enum):
-    """
-    Where the connection is with TLS.
-
-    C{PLAIN} -> C{PROBING} (our RFC 9289 probe is out) -> C{PLAIN} (refused)
-    or C{HANDSHAKING}; C{PLAIN} -> C{HANDSHAKING} (implicit TLS, or a probe
-    answered on the server side) -> C{ESTABLISHED}.
+    How TLS came to the connection: not at all (yet), from the first byte,
+    or through RFC 9289's STARTTLS (which requires ALPN by default).
     """
 
-    PLAIN = "plain"
-    PROBING = "probing"
-    HANDSHAKING = "handshaking"
-    ESTABLISHED = "established"
+    NONE = "none"
+    IMPLICIT = "implicit"
+    STARTTLS = "starttls"
 
 
-class TLSHandling:
+class TLSHost(Protocol):
     """
-    The TLS side of a stream controller (see the module docstring).
-
-    A subclass provides the controller's state (C{transport}, C{_life},
-    C{_reader}, C{_read_side}, C{_write_side}, C{_read_d}, C{_write_d},
-    C{_pushed_back}, C{_timer}, C{_reactor}), the operations C{start_writing},
-    C{start_reading}, C{_busy} and C{_abort_with}, and calls
-    L{_init_tls} from its constructor.
+    What a L{TLSDriver} needs from the controller that holds it.
     """
 
-    transport: ITransport | None
-    _life: Life
-    _reader: RecordReader
-    _read_side: Side
-    _write_side: Side
-    _read_d: Deferred[Any] | None
-    _write_d: Deferred[None] | None
-    _pushed_back: bool
-    _timer: InactivityTimer
-    _reactor: Any
+    transport: Any
 
-    def _init_tls(
+    @property
+    def reactor(self) -> Any:
+        """The reactor for the handshake timer."""
+
+    @property
+    def connection(self) -> StreamConnection:
+        """The connection's state."""
+
+    @property
+    def reading(self) -> bool:
+        """Whether a read is pending."""
+
+    @property
+    def writing(self) -> bool:
+        """Whether a write is pending."""
+
+    def start_writing(self, message: Any, addr: object = ...) -> Deferred[None]:
+        """Send one record."""
+
+    def start_reading(self, peek: Any = None, before_record: Any = None) -> Deferred[Any]:
+        """Read one record."""
+
+    def abort_with(self, error: Exception, quiet: bool = False) -> None:
+        """Close the connection because of C{error}."""
+
+    def tls_established(self) -> None:
+        """The handshake completed: waiting writes may go on."""
+
+
+class TLSDriver:
+    """
+    The TLS side of one stream controller (see the module docstring).
+
+    @ivar handshake_timeout: seconds a handshake may take.
+    """
+
+    def __init__(
         self,
+        host: TLSHost,
         starttls: Any,
-        recognise_probes: bool,
         require_alpn: bool | None,
         handshake_timeout: float,
     ) -> None:
-        self._tls = TLSState.PLAIN
+        """
+        @param starttls: server-side options to answer probes with
+            C{STARTTLS} (L{None}: this side offers no STARTTLS).
+        @param require_alpn: refuse a session without ALPN C{sunrpc}
+            (L{None}: only after STARTTLS).
+        """
+        self._host = host
         self._starttls = starttls
-        self._recognise_probes = recognise_probes or starttls is not None
         self._require_alpn = require_alpn
-        self._via_starttls = False
         self.handshake_timeout = handshake_timeout
-        self._handshake_call: IDelayedCall | None = None
-        self._tls_waiter: Deferred[None] | None = None
+        self.origin = TLSOrigin.NONE
+        self._timer: IDelayedCall | None = None
+        self._waiter: Deferred[None] | None = None
+        self._props: TLSSessionProps | None = None
 
-    if TYPE_CHECKING:
+    @property
+    def _state(self) -> TLSState:
+        return self._host.connection.tls
 
-        def start_writing(self, message: Any, addr: object = ...) -> Deferred[None]: ...
-
-        def start_reading(
-            self, peek: Any = None, before_record: Any = None
-        ) -> Deferred[Any]: ...
-
-        def _busy(self) -> bool: ...
-
-        def _abort_with(self, error: Exception) -> None: ...
-
-    # IHandshakeListener: Twisted's TLS layer tells us when it is ready.
-
-    def handshakeCompleted(self) -> None:
+    def session_props(self) -> TLSSessionProps | None:
         """
-        The TLS handshake completed: check ALPN when it is required, then let
-        waiting writes (and a waiting C{start_tls}) go on.
+        The established session, or L{None} (see the controller's
+        C{tls_session_props}).
         """
-        if self._life is not Life.OPEN or self._tls is not TLSState.HANDSHAKING:
+        if self._state is not TLSState.ESTABLISHED:
+            return None
+        if self._props is None:
+            connection = tls_connection(self._host.transport)
+            if connection is None:
+                return None
+            self._props = session_props(connection)
+        return self._props
+
+    # -- The handshake -----------------------------------------------------------
+
+    def begin_handshake(self, origin: TLSOrigin) -> None:
+        """
+        A handshake begins (implicit TLS, or after STARTTLS): time it.
+        """
+        self.origin = origin
+        self._host.connection.handshake_begins()
+        self._timer = self._host.reactor.callLater(self.handshake_timeout, self._expired)
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self._state is TLSState.HANDSHAKING and self._host.connection.open:
+            self._host.abort_with(HandshakeTimeout(self.handshake_timeout))
+
+    def handshake_completed(self) -> None:
+        """
+        Twisted's TLS layer says the handshake completed: check ALPN when it
+        is required, then let waiting writes (and a waiting C{start_tls}) go
+        on.
+        """
+        host = self._host
+        if not host.connection.open or self._state is not TLSState.HANDSHAKING:
             return
-        self._cancel_handshake_timer()
-        require = self._via_starttls if self._require_alpn is None else self._require_alpn
+        self.stop()
+        require = self._require_alpn
+        if require is None:
+            require = self.origin is TLSOrigin.STARTTLS
         if require:
-            connection = tls_connection(self.transport)
+            connection = tls_connection(host.transport)
             negotiated = None
             if connection is not None:
                 negotiated = connection.get_alpn_proto_negotiated() or None
             if negotiated != SUNRPC_ALPN:
-                self._abort_with(ALPNMismatch(SUNRPC_ALPN, negotiated))
+                host.abort_with(ALPNMismatch(SUNRPC_ALPN, negotiated))
                 return
-        self._tls = TLSState.ESTABLISHED
-        self._timer.activity(self._busy())
-        if not self._pushed_back:
-            d, self._write_d = self._write_d, None
-            if d is not None:
-                d.callback(None)
-        waiter, self._tls_waiter = self._tls_waiter, None
+        host.connection.handshake_done()
+        host.tls_established()
+        waiter, self._waiter = self._waiter, None
         if waiter is not None:
             waiter.callback(None)
 
-    def _begin_handshake(self) -> None:
-        self._tls = TLSState.HANDSHAKING
-        self._handshake_call = self._reactor.callLater(
-            self.handshake_timeout, self._handshake_expired
-        )
+    def stop(self) -> None:
+        """
+        Stop the handshake timer.
+        """
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
 
-    def _handshake_expired(self) -> None:
-        self._handshake_call = None
-        if self._tls is TLSState.HANDSHAKING and self._life is Life.OPEN:
-            self._abort_with(HandshakeTimeout(self.handshake_timeout))
+    def connection_lost(self, reason: Failure | None) -> None:
+        """
+        The connection is gone (or inactivated, with no C{reason}): a
+        waiting C{start_tls} fails with C{reason}.
+        """
+        self.stop()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and reason is not None:
+            waiter.errback(reason)
 
-    def _cancel_handshake_timer(self) -> None:
-        if self._handshake_call is not None:
-            if self._handshake_call.active():
-                self._handshake_call.cancel()
-            self._handshake_call = None
-
-    # -- RPC-with-TLS (RFC 9289) ----------------------------------------------
+    # -- RPC-with-TLS (RFC 9289) ---------------------------------------------------
 
     def start_tls(
-        self,
-        options: Any,
-        program: int,
-        version: int,
-        *,
-        require_alpn: bool = True,
+        self, options: Any, program: int, version: int, require_alpn: bool
     ) -> Deferred[None]:
         """
-        Upgrade this plaintext connection to TLS as RFC 9289 says: send the
-        C{AUTH_TLS} probe (a NULL call of C{program} and C{version}), check
-        that the server answers C{STARTTLS}, then start the TLS handshake on
-        the same connection.
-
-        @param options: client TLS options, such as
-            C{optionsForClientTLS(hostname, trustRoot,
-            acceptableProtocols=[b"sunrpc"])} (see
-            L{rpctransport.client_tls_options}).
-        @param program: the program number to probe with.
-        @param version: its version.
-        @param require_alpn: refuse a session that did not negotiate ALPN
-            C{sunrpc}.
-        @return: a Deferred that fires when the handshake is done; it fails
-            with L{StartTLSRefused} when the server did not answer
-            C{STARTTLS} (the connection is then left as it was, for the
-            caller to decide), or with the TLS error.
-        @raise ControllerBusy: a read or write is pending, or TLS is already
-            on.
-        @raise LocalProtocolError: the transport cannot start TLS.
+        See L{StreamController.start_tls
+        <rpctransport.adapters.stream.StreamController.start_tls>}.
         """
-        check_usable(self._life, self._read_side, "start_tls", "reader")
-        check_usable(self._life, self._write_side, "start_tls", "writer")
-        if self._tls is not TLSState.PLAIN:
-            raise ControllerBusy(f"start_tls: TLS is already {self._tls.value}")
-        if self._read_d is not None or self._write_d is not None:
+        host = self._host
+        connection = host.connection
+        connection.check_start_tls()
+        if host.reading or host.writing:
             raise ControllerBusy("start_tls: a read or write is pending")
-        if not ITLSTransport.providedBy(self.transport):
-            raise LocalProtocolError(f"start_tls: the transport {self.transport!r} cannot start TLS")
+        if not ITLSTransport.providedBy(host.transport):
+            raise LocalProtocolError(f"start_tls: the transport {host.transport!r} cannot start TLS")
         xid = int.from_bytes(os.urandom(4), "big")
-        self._tls = TLSState.PROBING
+        connection.probe_sent()
         done: Deferred[None] = Deferred()
-        self.start_writing(encode_tls_probe(xid, program, version))
-        reading = self.start_reading()
+        host.start_writing(encode_tls_probe(xid, program, version))
+        reading = host.start_reading()
 
         def answered(result: Any) -> None:
-            self._tls = TLSState.PLAIN
-            refusal = self._starttls_refusal(result, xid)
+            connection.probe_answered()
+            refusal = starttls_refusal(result if not isinstance(result, tuple) else result[0], xid)
             if refusal is not None:
                 done.errback(StartTLSRefused(refusal))
                 return
-            if self._reader.buffered:
-                error = PlaintextInjection(self._reader.buffered, "server's STARTTLS answer")
-                self._abort_with(error)
+            if connection.reader.buffered:
+                error = PlaintextInjection(connection.reader.buffered, "server's STARTTLS answer")
+                host.abort_with(error)
                 done.errback(error)
                 return
-            self._via_starttls = True
             self._require_alpn = require_alpn
-            self._tls_waiter = done
-            self._begin_handshake()
-            try:
-                self._start_tls_as(options, client=True)
-            except Exception as e:
-                # Options Twisted cannot use: the server now expects a
-                # handshake that will not come.
-                self._tls_waiter = None
-                self._abort_with(e)
-                done.errback(e)
+            self._waiter = done
+            self._upgrade(options, client=True)
 
         def failed(reason: Failure) -> None:
-            if self._tls is TLSState.PROBING:
-                self._tls = TLSState.PLAIN
+            connection.probe_answered()
             done.errback(reason)
 
         reading.addCallbacks(answered, failed)
         return done
 
-    def _start_tls_as(self, options: Any, client: bool) -> None:
+    def _upgrade(self, options: Any, client: bool) -> None:
         """
-        Start TLS on the transport as the TLS client or the TLS server.
-
-        Twisted's C{startTLS} goes the way the connection was made unless
-        told otherwise, and takes an adopted socket for an accepted one; in
-        RFC 9289 the side that probed is the TLS client either way.
-        (C{_tlsClientDefault} is the flag Twisted's C{startTLS} itself reads;
-        C{test_tls} runs STARTTLS on adopted sockets, so a change in Twisted
-        shows there.)
+        Start the handshake on the plaintext connection, as the TLS client
+        or server.
         """
-        transport: Any = self.transport
-        made_as_client = getattr(transport, "_tlsClientDefault", None)
-        if made_as_client is None:
-            transport.startTLS(options)
-        else:
-            transport.startTLS(options, made_as_client == client)
-
-    @staticmethod
-    def _starttls_refusal(result: Any, xid: int) -> str | None:
-        """
-        Why a reply to our probe is not C{STARTTLS}, or L{None} if it is.
-        """
-        if result is END_OF_FILE:
-            return "the server closed the connection instead of answering the AUTH_TLS probe"
-        record = result[0]
-        if type(record) is not Accepted:
-            return f"the answer to the AUTH_TLS probe was {record!r}"
+        self.begin_handshake(TLSOrigin.STARTTLS)
         try:
-            reply, _ = decode_reply_header(record.message)
-        except MalformedMessage as e:
-            return f"the answer to the AUTH_TLS probe is not an RPC reply: {e}"
-        if reply.xid != xid:
-            return f"the answer has xid {reply.xid:#010x}, the probe {xid:#010x}"
-        if type(reply) is not AcceptedReply or reply.stat != AcceptStat.SUCCESS:
-            return f"the server answered the AUTH_TLS probe with {reply}"
-        if reply.verf != STARTTLS_VERIFIER:
-            return (
-                "the server does not offer RPC-with-TLS: its verifier is flavor "
-                f"{reply.verf.flavor} with {len(reply.verf.body)} bytes, not STARTTLS"
-            )
-        return None
+            start_tls_as(self._host.transport, options, client)
+        except Exception as e:
+            # Options Twisted cannot use: the peer now expects a handshake
+            # that will not come.
+            waiter, self._waiter = self._waiter, None
+            self._host.abort_with(e)
+            if waiter is not None:
+                waiter.errback(e)
 
-    def _answer_auth_tls(self, message: bytes) -> bool:
+    def answer_probe(self, answer: TLSProbeAnswer) -> None:
         """
-        Answer a call with an C{AUTH_TLS} credential on the server side;
-        L{False} if it is not one after all (the application gets it).
+        Send the server's answer to a probe, and upgrade if it is
+        C{STARTTLS}.
         """
-        try:
-            header, _ = decode_call_header(message)
-        except MalformedMessage:
-            return False
-        if header.cred.flavor != AuthFlavor.AUTH_TLS:
-            return False
-        assert self.transport is not None
-        head = message[:4]
-        if not is_tls_probe(header) or self._tls is not TLSState.PLAIN:
-            # A probe with a body, on another procedure, or on a connection
-            # that is already TLS (RFC 9289 section 4.1).
-            reply = reply_for_rejection(head, ServerError.AUTH_BADCRED)
-        elif self._starttls is None:
-            # No TLS here: an accepted reply without STARTTLS, as Linux
-            # answers, so that the client fails fast.
-            reply = success_reply_header(header.xid)
-        elif self._reader.buffered:
-            self._abort_with(PlaintextInjection(self._reader.buffered, "client's AUTH_TLS probe"))
-            return True
-        else:
-            self.transport.writeSequence(encode_record(starttls_reply(header.xid)))
-            self._via_starttls = True
-            self._begin_handshake()
-            try:
-                self._start_tls_as(self._starttls, client=False)
-            except Exception as e:
-                self._abort_with(e)
-            return True
-        self.transport.writeSequence(encode_record(reply))
-        return True
+        transport = self._host.transport
+        assert transport is not None
+        transport.writeSequence(encode_record(answer.reply))
+        if answer.upgrade:
+            self._upgrade(self._starttls, client=False)

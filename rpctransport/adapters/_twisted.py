@@ -1,0 +1,287 @@
+# -*- test-case-name: rpctransport.test.test_twisted_private -*-
+"""
+Every use of Twisted beyond its published interfaces, in one module.
+
+The controllers need four things Twisted's interfaces do not offer:
+  - to send on the socket in the reactor turn that received a call
+    (L{DirectWrites}: C{FileDescriptor}'s write buffer and C{doWrite});
+  - to read larger chunks while records are large (C{bufferSize});
+  - to close only Twisted's duplicate of an adopted socket
+    (C{_shouldShutdown}), and to start TLS the way RFC 9289 says rather than
+    the way the connection was made (C{_tlsClientDefault});
+  - a UDP port whose socket is configured between bind and first read, and
+    that closes once (L{HookedUDPPort}: C{_bindSocket},
+    C{_connectToProtocol}, C{_loseConnection},
+    C{_fromListeningDescriptor}).
+
+Each is checked when this module is imported. What is missing is listed in
+L{MISSING} and its feature falls back to the plain interfaces (a reply waits
+for the reactor's next turn, reads stay at Twisted's size, and so on);
+C{test_twisted_private} fails, naming the attribute, when a Twisted upgrade
+removes one. No other module of the package touches a private attribute of
+Twisted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from twisted.internet import abstract, tcp, udp
+
+__all__ = [
+    "MISSING",
+    "DirectWrites",
+    "HookedUDPPort",
+    "close_duplicate_only",
+    "read_size",
+    "set_read_size",
+    "start_tls_as",
+    "udp_port_from_descriptor",
+]
+
+_REQUIRED: Final[dict[str, tuple[type, tuple[str, ...]]]] = {
+    "direct writes": (
+        abstract.FileDescriptor,
+        (
+            "connected",
+            "disconnecting",
+            "_writeDisconnecting",
+            "dataBuffer",
+            "offset",
+            "_tempDataLen",
+            "writeSomeData",
+            "doWrite",
+        ),
+    ),
+    "read size": (abstract.FileDescriptor, ("bufferSize",)),
+    "closing an adopted duplicate": (tcp.Connection, ("_shouldShutdown",)),
+    "STARTTLS direction": (tcp.Server, ("_tlsClientDefault",)),
+    "UDP port hooks": (
+        udp.Port,
+        ("_bindSocket", "_connectToProtocol", "_loseConnection", "_fromListeningDescriptor"),
+    ),
+}
+
+
+def _missing() -> tuple[str, ...]:
+    out = []
+    for feature, (cls, names) in _REQUIRED.items():
+        for name in names:
+            # Instance attributes are set in __init__; look at a bare
+            # instance's class and at the names __init__ assigns.
+            if not hasattr(cls, name) and name not in _instance_names(cls):
+                out.append(f"{feature}: {cls.__module__}.{cls.__qualname__}.{name}")
+    return tuple(out)
+
+
+def _instance_names(cls: type) -> frozenset[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        code = getattr(init, "__code__", None)
+        if code is not None:
+            names.update(code.co_names)
+    return frozenset(names)
+
+
+MISSING: Final = _missing()
+"""
+The private attributes this module relies on that this Twisted lacks, as
+C{"feature: module.Class.attribute"}; empty when all are there.
+"""
+
+
+def _have(feature: str) -> bool:
+    return not any(entry.startswith(feature + ":") for entry in MISSING)
+
+
+_DIRECT_WRITES: Final = _have("direct writes")
+_READ_SIZE: Final = _have("read size")
+_CLOSE_DUPLICATE: Final = _have("closing an adopted duplicate")
+_UDP_HOOKS: Final = _have("UDP port hooks")
+
+
+class DirectWrites:
+    """
+    Sends at once, or flushes, what one socket transport holds, without
+    waiting for the reactor to find the socket writable.
+
+    Made by L{for_transport} only for Twisted's own socket transports
+    (C{FileDescriptor}s): TLS, IOCP and memory transports are left to the
+    reactor, as is a transport that is closing (its C{doWrite} would end the
+    connection through a return value only the reactor acts on). Any send
+    error is left to the reactor too, which meets it again on its own write.
+    """
+
+    def __init__(self, transport: abstract.FileDescriptor) -> None:
+        self._transport: Any = transport
+
+    @classmethod
+    def for_transport(cls, transport: object) -> DirectWrites | None:
+        """
+        A L{DirectWrites} for C{transport}, or L{None} when it is not a
+        socket transport this can drive safely.
+        """
+        if not _DIRECT_WRITES or not isinstance(transport, abstract.FileDescriptor):
+            return None
+        if not all(hasattr(transport, name) for name in _REQUIRED["direct writes"][1]):
+            return None
+        return cls(transport)
+
+    def _open(self) -> bool:
+        transport = self._transport
+        return bool(
+            transport.connected
+            and not transport.disconnecting
+            and not transport._writeDisconnecting
+        )
+
+    def holds_nothing(self) -> bool:
+        """
+        Whether the transport is open and has nothing waiting to be sent, so
+        that a record sent now keeps its place in the stream.
+        """
+        transport = self._transport
+        return (
+            not transport._tempDataLen
+            and transport.offset == len(transport.dataBuffer)
+            and self._open()
+        )
+
+    def send(self, data: bytes) -> None:
+        """
+        Send C{data} now, as far as the socket takes it; buffer the rest in
+        the transport. Only when L{holds_nothing}.
+        """
+        transport = self._transport
+        sent = transport.writeSomeData(data)
+        if not isinstance(sent, int) or sent < 0:
+            # The connection broke: the reactor finds out on its own write.
+            transport.write(data)
+        elif sent < len(data):
+            transport.write(data[sent:])
+
+    def flush(self) -> None:
+        """
+        Send what the transport holds now, as far as the socket takes it; the
+        rest is left to the reactor, as is any error.
+        """
+        if self._open():
+            self._transport.doWrite()
+
+
+def read_size(transport: object) -> int | None:
+    """
+    How many bytes a socket transport reads per reactor turn, or L{None}
+    when it is not one whose size can be set.
+    """
+    size = getattr(transport, "bufferSize", None) if _READ_SIZE else None
+    return size if isinstance(size, int) else None
+
+
+def set_read_size(transport: object, size: int) -> None:
+    """
+    Make a socket transport (one for which L{read_size} is not L{None}) read
+    C{size} bytes per reactor turn.
+    """
+    transport.bufferSize = size  # type: ignore[attr-defined]
+
+
+def close_duplicate_only(transport: Any, reason: Any) -> bool:
+    """
+    Close Twisted's duplicate of an adopted socket without C{shutdown()},
+    which would end the owner's copy too (C{_shouldShutdown} is the flag
+    Twisted itself clears for sockets it did not create).
+
+    @return: L{False} when C{transport} is not such a socket transport (or
+        this Twisted cannot), and nothing was done.
+    """
+    if not _CLOSE_DUPLICATE:
+        return False
+    if not hasattr(transport, "_shouldShutdown") or not hasattr(transport, "connectionLost"):
+        return False
+    transport._shouldShutdown = False
+    transport.connectionLost(reason)
+    return True
+
+
+def start_tls_as(transport: Any, options: Any, client: bool) -> None:
+    """
+    Start TLS on C{transport} as the TLS client or the TLS server.
+
+    Twisted's C{startTLS} goes the way the connection was made unless told
+    otherwise, and takes an adopted socket for an accepted one; in RFC 9289
+    the side that probed is the TLS client either way. (C{_tlsClientDefault}
+    is the flag Twisted's C{startTLS} itself reads; without it, TLS goes the
+    way Twisted thinks the connection was made.)
+    """
+    made_as_client = getattr(transport, "_tlsClientDefault", None)
+    if made_as_client is None:
+        transport.startTLS(options)
+    else:
+        transport.startTLS(options, made_as_client == client)
+
+
+class HookedUDPPort(udp.Port):
+    """
+    A Twisted UDP port with two hooks for its subclasses: L{socket_bound},
+    called between binding (or adopting) the socket and the first read, and
+    a close that happens once however often it is asked for
+    (L{lose_connection}).
+    """
+
+    _closing = False
+
+    def startListening(self) -> None:
+        """
+        Bind (or take over the adopted socket), let L{socket_bound} configure
+        it, and start reading.
+        """
+        if _UDP_HOOKS:
+            self._bindSocket()
+            self.socket_bound()
+            self._connectToProtocol()
+        else:  # pragma: no cover - only with a Twisted that lacks the hooks
+            super().startListening()
+            self.socket_bound()
+
+    def socket_bound(self) -> None:
+        """
+        The socket exists and nothing has been read from it yet.
+        """
+
+    def lose_connection(self) -> None:
+        """
+        Stop reading and close the port on the next reactor turn (as
+        C{stopListening} does), once.
+        """
+        if _UDP_HOOKS:
+            self._loseConnection()
+        else:  # pragma: no cover - only with a Twisted that lacks the hooks
+            self.stopListening()
+
+    def _loseConnection(self) -> None:
+        # Once only: a second scheduled connectionLost would find the socket
+        # gone. The Deferred of the last stopListening fires when it runs.
+        if self._closing:
+            return
+        self._closing = True
+        super()._loseConnection()
+
+
+def udp_port_from_descriptor(
+    port_class: type[HookedUDPPort],
+    reactor: Any,
+    fd: int,
+    family: int,
+    protocol: Any,
+    max_packet_size: int,
+) -> HookedUDPPort:
+    """
+    A port of C{port_class} on the already bound UDP socket C{fd} (which
+    Twisted duplicates), not yet listening.
+    """
+    port: HookedUDPPort = port_class._fromListeningDescriptor(
+        reactor, fd, family, protocol, max_packet_size
+    )
+    return port

@@ -1,0 +1,137 @@
+# -*- test-case-name: rpctransport.test.test_stream_sockets -*-
+"""
+Sending a reply in the reactor turn that received its call.
+
+Twisted's socket transports buffer what is written, ask the reactor to watch
+the socket for writing, and send on a later turn. For a server answering one
+call at a time that detour is a large part of the round trip
+(C{docs/performance.rst} has the figures). So while a stream controller
+handles received bytes, the L{SameTurnWrites} it holds sends:
+  - the first record written, at once, when the transport holds nothing
+    else, no more input is waiting, and the record is small
+    (L{SEND_AT_ONCE_LIMIT});
+  - everything else written meanwhile through the transport's buffer, which
+    it flushes every L{FLUSH_AFTER} seconds and before returning to the
+    reactor, so that pipelined calls go out in one C{send} per chunk of
+    input, or a few for a long chunk.
+
+The socket work itself is L{DirectWrites <rpctransport.adapters._twisted.DirectWrites>},
+which relies on Twisted's internals; transports it cannot drive (TLS, IOCP,
+memory) get no L{SameTurnWrites} at all.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from ._twisted import DirectWrites
+
+__all__ = ["FLUSH_AFTER", "SEND_AT_ONCE_LIMIT", "SameTurnWrites"]
+
+SEND_AT_ONCE_LIMIT: Final = 64 * 1024
+"""
+Records up to this size may be sent at once: they are joined into one
+C{bytes} first, which is cheap for them; larger ones go through the
+transport's buffer (Twisted joins them there anyway) and its flush.
+"""
+
+FLUSH_AFTER: Final = 0.0003
+"""
+Seconds of handling one chunk of input after which what the transport holds
+is sent, before the chunk is done: no reply waits much longer for the ones
+after it, and two pipelining peers overlap instead of working in lock step
+(the benchmark's echo and pipelined-client cases chose the value).
+"""
+
+
+class Turn(enum.Enum):
+    """
+    Where the controller is with received bytes: outside L{dataReceived},
+    inside it, or inside it with records left in the transport's buffer to
+    flush at its end.
+    """
+
+    OUTSIDE = "outside"
+    RECEIVING = "receiving"
+    HOLDING = "receiving, holding writes"
+
+
+class SameTurnWrites:
+    """
+    Same-turn replies for one socket transport (see the module docstring).
+
+    The controller that holds it says when it starts and ends handling
+    received bytes (L{begin}, L{end}), and hands it every record written
+    meanwhile (L{write}, when L{receiving}).
+    """
+
+    def __init__(self, direct: DirectWrites) -> None:
+        self._direct = direct
+        self.turn = Turn.OUTSIDE
+        self._written = 0
+        self._flushed_at = 0.0
+
+    @classmethod
+    def for_transport(cls, transport: object) -> SameTurnWrites | None:
+        """
+        A L{SameTurnWrites} for C{transport}, or L{None} when it is not a
+        socket transport whose writes can be driven.
+        """
+        direct = DirectWrites.for_transport(transport)
+        return None if direct is None else cls(direct)
+
+    @property
+    def receiving(self) -> bool:
+        """
+        Whether received bytes are being handled.
+        """
+        return self.turn is not Turn.OUTSIDE
+
+    def begin(self) -> None:
+        """
+        Received bytes are about to be handled.
+        """
+        self.turn = Turn.RECEIVING
+        self._flushed_at = time.monotonic()
+
+    def end(self, may_flush: bool) -> None:
+        """
+        The received bytes are handled: flush what was left in the
+        transport's buffer meanwhile, if C{may_flush} (plaintext, open).
+        """
+        holding = self.turn is Turn.HOLDING
+        self.turn = Turn.OUTSIDE
+        self._written = 0
+        if holding and may_flush:
+            self._direct.flush()
+
+    def write(self, transport: object, pieces: Sequence[bytes], plain: bool, more_input: bool) -> None:
+        """
+        Write one record while received bytes are being handled.
+
+        @param plain: the connection is not TLS (TLS writes go through
+            Twisted's TLS layer, which this does not drive).
+        @param more_input: more received bytes wait to be handled.
+        """
+        direct = self._direct
+        self._written += 1
+        if (
+            self._written == 1
+            and plain
+            and not more_input
+            and sum(map(len, pieces)) <= SEND_AT_ONCE_LIMIT
+            and direct.holds_nothing()
+        ):
+            direct.send(b"".join(pieces))
+            return
+        transport.writeSequence(pieces)  # type: ignore[attr-defined]
+        now = time.monotonic()
+        if now - self._flushed_at < FLUSH_AFTER or not plain:
+            self.turn = Turn.HOLDING
+        else:
+            self._flushed_at = now
+            self.turn = Turn.RECEIVING
+            direct.flush()

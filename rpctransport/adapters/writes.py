@@ -1,0 +1,136 @@
+# -*- test-case-name: rpctransport.test.test_stream -*-
+"""
+The writing part of a stream controller: records out to the transport, and
+a write's Deferred that waits while the transport pushes back (or a TLS
+handshake holds writes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+
+from ..interfaces import Message
+from ..sansio.connection import Life, Output, Side, TLSState
+from ..sansio.errors import AddressMismatch
+from ..sansio.record import encode_record
+from ..sansio.types import IMPLIED
+from .link import StreamLink
+from .sameturn import SameTurnWrites
+
+__all__ = ["StreamWrites"]
+
+
+class StreamWrites:
+    """
+    The writes of one stream controller (see the module docstring).
+
+    @ivar max_fragment_size: written records are split into fragments of at
+        most this many bytes (L{None}: one fragment per record).
+    @ivar same_turn: same-turn replies, on a plaintext socket transport with
+        C{prompt_writes}; else L{None}.
+    """
+
+    def __init__(self, link: StreamLink, max_fragment_size: int | None) -> None:
+        self._link = link
+        self._conn = link.conn
+        self.max_fragment_size = max_fragment_size
+        self.same_turn: SameTurnWrites | None = None
+
+    def start(self, message: Message, addr: object) -> Deferred[None]:
+        """
+        Send one record; see L{IRpcMultiplexController.start_writing
+        <rpctransport.interfaces.IRpcMultiplexController.start_writing>}.
+        """
+        link = self._link
+        conn = self._conn
+        if (
+            conn.writer_side is not Side.IDLE
+            or conn.life is not Life.OPEN
+            or link.lost_reason is not None
+            or (addr is not IMPLIED and addr != link.peer)
+        ):
+            refused = self._refuse(addr)
+            if refused is not None:
+                return refused
+        transport: Any = link.transport
+        pieces = encode_record(message, max_fragment_size=self.max_fragment_size)
+        same_turn = self.same_turn
+        if same_turn is None or not same_turn.receiving:
+            transport.writeSequence(pieces)
+        else:
+            same_turn.write(
+                transport, pieces, conn.tls is TLSState.PLAIN, conn.reader.buffered > 0
+            )
+        lost = link.lost_reason
+        if not conn.write_waits or lost is not None:
+            if link.timer.enabled:
+                link.timer.activity(link.busy())
+            return succeed(None) if lost is None else fail(lost)
+        d: Deferred[None] = Deferred(self._cancel)
+        link.write_d = d
+        link.timer.activity(True)
+        link.arm_deadline(conn.write_waiting(sum(map(len, pieces)), link.reactor.seconds()))
+        return d
+
+    def _refuse(self, addr: object) -> Deferred[None] | None:
+        """
+        Why a write may not start now: raise a local error, or return the
+        failed Deferred of a connection that is gone; L{None} if it may.
+        """
+        link = self._link
+        self._conn.check_write()
+        if addr is not IMPLIED and addr != link.peer:
+            raise AddressMismatch(f"start_writing: {addr} is not this connection's peer {link.peer}")
+        if link.lost_reason is not None or link.transport is None:
+            return fail(link.lost_reason or Failure(ConnectionDone("not connected")))
+        return None
+
+    def _cancel(self, d: Deferred[None]) -> None:
+        # What the transport accepted cannot be taken back; the caller only
+        # stops waiting.
+        link = self._link
+        if link.write_d is d:
+            link.take_write()
+            link.timer.busy(link.busy())
+
+    def drained(self) -> None:
+        """
+        The transport drained: a waiting write completes (once the TLS
+        handshake, if any, is done).
+        """
+        if self._conn.drained():
+            link = self._link
+            d = link.take_write()
+            if d is not None:
+                link.timer.activity(link.busy())
+                d.callback(None)
+
+    def tls_established(self) -> None:
+        """
+        TLS is on: a write that waited for the handshake completes, unless
+        the transport pushes back.
+        """
+        link = self._link
+        link.timer.activity(link.busy())
+        if self._conn.output is not Output.PUSHED_BACK:
+            d = link.take_write()
+            if d is not None:
+                d.callback(None)
+
+    def release(self) -> None:
+        """
+        Stop being the transport's producer, so that a close or half-close is
+        not held up by a paused producer. A write waiting for the transport
+        to drain completes now: its bytes go out before the close.
+        """
+        link = self._link
+        # Not "transport.producer is self": TLS wraps us in its membrane.
+        if self._conn.release() and link.transport is not None:
+            link.transport.unregisterProducer()
+        d = link.take_write()
+        if d is not None:
+            d.callback(None)
