@@ -16,7 +16,8 @@ epoll reactor closes such a port on an ICMP error without telling its
 protocol (twisted/twisted#5377). It filters senders in Python instead.
 
 Errors the network reports on a socket with no peer are invisible unless the
-socket asks for them: on Linux the controller's port turns on
+socket asks for them: on Linux the controller's port
+(L{rpctransport.adapters.recverr.ErrorQueuePort}) turns on
 C{IP_RECVERR}/C{IPV6_RECVERR} and reads the socket's error queue, instead of
 going silent or making the reactor close the socket. Such an error concerns
 one destination, so where it goes depends on the form (see
@@ -32,21 +33,15 @@ fails that write alone, with L{SendFailed}.
 from __future__ import annotations
 
 import errno
-import os
-import select
 import socket
-import struct
-import sys
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
-from twisted.internet import udp
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import (
-    ConnectError,
     ConnectionDone,
     ConnectionLost,
     ConnectionRefusedError,
@@ -54,49 +49,47 @@ from twisted.internet.error import (
     MessageLengthError,
     NoRouteError,
 )
-from twisted.internet.interfaces import IAddress, IHalfCloseableDescriptor, IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import BeforeRecord, IRpcMultiplexController, Message
+from ..sansio.connection import Life, Side
 from ..sansio.counters import REFUSED_LIMIT, REFUSED_RULE, Counters, udp_error_key
 from ..sansio.errors import (
     AddressMismatch,
     AddressRequired,
+    ControllerBusy,
     ControllerInactive,
     DatagramTooLarge,
     NotConnected,
     SendFailed,
 )
 from ..sansio.types import (
-    ACCEPT,
-    DENY,
-    DROP,
     IMPLIED,
-    REJECT,
     Accepted,
     Denied,
     Dropped,
     Implied,
     InRecord,
-    InRule,
     Rejected,
     RejectedWith,
-    RejectWith,
     RpcProtocol,
+    record_for_rule,
 )
-from ._common import (
-    Life,
+from ._timer import InactivityTimer
+from .common import (
     LogThrottle,
-    ReadSlot,
-    Side,
+    OwnedDescriptor,
+    PendingRead,
+    cancelled_read,
     check_usable,
     descriptor_of,
     resolve_reactor,
 )
-from ._timer import InactivityTimer
+from .recverr import DATAGRAMS_PER_WAKEUP, SockAddr, show_address
 
 __all__ = [
     "DATAGRAMS_PER_WAKEUP",
@@ -152,13 +145,6 @@ drops, as the kernel would with a full socket buffer, but counts what it
 dropped.
 """
 
-DATAGRAMS_PER_WAKEUP: Final = 256
-"""
-The most datagrams read from the socket in one reactor wake-up (besides
-Twisted's bound of 256 KiB). Empty datagrams weigh nothing in bytes; without
-a count a flood of them would hold the reactor until the socket ran dry.
-"""
-
 PEER_ERROR_LOG_INTERVAL: Final = 60.0
 """
 Seconds between two info-level log lines about one kind of per-destination
@@ -175,13 +161,6 @@ OnPeerError = Callable[[Exception, "IPv4Address | IPv6Address | None"], object]
 The type of C{on_peer_error}: called with the error about an earlier
 datagram and the address it was sent to (a Twisted C{IPv4Address} or
 C{IPv6Address} of type C{"UDP"}), or L{None} when the socket did not say.
-"""
-
-_ERRORS_PER_WAKEUP: Final = 64
-"""
-The most entries read from the socket's error queue in one go; the kernel
-bounds the queue by the socket's receive buffer, and what is left is read at
-the next wake-up.
 """
 
 STAT_KEYS: Final = (
@@ -202,36 +181,15 @@ STAT_KEYS: Final = (
 The keys of L{DatagramController.stats}.
 """
 
-# Linux's values (<linux/in.h>, <linux/in6.h>, <linux/errqueue.h>); Python's
-# socket module does not export them all.
-_IP_RECVERR: Final = 11
-_IPV6_RECVERR: Final = 25
-_SOL_IP: Final = 0
-_SOL_IPV6: Final = 41
-_MSG_ERRQUEUE: Final = 0x2000
-_SO_EE_ORIGIN_LOCAL: Final = 1
-_SO_EE_ORIGIN_ICMP: Final = 2
-_SO_EE_ORIGIN_ICMP6: Final = 3
-_SOCK_EXTENDED_ERR: Final = struct.Struct("=IBBBBII")
-
-_HAS_ERROR_QUEUE: Final = sys.platform.startswith("linux")
-
-_ASYNC_ERRNOS: Final = frozenset(
-    {
-        errno.ECONNREFUSED,
-        errno.EHOSTUNREACH,
-        errno.ENETUNREACH,
-        errno.EHOSTDOWN,
-        errno.ENETDOWN,
-        errno.EMSGSIZE,
-        errno.EPROTO,
-        errno.ETIMEDOUT,
-        errno.ECONNRESET,
-    }
-)
+_STAT_OF_RECORD: Final[dict[type, str]] = {
+    Accepted: "accepted",
+    Rejected: "rejected",
+    RejectedWith: "rejected",
+    Denied: "denied",
+    Dropped: "dropped",
+}
 """
-Errors a UDP socket reports about an I{earlier} datagram (ICMP errors, and
-path MTU changes): they do not mean the socket is broken.
+The key of L{DatagramController.stats} that counts records of each type.
 """
 
 _SOCKET_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
@@ -241,30 +199,6 @@ destination: they fail the write with the C{OSError}. Every other refusal
 concerns that one datagram (its destination, or a full buffer that UDP may
 drop as it may drop anything) and fails it with L{SendFailed}.
 """
-
-_ICMP_NAMES: Final = {
-    (_SO_EE_ORIGIN_ICMP, 3, 0): "ICMP network unreachable",
-    (_SO_EE_ORIGIN_ICMP, 3, 1): "ICMP host unreachable",
-    (_SO_EE_ORIGIN_ICMP, 3, 3): "ICMP port unreachable",
-    (_SO_EE_ORIGIN_ICMP, 3, 4): "ICMP fragmentation needed",
-    (_SO_EE_ORIGIN_ICMP, 3, 13): "ICMP administratively prohibited",
-    (_SO_EE_ORIGIN_ICMP6, 1, 0): "ICMPv6 no route to destination",
-    (_SO_EE_ORIGIN_ICMP6, 1, 1): "ICMPv6 administratively prohibited",
-    (_SO_EE_ORIGIN_ICMP6, 1, 3): "ICMPv6 address unreachable",
-    (_SO_EE_ORIGIN_ICMP6, 1, 4): "ICMPv6 port unreachable",
-}
-
-_SockAddr = tuple[Any, ...]
-
-
-def _show(addr: _SockAddr | None) -> str:
-    """
-    C{host:port}, with IPv6 hosts in brackets.
-    """
-    if addr is None:
-        return "an unknown address"
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 def _error_kind(error: Exception, number: int | None) -> str:
@@ -285,285 +219,514 @@ def _error_kind(error: Exception, number: int | None) -> str:
     return errno.errorcode.get(number, f"errno{number}")
 
 
-def _async_error(
-    number: int, addr: _SockAddr | None, origin: int = 0, kind: int = -1, code: int = -1
-) -> Exception:
+class _Addresses:
     """
-    The exception for an error the socket reported about a datagram sent to
-    C{addr}: Twisted's C{ConnectionRefusedError} for a refusal, its
-    C{NoRouteError} for an unreachable host or network, its C{ConnectError}
-    otherwise.
+    The addresses of one datagram socket: its family, its fixed peer if it
+    has one (the client form), and the conversions between what
+    C{start_writing} is given, socket addresses and Twisted's addresses.
+
+    @ivar inet6: whether the socket is IPv6 (known once the port is bound).
+    @ivar peer: the fixed peer, as a Twisted address, or L{None}.
+    @ivar peer_key: the fixed peer as a socket address C{(host, port)}, in
+        the canonical form the kernel reports senders in, or L{None}.
     """
-    what = _ICMP_NAMES.get((origin, kind, code))
-    if what is None:
-        if origin in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6):
-            what = f"ICMP type {kind} code {code}"
+
+    def __init__(self, peer: tuple[str, int] | IPv4Address | IPv6Address | None) -> None:
+        self.inet6 = False
+        self.peer: IPv4Address | IPv6Address | None = None
+        self.peer_key: SockAddr | None = None
+        if peer is None:
+            return
+        if isinstance(peer, (IPv4Address, IPv6Address)):
+            host, port = peer.host, peer.port
         else:
-            what = os.strerror(number)
-    detail = f"the datagram sent to {_show(addr)} failed: {what}"
-    if number == errno.ECONNREFUSED:
-        return ConnectionRefusedError(string=detail)
-    if number in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return NoRouteError(string=detail)
-    return ConnectError(string=detail)
+            host, port = peer[0], peer[1]
+        if isIPv6Address(host):
+            if "%" not in host:
+                # The kernel reports senders in canonical form; compare alike.
+                host = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, host))
+            self.peer = IPv6Address("UDP", host, port)
+        elif isIPAddress(host):
+            host = socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host))
+            self.peer = IPv4Address("UDP", host, port)
+        else:
+            raise InvalidAddressError(
+                host, "the peer of a datagram controller must be an IP address, not a host name"
+            )
+        self.peer_key = (host, port)
+
+    def twisted(self, addr: SockAddr) -> IPv4Address | IPv6Address:
+        """
+        The Twisted address of the socket address C{addr}.
+        """
+        host, port = addr[0], addr[1]
+        if self.inet6 or ":" in host:
+            return IPv6Address("UDP", host, port)
+        return IPv4Address("UDP", host, port)
+
+    def destination(self, addr: object) -> SockAddr:
+        """
+        The socket address to send to, from what C{start_writing} was given.
+        """
+        if addr is IMPLIED:
+            if self.peer_key is None:
+                raise AddressRequired(
+                    "start_writing: this datagram socket has no fixed peer, so the "
+                    "message needs an explicit address; IMPLIED names no one"
+                )
+            return self.peer_key
+        dest = _socket_address(addr)
+        if self.peer_key is not None:
+            if not _same_host_port(dest, self.peer_key):
+                raise AddressMismatch(
+                    f"start_writing: {show_address(dest)} is not this socket's peer "
+                    f"{show_address(self.peer_key)}"
+                )
+            return self.peer_key
+        host = dest[0]
+        if self.inet6 and not isIPv6Address(host):
+            raise InvalidAddressError(host, "an IPv6 datagram socket sends to IPv6 addresses only")
+        if not self.inet6 and not isIPAddress(host):
+            raise InvalidAddressError(host, "an IPv4 datagram socket sends to IPv4 addresses only")
+        return dest
 
 
-@implementer(IHalfCloseableDescriptor)
-class _DatagramPort(udp.Port):
+def _socket_address(addr: object) -> SockAddr:
     """
-    A UDP port that reads the socket's error queue, so that errors about
-    datagrams sent earlier reach the controller instead of being lost (or
-    making the reactor close the port: an epoll reactor treats C{EPOLLERR}
-    without C{EPOLLIN} as the end of the descriptor, and hands it to
-    L{readConnectionLost} because this class is half-closeable).
+    The socket address of a Twisted C{IPv4Address}/C{IPv6Address} or a
+    C{(host, port)} (or C{(host, port, flowinfo, scope_id)}) tuple.
 
-    It reads with its own loop, bounded in datagrams as well as bytes, and
-    does not swallow C{ECONNREFUSED} from C{sendto} as Twisted's port does on
-    an unconnected socket.
+    @raise TypeError: C{addr} is none of those.
+    """
+    if isinstance(addr, IPv6Address):
+        if addr.flowInfo or addr.scopeID:
+            return (addr.host, addr.port, addr.flowInfo, addr.scopeID)
+        return (addr.host, addr.port)
+    if isinstance(addr, IPv4Address):
+        return (addr.host, addr.port)
+    if (
+        isinstance(addr, tuple)
+        and len(addr) in (2, 4)
+        and isinstance(addr[0], str)
+        and isinstance(addr[1], int)
+    ):
+        return addr
+    raise TypeError(
+        f"start_writing: {addr!r} is not an address: give IMPLIED, an "
+        f"IPv4Address/IPv6Address or a (host, port) tuple"
+    )
+
+
+def _same_host_port(a: SockAddr, b: SockAddr) -> bool:
+    if a[1] != b[1]:
+        return False
+    if a[0] == b[0]:
+        return True
+    try:
+        family = socket.AF_INET6 if ":" in a[0] else socket.AF_INET
+        return bool(socket.inet_pton(family, a[0]) == socket.inet_pton(family, b[0]))
+    except (OSError, ValueError):
+        return False
+
+
+class _Tally:
+    """
+    What a datagram controller counts and logs: its C{stats}, its
+    C{counters} per reason, and the log lines about refused datagrams and
+    per-destination errors (those of a server socket throttled per kind,
+    see L{PEER_ERROR_LOG_INTERVAL}).
+
+    @ivar stats: the counts, with the keys of L{STAT_KEYS}.
+    @ivar counters: the counts per reason.
+    @ivar addresses: the socket's addresses, which the log lines and
+        C{on_peer_error} name.
     """
 
-    log = Logger()
-    _recverr = False
-    _reading = False
-    _saved_options: list[tuple[int, int, int]]
-    _saved_blocking: bool | None = None
-    _closing = False
-
-    def startListening(self) -> None:
+    def __init__(
+        self,
+        owner: DatagramController,
+        addresses: _Addresses,
+        counters_parent: Counters | None,
+        on_peer_error: OnPeerError | None,
+    ) -> None:
         """
-        Bind (or take over the adopted socket), turn the error queue on, and
-        start reading.
+        @param owner: the controller, whose logger and clock this uses and
+            whom its log lines name.
         """
-        self._bindSocket()
-        self._configure()
-        self._connectToProtocol()
+        self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
+        self.counters = Counters(counters_parent)
+        self._owner = owner
+        self._log = owner.log
+        self.addresses = addresses
+        self._on_peer_error = on_peer_error
+        # Per errno name: at most one info line a minute.
+        self._throttles: dict[str, LogThrottle] = {}
 
-    def _configure(self) -> None:
-        sock: socket.socket = self.socket
-        self._saved_options = []
-        if os.get_blocking(sock.fileno()):
-            # An adopted descriptor may be blocking (the flag is the open
-            # file's, shared with the owner's descriptor); a blocking
-            # recvfrom in doRead would stall the reactor.
-            self._saved_blocking = True
-            sock.setblocking(False)
-        if not _HAS_ERROR_QUEUE:
-            return
-        options = [(_SOL_IP, _IP_RECVERR)]
-        if self.addressFamily == socket.AF_INET6:
-            # IPv4-mapped destinations report through the IPv4 option.
-            options.insert(0, (_SOL_IPV6, _IPV6_RECVERR))
-        for level, name in options:
+    def record(self, record: InRecord) -> None:
+        """
+        Count a record delivered under a rule.
+        """
+        kind = type(record)
+        self.stats[_STAT_OF_RECORD[kind]] += 1
+        if kind is not Accepted:
+            self.counters.add(REFUSED_RULE)
+
+    def too_large(self, size: int, addr: SockAddr, limit: int) -> None:
+        """
+        Count (and log at debug level) a datagram over C{max_record_size}.
+        """
+        self.stats["too_large"] += 1
+        self.counters.add(REFUSED_LIMIT)
+        self._log.debug(
+            "dropped a datagram of {size} bytes or more from {sender}: "
+            "max_record_size is {limit}",
+            size=size,
+            sender=show_address(addr),
+            limit=limit,
+        )
+
+    def peer_error(self, error: Exception, addr: SockAddr | None, number: int | None) -> None:
+        """
+        Count and log an error about an earlier datagram, and offer it to
+        C{on_peer_error}.
+        """
+        server = self.addresses.peer_key is None
+        self._log_peer_error(error, number, server)
+        callback = self._on_peer_error
+        if callback is not None:
             try:
-                old = sock.getsockopt(level, name)
-                sock.setsockopt(level, name, 1)
-            except OSError:
-                continue
-            self._saved_options.append((level, name, old))
-            self._recverr = True
-
-    def restore_socket(self) -> None:
-        """
-        Put back the socket options this port changed, for a descriptor that
-        goes back to its owner.
-        """
-        sock = getattr(self, "socket", None)
-        if sock is None:
-            return
-        for level, name, old in getattr(self, "_saved_options", ()):
-            try:
-                sock.setsockopt(level, name, old)
-            except OSError:
-                pass
-        self._saved_options = []
-        self._recverr = False
-        if self._saved_blocking:
-            try:
-                os.set_blocking(sock.fileno(), True)
-            except OSError:
-                pass
-            self._saved_blocking = None
-
-    def startReading(self) -> None:
-        """
-        Watch the socket for datagrams.
-        """
-        self._reading = True
-        super().startReading()
-
-    def stopReading(self) -> None:
-        """
-        Stop watching the socket.
-        """
-        self._reading = False
-        super().stopReading()
-
-    def doRead(self) -> None:
-        """
-        Read the datagrams that are there, at most L{DATAGRAMS_PER_WAKEUP} and
-        Twisted's C{maxThroughput} bytes, and hand each to the protocol.
-        """
-        sock: socket.socket = self.socket
-        size = self.maxPacketSize
-        budget = self.maxThroughput
-        inet6 = self.addressFamily == socket.AF_INET6
-        protocol: Any = self.protocol
-        count = 0
-        while self._reading and count < DATAGRAMS_PER_WAKEUP and budget > 0:
-            try:
-                data, addr = sock.recvfrom(size)
-            except BlockingIOError:
-                if count == 0:
-                    self._woken_without_data()
-                return
-            except OSError as e:
-                count += 1
-                if e.errno in _ASYNC_ERRNOS:
-                    # An error about an earlier datagram, surfacing instead of
-                    # a datagram: its details are on the error queue.
-                    if not self._collect_errors():
-                        protocol.errorReceived(_async_error(e.errno, None), None, e.errno)
-                    continue
-                self._fail(ConnectionLost(f"reading from the UDP socket failed: {e}"))
-                return
-            count += 1
-            budget -= len(data)
-            if inet6:
-                addr = addr[:2]
-            try:
-                protocol.datagramReceived(data, addr)
+                callback(error, None if addr is None else self.addresses.twisted(addr))
             except Exception:
-                self.log.failure("datagramReceived raised")
+                self._log.failure("on_peer_error raised on {error}", error=error)
 
-    def write(self, datagram: bytes, addr: Any = None) -> None:
+    def _log_peer_error(self, error: Exception, number: int | None, server: bool) -> None:
         """
-        Send one datagram to C{addr}.
-
-        Linux reports a pending error about an earlier datagram (to any
-        destination) from the next C{sendto}, instead of sending. Such an
-        error is handed to the protocol, with its details from the error
-        queue when they are there, and the datagram is sent again; only
-        when the second C{sendto} fails too is the error this datagram's.
-
-        @raise OSError: the socket refused this datagram (C{EINVAL} for
-            port 0, C{ENETUNREACH}, C{EACCES}, C{EAGAIN}, C{ENOBUFS}, ...).
+        Count and log an error about an earlier datagram: on a server socket
+        at info level when none of its kind was for
+        L{PEER_ERROR_LOG_INTERVAL} seconds, saying how many went to debug
+        level meanwhile; else (and always on a client socket, whose read
+        carries the error to the caller) at debug level.
         """
-        sock: socket.socket = self.socket
+        self.stats["errors"] += 1
+        kind = _error_kind(error, number)
+        key = udp_error_key(kind)
+        self.counters.add(key)
+        throttle = self._throttles.get(kind) if server else None
+        if server and throttle is None:
+            throttle = self._throttles[kind] = LogThrottle(PEER_ERROR_LOG_INTERVAL)
+        if throttle is None or not throttle.due(self._owner.reactor.seconds()):
+            self._log.debug("{controller}: {error}", controller=self._owner, error=error)
+            return
+        since, throttle.quiet = throttle.quiet, 0
+        self._log.info(
+            "{controller}: {error} ({kind}: {total} on this socket, {since} since "
+            "the last such line; more within {interval:.0f} s at debug level only)",
+            controller=self._owner,
+            error=error,
+            kind=kind,
+            total=self.counters.view[key],
+            since=since,
+            interval=PEER_ERROR_LOG_INTERVAL,
+        )
+
+
+class _Outbound:
+    """
+    The way out of a datagram controller: checks a datagram's size, hands it
+    to the port, counts it, and turns a refusal into the failure of its
+    write.
+    """
+
+    def __init__(self, owner: DatagramController, tally: _Tally, timer: InactivityTimer) -> None:
+        """
+        @param owner: the controller, whose size limits and logger this
+            uses and whom its log lines name.
+        """
+        self._owner = owner
+        self._tally = tally
+        self._addresses = tally.addresses
+        self._timer = timer
+        self._log = owner.log
+
+    def check_size(self, size: int) -> None:
+        """
+        @raise DatagramTooLarge: C{size} is over the controller's
+            C{max_datagram_size}.
+        """
+        limit = self._owner.max_datagram_size
+        if size > limit:
+            record_limit = self._owner.max_record_size
+            why = (
+                f"max_record_size is {record_limit}"
+                if limit == record_limit
+                else f"the largest UDP payload over {'IPv6' if self._addresses.inet6 else 'IPv4'}"
+            )
+            raise DatagramTooLarge(size, limit, why)
+
+    def send(self, transport: Any, data: bytes, dest: SockAddr) -> Deferred[None]:
+        """
+        Hand one datagram to the port: a Deferred that has fired with
+        L{None}, or failed as L{DatagramController.start_writing} says.
+        """
         try:
-            sock.sendto(datagram, addr)
+            transport.write(data, dest)
         except OSError as e:
-            if e.errno not in _ASYNC_ERRNOS:
-                raise
-            collected = self._collect_errors()
-            sock.sendto(datagram, addr)
-            if not collected:
-                # The send went through: the first error was about an
-                # earlier datagram, whose address the socket did not keep.
-                protocol: Any = self.protocol
-                protocol.errorReceived(_async_error(e.errno, None), None, e.errno)
+            return self._refused(e.errno, e.strerror or str(e), dest, len(data))
+        except MessageLengthError as e:
+            # What a plain Twisted port makes of EMSGSIZE.
+            return self._refused(errno.EMSGSIZE, str(e), dest, len(data))
+        except Exception as e:
+            # A plain Twisted port's own errors.
+            self._tally.stats["errors"] += 1
+            return fail(Failure(e))
+        self._tally.stats["datagrams_out"] += 1
+        self._tally.stats["bytes_out"] += len(data)
+        self._timer.activity(self._owner.reading)
+        return succeed(None)
 
-    def readConnectionLost(self, reason: Failure) -> None:
+    def _refused(self, number: int | None, text: str, dest: SockAddr, size: int) -> Deferred[None]:
         """
-        The reactor saw an error or hang-up condition with nothing to read
-        and stopped watching the socket: read the errors and watch again, or,
-        when the socket was shut down under us, close the port.
+        The socket refused one datagram: count it and fail its write, with
+        L{SendFailed} (logged at debug level) unless the socket itself is
+        unusable (an C{OSError}).
         """
-        wanted = self._reading
-        self._reading = False
-        if self._collect_errors() or not self._hung_up():
-            if wanted and not self.disconnected and getattr(self, "socket", None) is not None:
-                self.startReading()
+        self._tally.stats["errors"] += 1
+        self._timer.activity(self._owner.reading)
+        if number is None:
+            number = errno.EIO
+        if number in _SOCKET_ERRNOS:
+            return fail(OSError(number, f"{text}: sending {size} bytes to {show_address(dest)}"))
+        kind = errno.errorcode.get(number, f"errno{number}")
+        self._tally.counters.add(udp_error_key(f"send.{kind}"))
+        self._log.debug(
+            "{controller}: sending {size} bytes to {dest} failed: {kind} ({text})",
+            controller=self._owner,
+            size=size,
+            dest=show_address(dest),
+            kind=kind,
+            text=text,
+        )
+        why = f"sendto refused its {size} bytes: {kind} ({text})"
+        return fail(SendFailed(self._addresses.twisted(dest), number, why))
+
+
+class _PortHandle:
+    """
+    The controller's UDP port (from C{startProtocol} on) and its closing:
+    whether it happened, and who waits for it.
+
+    @ivar port: the port, or L{None} before it is bound.
+    @ivar closed: whether the port is closed.
+    """
+
+    def __init__(self, log: Logger) -> None:
+        self.port: Any = None
+        self.closed = False
+        self._log = log
+        self._waiters: list[Deferred[None]] = []
+
+    def stop_reading(self) -> None:
+        """
+        Stop reading the socket (the port stays open).
+        """
+        if self.closed:
             return
-        self._fail(ConnectionLost("the UDP socket was shut down under its controller"))
+        stop = getattr(self.port, "stopReading", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception:
+                self._log.failure("stopReading raised")
 
-    def _woken_without_data(self) -> None:
+    def restore(self) -> None:
         """
-        Readable but nothing to read: an error is pending (select and poll
-        report those as readable), or the socket was shut down.
+        Put back the socket options the port changed, when it can.
         """
-        if self._collect_errors():
+        restore = getattr(self.port, "restore_socket", None)
+        if restore is not None and not self.closed:
+            restore()
+
+    def stop(self) -> None:
+        """
+        Close the port (on the next reactor turn, for a Twisted port).
+        """
+        if self.port is None or self.closed:
             return
-        if self._hung_up():
-            self._fail(ConnectionLost("the UDP socket was shut down under its controller"))
+        try:
+            result = self.port.stopListening()
+        except Exception:
+            self._log.failure("stopListening raised")
+            result = None
+        if result is None and not self.closed:
+            # A transport that closes at once, without telling: nothing to
+            # wait for.
+            for d in self.now_closed():
+                d.callback(None)
 
-    def _collect_errors(self) -> int:
+    def now_closed(self) -> list[Deferred[None]]:
         """
-        Read the error queue and hand each error to the protocol.
+        The port is closed: take those who wait for it, to be fired.
+        """
+        self.closed = True
+        waiters, self._waiters = self._waiters, []
+        return waiters
 
-        @return: how many errors were handed on.
+    def when_closed(self, inactive: bool) -> Deferred[None]:
         """
-        sock: socket.socket | None = getattr(self, "socket", None)
-        if sock is None:
-            return 0
-        protocol: Any = self.protocol
-        count = 0
-        if self._recverr:
-            for _ in range(_ERRORS_PER_WAKEUP):
-                try:
-                    _, ancdata, _, addr = sock.recvmsg(0, 512, _MSG_ERRQUEUE)
-                except OSError:
+        A L{Deferred} that fires once the port is closed (at once if it is,
+        or if there never was one and C{inactive}).
+        """
+        if self.closed or (self.port is None and inactive):
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiters.append(d)
+        return d
+
+
+class _Inbound:
+    """
+    The reading side of a datagram controller: the datagrams queued for the
+    next read (within its C{max_queued_datagrams} and C{max_queued_bytes}),
+    a client socket's error kept for the next operation, and the loop that
+    serves the pending read from them.
+
+    @ivar read: the pending read.
+    @ivar lost: why the socket was lost, once it was: reads fail with it
+        when the queue is empty.
+    @ivar kept_error: a client socket's error about its server, kept for the
+        next read or write because no read was pending.
+    """
+
+    def __init__(self, owner: DatagramController, tally: _Tally, timer: InactivityTimer) -> None:
+        """
+        @param owner: the controller, whose queue limits and logger this
+            uses.
+        """
+        self.read = PendingRead(owner.cancel_rd_polling)
+        self.lost: Failure | None = None
+        self.kept_error: Exception | None = None
+        self._queue: deque[tuple[bytes, SockAddr]] = deque()
+        self._queued_bytes = 0
+        self._pumping = False
+        self._owner = owner
+        self._tally = tally
+        self._timer = timer
+        self._log = owner.log
+
+    def offer(self, datagram: bytes, addr: SockAddr) -> None:
+        """
+        A datagram the controller takes: hand it to the pending read, or
+        queue it (or drop it, the queue being full).
+        """
+        if self.read.d is not None and not self._queue and not self._pumping:
+            self._deliver(datagram, addr)
+            return
+        size = len(datagram)
+        owner = self._owner
+        if (
+            len(self._queue) >= owner.max_queued_datagrams
+            or self._queued_bytes + size > owner.max_queued_bytes
+        ):
+            self._tally.stats["queue_overflow"] += 1
+            return
+        self._queue.append((datagram, addr))
+        self._queued_bytes += size
+        if self.read.d is not None:
+            self.pump()
+
+    def client_error(self, error: Exception) -> None:
+        """
+        A client socket's error about its server: fail the pending read with
+        it (after what is queued), or keep it for the next operation.
+        """
+        if self.read.d is not None and not self._queue:
+            self.fail(Failure(error))
+        elif self.kept_error is None:
+            self.kept_error = error
+
+    def pump(self) -> None:
+        """
+        Serve pending reads from the queue, then with a kept error or the
+        reason the socket was lost. Reads started from a callback are served
+        by this same loop, not by recursion.
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self.read.d is not None:
+                if self._queue:
+                    datagram, addr = self._queue.popleft()
+                    self._queued_bytes -= len(datagram)
+                    self._deliver(datagram, addr)
+                elif self.kept_error is not None:
+                    error, self.kept_error = self.kept_error, None
+                    self.fail(Failure(error))
+                elif self.lost is not None:
+                    self.fail(self.lost)
+                else:
                     break
-                for level, kind, blob in ancdata:
-                    if (level, kind) not in ((_SOL_IP, _IP_RECVERR), (_SOL_IPV6, _IPV6_RECVERR)):
-                        continue
-                    if len(blob) < _SOCK_EXTENDED_ERR.size:
-                        continue
-                    fields = _SOCK_EXTENDED_ERR.unpack_from(blob)
-                    number, origin, icmp_type, icmp_code = fields[:4]
-                    if number == 0 or origin not in (
-                        _SO_EE_ORIGIN_LOCAL,
-                        _SO_EE_ORIGIN_ICMP,
-                        _SO_EE_ORIGIN_ICMP6,
-                    ):
-                        continue
-                    dest = tuple(addr[:2]) if addr else None
-                    count += 1
-                    protocol.errorReceived(
-                        _async_error(number, dest, origin, icmp_type, icmp_code), dest, number
-                    )
-        try:
-            pending = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        except OSError:
-            pending = 0
-        if pending and not count:
-            count += 1
-            protocol.errorReceived(_async_error(pending, None), None, pending)
-        return count
+        finally:
+            self._pumping = False
 
-    def _loseConnection(self) -> None:
-        # Once only: a second scheduled connectionLost would find the socket
-        # gone. The Deferred of the last stopListening fires when it runs.
-        if self._closing:
+    def _deliver(self, datagram: bytes, addr: SockAddr) -> None:
+        """
+        Decide the record for one datagram and fire the pending read with it.
+        """
+        read = self.read
+        d = read.d
+        assert d is not None
+        sender = self._tally.addresses.twisted(addr)
+        try:
+            if read.peek is not None:
+                read.peek()
+            record = record_for_rule(read.decide(len(datagram), sender), datagram)
+            self._tally.record(record)
+        except Exception as e:
+            self._tally.stats["errors"] += 1
+            self._log.failure(
+                "before_record or peek failed on a datagram from {sender}", sender=sender
+            )
+            if read.d is d:
+                self.fail(Failure(e))
             return
-        self._closing = True
-        super()._loseConnection()
+        if read.d is not d:
+            # The hook inactivated or aborted the controller.
+            return
+        read.take()
+        self._timer.activity(False)
+        d.callback((record, sender))
 
-    def _hung_up(self) -> bool:
-        sock: socket.socket | None = getattr(self, "socket", None)
-        if sock is None or not hasattr(select, "poll"):
-            return False
-        poller = select.poll()
-        try:
-            poller.register(sock.fileno(), select.POLLIN)
-            events = poller.poll(0)
-        except (OSError, ValueError):
-            return True
-        return any(flags & (select.POLLHUP | select.POLLNVAL) for _, flags in events)
+    def fail(self, reason: Failure) -> None:
+        """
+        Fail the pending read, if there is one, with C{reason}.
+        """
+        d = self.read.take()
+        if d is not None:
+            self._timer.busy(False)
+            d.errback(reason)
 
-    def _fail(self, reason: Exception) -> None:
+    def cancel(self) -> None:
         """
-        The socket is broken: tell the protocol why, then close the port
-        (on the next reactor turn, as C{stopListening} does).
+        Fail the pending read, if there is one, with C{CancelledError}; the
+        queue stays for the next read.
         """
-        failed = getattr(self.protocol, "portFailed", None)
-        if failed is not None:
-            failed(Failure(reason))
-        if self.connected:
-            self._loseConnection()
+        d = self.read.take_for_cancel()
+        if d is not None:
+            self._timer.busy(False)
+            d.errback(cancelled_read())
+
+    def drop(self) -> None:
+        """
+        Forget the queue and the kept error.
+        """
+        self._queue.clear()
+        self._queued_bytes = 0
+        self.kept_error = None
 
 
 @implementer(IRpcMultiplexController)
-class DatagramController(ReadSlot, DatagramProtocol):
+class DatagramController(DatagramProtocol):
     """
     The multiplex controller for UDP sockets, IPv4 and IPv6.
 
@@ -620,6 +783,15 @@ class DatagramController(ReadSlot, DatagramProtocol):
     log = Logger()
     noisy = False
 
+    protocol: Final = RpcProtocol.UDP
+    """Always L{RpcProtocol.UDP}."""
+    tls_session_props: Final = None
+    """L{None}: there is no TLS over UDP here."""
+    peer_user_name: Final = None
+    """L{None}: UDP does not authenticate its peers."""
+    writing: Final = False
+    """Always C{False}: a write completes as soon as it is handed to the socket."""
+
     def __init__(
         self,
         reactor: IReactorTime | None = None,
@@ -654,70 +826,38 @@ class DatagramController(ReadSlot, DatagramProtocol):
         @param counters_parent: counters that also count what this
             controller counts (a server's totals, across sockets).
         """
-        if max_record_size < 0:
-            raise ValueError(f"max_record_size must be >= 0, not {max_record_size}")
-        if max_queued_datagrams < 0:
-            raise ValueError(f"max_queued_datagrams must be >= 0, not {max_queued_datagrams}")
-        if max_queued_bytes < 0:
-            raise ValueError(f"max_queued_bytes must be >= 0, not {max_queued_bytes}")
+        for name, value in (
+            ("max_record_size", max_record_size),
+            ("max_queued_datagrams", max_queued_datagrams),
+            ("max_queued_bytes", max_queued_bytes),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, not {value}")
         self._reactor = resolve_reactor(reactor)
         self.max_record_size = max_record_size
         self.max_queued_datagrams = max_queued_datagrams
         self.max_queued_bytes = max_queued_bytes
-        self._close_inactive_descr = close_inactive_descr
-        self._preclose = preclose
-        self._adopted_fd = adopted_fd
-        self._peer_key: _SockAddr | None = None
-        self._peer: IPv4Address | IPv6Address | None = None
-        if peer is not None:
-            self._set_peer(peer)
-
+        self._descr = OwnedDescriptor(adopted_fd, close_inactive_descr, preclose)
+        self._addresses = _Addresses(peer)
         self._life = Life.STARTING
         self._lost_reason: Failure | None = None
         self._eof_seen = False
-        self._inet6 = False
-        self._port: Any = None
-        self._closed = False
-        self._close_waiters: list[Deferred[None]] = []
-
-        # Reader.
-        self._read_side = Side.IDLE
-        self._init_read_slot()
-        self._pumping = False
-        self._queue: deque[tuple[bytes, _SockAddr]] = deque()
-        self._queued_bytes = 0
-        self._socket_error: Exception | None = None
-
-        # Writer.
-        self._write_side = Side.IDLE
-
-        self._stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
-        self._counters = Counters(counters_parent)
-        self._on_peer_error = on_peer_error
-        # Per errno name: at most one info line a minute.
-        self._error_log: dict[str, LogThrottle] = {}
+        self._port = _PortHandle(self.log)
+        self._read_side = self._write_side = Side.IDLE
+        self._tally = _Tally(self, self._addresses, counters_parent, on_peer_error)
         self._timer = InactivityTimer(self._reactor)
-
-    def _set_peer(self, peer: tuple[str, int] | IPv4Address | IPv6Address) -> None:
-        if isinstance(peer, (IPv4Address, IPv6Address)):
-            host, port = peer.host, peer.port
-        else:
-            host, port = peer[0], peer[1]
-        if isIPv6Address(host):
-            if "%" not in host:
-                # The kernel reports senders in canonical form; compare alike.
-                host = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, host))
-            self._peer = IPv6Address("UDP", host, port)
-        elif isIPAddress(host):
-            host = socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host))
-            self._peer = IPv4Address("UDP", host, port)
-        else:
-            raise InvalidAddressError(
-                host, "the peer of a datagram controller must be an IP address, not a host name"
-            )
-        self._peer_key = (host, port)
+        self._inbound = _Inbound(self, self._tally, self._timer)
+        self._outbound = _Outbound(self, self._tally, self._timer)
+        self._read = self._inbound.read
 
     # -- Properties of the contract ---------------------------------------
+
+    @property
+    def reactor(self) -> Any:
+        """
+        The reactor this controller's timers run on.
+        """
+        return self._reactor
 
     @property
     def alive(self) -> bool:
@@ -727,42 +867,20 @@ class DatagramController(ReadSlot, DatagramProtocol):
         return self._life is Life.OPEN
 
     @property
-    def protocol(self) -> RpcProtocol:
-        """
-        Always L{RpcProtocol.UDP}.
-        """
-        return RpcProtocol.UDP
-
-    @property
-    def tls_session_props(self) -> None:
-        """
-        L{None}: there is no TLS over UDP here.
-        """
-        return None
-
-    @property
-    def peer_user_name(self) -> None:
-        """
-        L{None}: UDP does not authenticate its peers.
-        """
-        return None
-
-    @property
     def file_descr(self) -> int | None:
         """
         The socket's descriptor (the adopted one, for controllers made by
         L{rpctransport.datagram_rpc_multiplex_controller}), or L{None} once
         inactive or when the transport has none.
         """
-        return descriptor_of(self._life, self.transport, self._adopted_fd)
+        return descriptor_of(self._life, self.transport, self._descr.fd)
 
     @property
-    def writing(self) -> bool:
+    def reading(self) -> bool:
         """
-        Always C{False}: a write completes as soon as it is handed to the
-        socket.
+        Whether a read is pending.
         """
-        return False
+        return self._read.d is not None
 
     @property
     def read_eof(self) -> bool:
@@ -783,7 +901,7 @@ class DatagramController(ReadSlot, DatagramProtocol):
         (ignored by the client form), C{errors} (socket errors, failed
         writes, failing hooks).
         """
-        return dict(self._stats)
+        return dict(self._tally.stats)
 
     @property
     def counters(self) -> Mapping[str, int]:
@@ -796,7 +914,7 @@ class DatagramController(ReadSlot, DatagramProtocol):
         C{udp.ECONNREFUSED} for an ICMP port unreachable) and
         C{udp.send.<ERRNO>} (writes failed with L{SendFailed}).
         """
-        return self._counters.view
+        return self._tally.counters.view
 
     @property
     def max_datagram_size(self) -> int:
@@ -804,7 +922,7 @@ class DatagramController(ReadSlot, DatagramProtocol):
         The largest message a write sends: the largest UDP payload of the
         socket's address family, or L{max_record_size} when smaller.
         """
-        payload = MAX_UDP_PAYLOAD_IPV6 if self._inet6 else MAX_UDP_PAYLOAD_IPV4
+        payload = MAX_UDP_PAYLOAD_IPV6 if self._addresses.inet6 else MAX_UDP_PAYLOAD_IPV4
         return min(payload, self.max_record_size)
 
     @property
@@ -831,9 +949,9 @@ class DatagramController(ReadSlot, DatagramProtocol):
 
         @raise NotConnected: a server socket has no fixed peer.
         """
-        if self._peer is None:
+        if self._addresses.peer is None:
             raise NotConnected("getpeername: this datagram socket has no fixed peer")
-        return self._peer
+        return self._addresses.peer
 
     # -- Twisted's protocol hooks ------------------------------------------
 
@@ -843,9 +961,9 @@ class DatagramController(ReadSlot, DatagramProtocol):
         """
         if self._life is not Life.STARTING:
             return
-        self._port = self.transport
         assert self.transport is not None
-        self._inet6 = isinstance(self.transport.getHost(), IPv6Address)
+        self._port.port = self.transport
+        self._addresses.inet6 = isinstance(self.transport.getHost(), IPv6Address)
         self._life = Life.OPEN
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
@@ -854,41 +972,20 @@ class DatagramController(ReadSlot, DatagramProtocol):
         """
         if self._life is not Life.OPEN or self._read_side is not Side.IDLE:
             return
-        stats = self._stats
+        stats = self._tally.stats
         size = len(datagram)
         stats["datagrams_in"] += 1
         stats["bytes_in"] += size
-        peer_key = self._peer_key
+        peer_key = self._addresses.peer_key
         if peer_key is not None and (addr[0], addr[1]) != peer_key:
             stats["from_strangers"] += 1
-            return
-        if size > self.max_record_size or size >= self.receive_buffer_size:
-            stats["too_large"] += 1
-            self._counters.add(REFUSED_LIMIT)
-            self.log.debug(
-                "dropped a datagram of {size} bytes or more from {sender}: "
-                "max_record_size is {limit}",
-                size=size,
-                sender=_show(addr),
-                limit=self.max_record_size,
-            )
-            return
-        if self._read_d is not None and not self._queue and not self._pumping:
-            self._deliver(datagram, addr)
-            return
-        if (
-            len(self._queue) >= self.max_queued_datagrams
-            or self._queued_bytes + size > self.max_queued_bytes
-        ):
-            stats["queue_overflow"] += 1
-            return
-        self._queue.append((datagram, addr))
-        self._queued_bytes += size
-        if self._read_d is not None:
-            self._pump()
+        elif size > self.max_record_size or size >= self.receive_buffer_size:
+            self._tally.too_large(size, addr, self.max_record_size)
+        else:
+            self._inbound.offer(datagram, addr)
 
     def errorReceived(
-        self, error: Exception, addr: _SockAddr | None, number: int | None = None
+        self, error: Exception, addr: SockAddr | None, number: int | None = None
     ) -> None:
         """
         The socket reported an error about a datagram sent earlier (to
@@ -903,54 +1000,10 @@ class DatagramController(ReadSlot, DatagramProtocol):
         """
         if self._life is not Life.OPEN:
             return
-        self._stats["errors"] += 1
-        kind = _error_kind(error, number)
-        self._counters.add(udp_error_key(kind))
-        if self._peer_key is None:
-            self._log_peer_error(kind, error)
-        else:
-            # The pending read (or the next operation) carries it to the
-            # caller.
-            self.log.debug("{controller}: {error}", controller=self, error=error)
-        callback = self._on_peer_error
-        if callback is not None:
-            try:
-                callback(error, None if addr is None else self._address(addr))
-            except Exception:
-                self.log.failure("on_peer_error raised on {error}", error=error)
-            if self._life is not Life.OPEN:
-                return
-        if self._peer_key is None or self._read_side is not Side.IDLE:
-            return
-        if self._read_d is not None and not self._queue:
-            self._fail_read(Failure(error))
-        elif self._socket_error is None:
-            self._socket_error = error
-
-    def _log_peer_error(self, kind: str, error: Exception) -> None:
-        """
-        Log one error about an earlier datagram on a server socket: at info
-        level when no error of its kind was for L{PEER_ERROR_LOG_INTERVAL}
-        seconds, saying how many were logged at debug level since the last
-        info line; at debug level otherwise.
-        """
-        throttle = self._error_log.get(kind)
-        if throttle is None:
-            throttle = self._error_log[kind] = LogThrottle(PEER_ERROR_LOG_INTERVAL)
-        if not throttle.due(self._reactor.seconds()):
-            self.log.debug("{controller}: {error}", controller=self, error=error)
-            return
-        since, throttle.quiet = throttle.quiet, 0
-        self.log.info(
-            "{controller}: {error} ({kind}: {total} on this socket, {since} since "
-            "the last such line; more within {interval:.0f} s at debug level only)",
-            controller=self,
-            error=error,
-            kind=kind,
-            total=self._counters.view[udp_error_key(kind)],
-            since=since,
-            interval=PEER_ERROR_LOG_INTERVAL,
-        )
+        self._tally.peer_error(error, addr, number)
+        client = self._addresses.peer_key is not None
+        if client and self._life is Life.OPEN and self._read_side is Side.IDLE:
+            self._inbound.client_error(error)
 
     def portFailed(self, reason: Failure) -> None:
         """
@@ -965,8 +1018,7 @@ class DatagramController(ReadSlot, DatagramProtocol):
         The port is closed: if the controller did not close it, fail what is
         pending (after the datagrams already queued) with the reason.
         """
-        self._closed = True
-        waiters, self._close_waiters = self._close_waiters, []
+        waiters = self._port.now_closed()
         if self._life is not Life.INACTIVE:
             if self._lost_reason is None:
                 self._lost_reason = Failure(ConnectionLost("the UDP port was closed"))
@@ -979,7 +1031,8 @@ class DatagramController(ReadSlot, DatagramProtocol):
             self._life = Life.LOST
             self._eof_seen = True
             self._timer.cancel()
-            self._pump()
+            self._inbound.lost = self._lost_reason
+            self._inbound.pump()
         for d in waiters:
             d.callback(None)
 
@@ -993,98 +1046,31 @@ class DatagramController(ReadSlot, DatagramProtocol):
         """
         Start one read; see L{IRpcMultiplexController.start_reading}.
         """
-        d = self._begin_read(peek, before_record)
-        self._pump()
+        if self._read.d is not None or self._read_side is not Side.IDLE or (
+            self._life is Life.INACTIVE
+        ):
+            self._refuse_read()
+        d = self._read.begin(peek, before_record)
+        if self._timer.enabled:
+            self._timer.busy(True)
+        self._inbound.pump()
         return d
 
-    def _pump(self) -> None:
+    def _refuse_read(self) -> NoReturn:
         """
-        Serve pending reads from the queue, then with a kept error or the
-        reason the socket was lost. Reads started from a callback are served
-        by this same loop, not by recursion.
+        Raise why a read may not start now.
         """
-        if self._pumping:
-            return
-        self._pumping = True
-        try:
-            while self._read_d is not None:
-                if self._queue:
-                    datagram, addr = self._queue.popleft()
-                    self._queued_bytes -= len(datagram)
-                    self._deliver(datagram, addr)
-                elif self._socket_error is not None:
-                    error, self._socket_error = self._socket_error, None
-                    self._fail_read(Failure(error))
-                elif self._life is Life.LOST:
-                    assert self._lost_reason is not None
-                    self._fail_read(self._lost_reason)
-                else:
-                    break
-        finally:
-            self._pumping = False
+        check_usable(self._life, self._read_side, "start_reading", "reader")
+        if self._read_side is Side.SHUT:
+            raise ControllerInactive("start_reading: the controller was shut down")
+        raise ControllerBusy("start_reading: a read is already pending")
 
-    def _deliver(self, datagram: bytes, addr: _SockAddr) -> None:
+    def cancel_rd_polling(self) -> None:
         """
-        Decide the record for one datagram and fire the pending read with it.
+        Stop the pending read (its Deferred fails with C{CancelledError});
+        the queued datagrams stay for the next read.
         """
-        d = self._read_d
-        assert d is not None
-        sender = self._address(addr)
-        try:
-            if self._peek is not None:
-                self._peek()
-            rule = self._decide_for_read(len(datagram), sender)
-            record = self._record(rule, datagram)
-        except Exception as e:
-            self._stats["errors"] += 1
-            self.log.failure(
-                "before_record or peek failed on a datagram from {sender}", sender=sender
-            )
-            if self._read_d is d:
-                self._fail_read(Failure(e))
-            return
-        if self._read_d is not d:
-            # The hook inactivated or aborted the controller.
-            return
-        self._clear_read()
-        self._timer.activity(self._busy())
-        d.callback((record, sender))
-
-    def _record(self, rule: InRule, datagram: bytes) -> InRecord:
-        stats = self._stats
-        if rule is ACCEPT:
-            stats["accepted"] += 1
-            return Accepted(datagram)
-        record: InRecord
-        if rule is REJECT:
-            stats["rejected"] += 1
-            record = Rejected(datagram[:4])
-        elif type(rule) is RejectWith:
-            stats["rejected"] += 1
-            record = RejectedWith(datagram[:4], rule.error)
-        elif rule is DENY:
-            stats["denied"] += 1
-            record = Denied()
-        elif rule is DROP:
-            stats["dropped"] += 1
-            record = Dropped()
-        else:
-            raise TypeError(f"before_record must return a rule, not {rule!r}")
-        self._counters.add(REFUSED_RULE)
-        return record
-
-    def _address(self, addr: _SockAddr) -> IPv4Address | IPv6Address:
-        host, port = addr[0], addr[1]
-        if self._inet6 or ":" in host:
-            return IPv6Address("UDP", host, port)
-        return IPv4Address("UDP", host, port)
-
-    def _fail_read(self, reason: Failure) -> None:
-        d = self._read_d
-        if d is not None:
-            self._clear_read()
-            self._timer.busy(self._busy())
-            d.errback(reason)
+        self._inbound.cancel()
 
     # -- Writing -------------------------------------------------------------
 
@@ -1115,114 +1101,19 @@ class DatagramController(ReadSlot, DatagramProtocol):
         check_usable(self._life, self._write_side, "start_writing", "writer")
         if self._write_side is Side.SHUT:
             raise ControllerInactive("start_writing: the writing side was shut down")
-        dest = self._destination(addr)
+        dest = self._addresses.destination(addr)
         data = _join(message)
-        limit = self.max_datagram_size
-        if len(data) > limit:
-            why = (
-                f"max_record_size is {self.max_record_size}"
-                if limit == self.max_record_size
-                else f"the largest UDP payload over {'IPv6' if self._inet6 else 'IPv4'}"
-            )
-            raise DatagramTooLarge(len(data), limit, why)
+        self._outbound.check_size(len(data))
         if self._life is Life.LOST:
             assert self._lost_reason is not None
             return fail(self._lost_reason)
         transport = self.transport
         if transport is None:
             return fail(Failure(ConnectionLost("the datagram controller has no socket yet")))
-        error = self._socket_error
+        error, self._inbound.kept_error = self._inbound.kept_error, None
         if error is not None:
-            self._socket_error = None
             return fail(Failure(error))
-        try:
-            transport.write(data, dest)
-        except OSError as e:
-            return self._send_failed(e.errno, e.strerror or str(e), dest, len(data))
-        except MessageLengthError as e:
-            # What a plain Twisted port makes of EMSGSIZE.
-            return self._send_failed(errno.EMSGSIZE, str(e), dest, len(data))
-        except Exception as e:
-            # A plain Twisted port's own errors (MessageLengthError, ...).
-            self._stats["errors"] += 1
-            return fail(Failure(e))
-        self._stats["datagrams_out"] += 1
-        self._stats["bytes_out"] += len(data)
-        self._timer.activity(self._busy())
-        return succeed(None)
-
-    def _send_failed(
-        self, number: int | None, text: str, dest: _SockAddr, size: int
-    ) -> Deferred[None]:
-        """
-        The socket refused one datagram: count it and fail its write, with
-        L{SendFailed} unless the socket itself is unusable.
-        """
-        self._stats["errors"] += 1
-        self._timer.activity(self._busy())
-        if number is None:
-            number = errno.EIO
-        if number in _SOCKET_ERRNOS:
-            return fail(Failure(OSError(number, f"{text}: sending {size} bytes to {_show(dest)}")))
-        kind = errno.errorcode.get(number, f"errno{number}")
-        self._counters.add(udp_error_key(f"send.{kind}"))
-        self.log.debug(
-            "{controller}: sending {size} bytes to {dest} failed: {kind} ({text})",
-            controller=self,
-            size=size,
-            dest=_show(dest),
-            kind=kind,
-            text=text,
-        )
-        why = f"sendto refused its {size} bytes: {kind} ({text})"
-        error = SendFailed(self._address(dest), number, why)
-        return fail(Failure(error))
-
-    def _destination(self, addr: object) -> _SockAddr:
-        """
-        The socket address to send to, from what C{start_writing} was given.
-        """
-        if addr is IMPLIED:
-            if self._peer_key is None:
-                raise AddressRequired(
-                    "start_writing: this datagram socket has no fixed peer, so the "
-                    "message needs an explicit address; IMPLIED names no one"
-                )
-            return self._peer_key
-        if isinstance(addr, IPv6Address):
-            dest: _SockAddr = (addr.host, addr.port)
-            if addr.flowInfo or addr.scopeID:
-                dest = (addr.host, addr.port, addr.flowInfo, addr.scopeID)
-        elif isinstance(addr, IPv4Address):
-            dest = (addr.host, addr.port)
-        elif (
-            isinstance(addr, tuple)
-            and len(addr) in (2, 4)
-            and isinstance(addr[0], str)
-            and isinstance(addr[1], int)
-        ):
-            dest = addr
-        else:
-            raise TypeError(
-                f"start_writing: {addr!r} is not an address: give IMPLIED, an "
-                f"IPv4Address/IPv6Address or a (host, port) tuple"
-            )
-        host = dest[0]
-        if self._peer_key is not None:
-            if not _same_host_port(dest, self._peer_key):
-                raise AddressMismatch(
-                    f"start_writing: {_show(dest)} is not this socket's peer "
-                    f"{_show(self._peer_key)}"
-                )
-            return self._peer_key
-        if self._inet6:
-            if not isIPv6Address(host):
-                raise InvalidAddressError(
-                    host, "an IPv6 datagram socket sends to IPv6 addresses only"
-                )
-        elif not isIPAddress(host):
-            raise InvalidAddressError(host, "an IPv4 datagram socket sends to IPv4 addresses only")
-        return dest
+        return self._outbound.send(transport, data, dest)
 
     # -- Shutting down ------------------------------------------------------
 
@@ -1240,9 +1131,9 @@ class DatagramController(ReadSlot, DatagramProtocol):
             self._read_side = Side.SHUT
         if self._write_side is Side.IDLE:
             self._write_side = Side.SHUT
-        self._drop_queue()
-        self._stop_port_reading()
-        self._fail_read(Failure(ConnectionDone("the datagram controller was shut down")))
+        self._inbound.drop()
+        self._port.stop_reading()
+        self._inbound.fail(Failure(ConnectionDone("the datagram controller was shut down")))
         self._timer.busy(self._busy())
         if self._life is Life.LOST:
             reason = self._lost_reason
@@ -1258,18 +1149,23 @@ class DatagramController(ReadSlot, DatagramProtocol):
     # -- Timeouts, aborting, inactivation -------------------------------------
 
     def _busy(self) -> bool:
-        return self._read_d is not None
+        return self._read.d is not None
+
+    def set_timeout(self, notify: Callable[[], object], seconds: float) -> None:
+        """
+        See L{IRpcMultiplexController.set_timeout}.
+        """
+        self._timer.configure(notify, seconds, self._busy())
 
     def abort_rw(self) -> None:
         """
         End reader and writer for good; the pending read never fires. The
         queue is dropped and the socket no longer read.
         """
-        self._read_side = Side.ABORTED
-        self._write_side = Side.ABORTED
-        self._clear_read()
-        self._drop_queue()
-        self._stop_port_reading()
+        self._read_side = self._write_side = Side.ABORTED
+        self._read.take()
+        self._inbound.drop()
+        self._port.stop_reading()
         self._timer.busy(False)
 
     def inactivate(self) -> None:
@@ -1285,33 +1181,20 @@ class DatagramController(ReadSlot, DatagramProtocol):
         if self._life is Life.INACTIVE:
             return
         self._life = Life.INACTIVE
-        self._read_side = Side.ABORTED
-        self._write_side = Side.ABORTED
-        self._clear_read()
-        self._drop_queue()
+        self._read_side = self._write_side = Side.ABORTED
+        self._read.take()
+        self._inbound.drop()
         self._timer.cancel()
-        port = self._port if not self._closed else None
-        if not self._close_inactive_descr:
-            if port is not None:
-                restore = getattr(port, "restore_socket", None)
-                if restore is not None and self._adopted_fd is not None:
-                    restore()
-                self._stop_port(port)
-            self._adopted_fd = None
+        descr = self._descr
+        if descr.close_on_inactivate:
+            descr.preclose()
+            self._port.stop()
+            descr.close()
             return
-        if self._preclose is not None:
-            try:
-                self._preclose()
-            except Exception:
-                self.log.failure("preclose raised")
-        if port is not None:
-            self._stop_port(port)
-        if self._adopted_fd is not None:
-            try:
-                os.close(self._adopted_fd)
-            except OSError:
-                pass
-            self._adopted_fd = None
+        if descr.fd is not None:
+            self._port.restore()
+        self._port.stop()
+        descr.give_back()
 
     def when_closed(self) -> Deferred[None]:
         """
@@ -1320,43 +1203,11 @@ class DatagramController(ReadSlot, DatagramProtocol):
         the port was closed under the controller. Tests wait on it so that
         the reactor is clean.
         """
-        if self._closed or (self._port is None and self._life is Life.INACTIVE):
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._close_waiters.append(d)
-        return d
-
-    def _stop_port(self, port: Any) -> None:
-        try:
-            result = port.stopListening()
-        except Exception:
-            self.log.failure("stopListening raised")
-            result = None
-        if result is None and not self._closed:
-            # A transport that closes at once, without telling: nothing to
-            # wait for.
-            self._closed = True
-            waiters, self._close_waiters = self._close_waiters, []
-            for d in waiters:
-                d.callback(None)
-
-    def _stop_port_reading(self) -> None:
-        if self._closed:
-            return
-        stop = getattr(self._port, "stopReading", None)
-        if stop is not None:
-            try:
-                stop()
-            except Exception:
-                self.log.failure("stopReading raised")
-
-    def _drop_queue(self) -> None:
-        self._queue.clear()
-        self._queued_bytes = 0
-        self._socket_error = None
+        return self._port.when_closed(self._life is Life.INACTIVE)
 
     def __repr__(self) -> str:
-        peer = f" peer={_show(self._peer_key)}" if self._peer_key is not None else ""
+        peer_key = self._addresses.peer_key
+        peer = f" peer={show_address(peer_key)}" if peer_key is not None else ""
         return f"<DatagramController {self._life.value}{peer}>"
 
 
@@ -1370,16 +1221,3 @@ def _join(message: Message) -> bytes:
     if isinstance(message, (bytearray, memoryview)):
         return bytes(message)
     return b"".join(message)
-
-
-def _same_host_port(a: _SockAddr, b: _SockAddr) -> bool:
-    if a[1] != b[1]:
-        return False
-    if a[0] == b[0]:
-        return True
-    try:
-        family = socket.AF_INET6 if ":" in a[0] else socket.AF_INET
-        return bool(socket.inet_pton(family, a[0]) == socket.inet_pton(family, b[0]))
-    except (OSError, ValueError):
-        return False
-

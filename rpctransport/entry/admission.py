@@ -36,7 +36,7 @@ from typing import Any, Final
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from ..adapters._common import LogThrottle
+from ..adapters.common import LogThrottle
 from ..adapters.stream import StreamController
 from ..sansio.counters import ACCEPT_BACKOFF, Counters
 from ..sansio.errors import Evicted

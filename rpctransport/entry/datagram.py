@@ -10,7 +10,7 @@ Layer 4: making datagram controllers from addresses and descriptors.
 
 On a reactor that watches descriptors (epoll, poll, select, asyncio: every
 POSIX reactor), the socket is bound with rpctransport's own port, which reads
-the socket's error queue (see L{rpctransport.adapters.datagram}); on other
+the socket's error queue (see L{rpctransport.adapters.recverr}); on other
 reactors with Twisted's C{listenUDP}/C{adoptDatagramPort}, without it. Either
 way the receive buffer is one byte larger than the largest datagram
 delivered, never Twisted's default of 8192 bytes, which truncates silently.
@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.error import InvalidAddressError
 from twisted.internet.interfaces import IReactorFDSet
 
-from ..adapters._common import resolve_reactor
-from ..adapters.datagram import DatagramController, OnPeerError, _DatagramPort
+from ..adapters.common import resolve_reactor
+from ..adapters.datagram import DatagramController, OnPeerError
+from ..adapters.recverr import ErrorQueuePort
 from ..sansio.counters import Counters
+from .adoption import probe_descriptor
 
 __all__ = [
     "connect_datagram",
@@ -36,11 +38,14 @@ __all__ = [
     "listen_datagram",
 ]
 
+_FAMILIES: Final = (socket.AF_INET, socket.AF_INET6)
+"""The address families of the datagram sockets a controller adopts."""
+
 
 def _bind(reactor: Any, controller: DatagramController, port: int, interface: str) -> None:
     size = controller.receive_buffer_size
     if IReactorFDSet.providedBy(reactor):
-        udp_port = _DatagramPort(port, controller, interface, size, reactor)
+        udp_port = ErrorQueuePort(port, controller, interface, size, reactor)
         udp_port.startListening()
     else:
         reactor.listenUDP(port, controller, interface=interface, maxPacketSize=size)
@@ -164,30 +169,13 @@ def datagram_rpc_multiplex_controller(
         family.
     """
     reactor = resolve_reactor(reactor)
-    probe = socket.socket(fileno=fd)
-    try:
-        family, kind = probe.family, probe.type
-        try:
-            peer: tuple[str, int] | None = tuple(probe.getpeername()[:2])
-        except OSError:
-            peer = None
-    finally:
-        probe.detach()
-    if kind != socket.SOCK_DGRAM:
-        raise ValueError(f"descriptor {fd} is not a datagram socket (type {kind!r})")
-    if family not in (socket.AF_INET, socket.AF_INET6):
-        raise ValueError(f"descriptor {fd} has address family {family!r}, not INET or INET6")
-    controller = DatagramController(
-        reactor,
-        peer=peer,
-        close_inactive_descr=close_inactive_descr,
-        preclose=preclose,
-        adopted_fd=fd,
-        **limits,
-    )
+    found = probe_descriptor(fd, socket.SOCK_DGRAM, _FAMILIES)
+    owned = found.ownership(close_inactive_descr, preclose)
+    controller = DatagramController(reactor, peer=found.peer, **owned, **limits)
     size = controller.receive_buffer_size
+    family = found.family
     if IReactorFDSet.providedBy(reactor):
-        udp_port = _DatagramPort._fromListeningDescriptor(reactor, fd, family, controller, size)
+        udp_port = ErrorQueuePort.from_descriptor(reactor, fd, family, controller, size)
         udp_port.startListening()
     else:
         reactor.adoptDatagramPort(fd, family, controller, size)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString, serverFromString, wrapClientTLS
@@ -30,10 +30,11 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import ClientFactory, Factory, ServerFactory
 
-from ..adapters._common import resolve_reactor
+from ..adapters.common import resolve_reactor
 from ..adapters.stream import StreamController
 from ..sansio.counters import Counters
 from .admission import Admission
+from .adoption import probe_descriptor
 
 __all__ = [
     "StreamControllerFactory",
@@ -42,6 +43,9 @@ __all__ = [
     "listener_counters",
     "stream_rpc_multiplex_controller",
 ]
+
+_FAMILIES: Final = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
+"""The address families of the stream sockets Twisted adopts."""
 
 
 class StreamControllerFactory(ServerFactory, ClientFactory):
@@ -147,10 +151,13 @@ class StreamControllerFactory(ServerFactory, ClientFactory):
         admission = self._admission
         admission.admit(addr)
         controller = StreamController(
-            self.reactor, counters_parent=self._counters, on_lost=self._lost, **self.options
+            self.reactor,
+            counters_parent=self._counters,
+            on_lost=self._lost,
+            on_connection=self.on_connection,
+            **self.options,
         )
         controller.factory = self
-        controller._on_connection = self.on_connection
         admission.add(controller)
         return controller
 
@@ -300,22 +307,9 @@ def stream_rpc_multiplex_controller(
         adopt (AF_INET, AF_INET6, AF_UNIX).
     """
     reactor = resolve_reactor(reactor)
-    probe = socket.socket(fileno=fd)
-    try:
-        family, kind = probe.family, probe.type
-    finally:
-        probe.detach()
-    if kind != socket.SOCK_STREAM:
-        raise ValueError(f"descriptor {fd} is not a stream socket (type {kind!r})")
-    if family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
-        raise ValueError(f"descriptor {fd} has address family {family!r}, not INET or UNIX")
-    controller = StreamController(
-        reactor,
-        close_inactive_descr=close_inactive_descr,
-        preclose=preclose,
-        adopted_fd=fd,
-        **limits,
-    )
+    found = probe_descriptor(fd, socket.SOCK_STREAM, _FAMILIES)
+    owned = found.ownership(close_inactive_descr, preclose)
+    controller = StreamController(reactor, **owned, **limits)
     factory: Any = Factory.forProtocol(lambda: controller)
     if tls is not None:
         from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -326,5 +320,5 @@ def stream_rpc_multiplex_controller(
             IOpenSSLServerConnectionCreator.providedBy(tls)
         )
         factory = TLSMemoryBIOFactory(tls, is_client, factory)
-    reactor.adoptStreamConnection(fd, family, factory)
+    reactor.adoptStreamConnection(fd, found.family, factory)
     return controller

@@ -31,6 +31,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from rpctransport.adapters.recverr import ErrorQueuePort
 from rpctransport.adapters.datagram import (
     DEFAULT_DATAGRAM_MAX_RECORD_SIZE,
     MAX_UDP_PAYLOAD_IPV4,
@@ -38,7 +39,6 @@ from rpctransport.adapters.datagram import (
     PEER_ERROR_LOG_INTERVAL,
     STAT_KEYS,
     DatagramController,
-    _DatagramPort,
 )
 from rpctransport.interfaces import IRpcMultiplexController
 from rpctransport.sansio.counters import Counters
@@ -1017,9 +1017,9 @@ class PortWriteTests(SynchronousTestCase):
     Linux reports from the next C{sendto}, from a refusal of this one.
     """
 
-    def port(self, *errors: OSError) -> tuple[_DatagramPort, FakeSocket, DatagramController]:
+    def port(self, *errors: OSError) -> tuple[ErrorQueuePort, FakeSocket, DatagramController]:
         controller = DatagramController(Clock())
-        port = _DatagramPort(0, controller, "127.0.0.1", 100, Clock())
+        port = ErrorQueuePort(0, controller, "127.0.0.1", 100, Clock())
         sock = FakeSocket(list(errors))
         port.socket = sock
         controller.makeConnection(port)
