@@ -6,14 +6,20 @@ A I{multiplex controller} owns one connection (stream) or one socket
 (datagram) and moves whole RPC records in and out of it. The package is laid
 out in layers; each imports only from the layers below it:
 
-  1. L{rpctransport.sansio}: value types, errors and codecs over bytes (record
-     marking, RPC headers). No Twisted.
+  1. L{rpctransport.sansio}: value types, errors, codecs over bytes (record
+     marking, RPC headers) and the state of a stream connection. No Twisted.
   2. L{rpctransport.interfaces}: the controller contract,
      L{IRpcMultiplexController}.
   3. L{rpctransport.adapters}: the Twisted protocols that implement it
-     (stream, datagram, in-memory pair). Only this layer touches the reactor.
-  4. L{rpctransport.entry}: constructors from endpoints and descriptors, the
-     demo and the command line.
+     (stream, datagram). Only this layer touches the reactor.
+  4. L{rpctransport.entry}: constructors from endpoints and descriptors; TLS
+     options; admission control.
+  5. L{rpctransport.testing} (the in-memory pair, a test certificate
+     authority) and L{rpctransport.bench}, the benchmark.
+  6. L{rpctransport.program}: the command line, the echo program, workers,
+     the twistd plugin's options.
+
+C{docs/architecture.rst} has one line per module.
 
 Everything a user needs is re-exported here.
 """
@@ -75,12 +81,15 @@ from .sansio.errors import (
     TransportError,
     WriteDeadlineExceeded,
 )
+from .sansio.connection import StreamConnection
 from .sansio.counters import Counters
 from .sansio.deadlines import Deadlines
 from .sansio.record import (
     DEFAULT_MAX_EMPTY_FRAGMENTS,
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_RECORD_SIZE,
+    NEED_DATA,
+    FragmentHeader,
     RecordReader,
     encode_record,
 )
@@ -150,7 +159,10 @@ __all__ = [
     "OnPeerError",
     "PlaintextInjection",
     "RecordDeadlineExceeded",
+    "NEED_DATA",
+    "FragmentHeader",
     "RecordReader",
+    "StreamConnection",
     "RecordTooLarge",
     "RejectWith",
     "Rejected",

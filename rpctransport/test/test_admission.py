@@ -50,7 +50,7 @@ from rpctransport.entry.admission import (
     AcceptGuard,
     default_max_connections,
 )
-from rpctransport.entry.echo import PROC_NULL
+from rpctransport.program.echo import PROC_NULL
 from rpctransport.entry.stream import StreamControllerFactory, listen_stream, listener_counters
 from rpctransport.sansio.counters import ACCEPT_BACKOFF, Counters
 from rpctransport.sansio.errors import Evicted
@@ -61,8 +61,8 @@ from rpctransport.test.interop.build import (
     rpctransport_env,
     start_server,
 )
-from rpctransport.test.test_hostile import call, fragments, read_record
-from rpctransport.test.test_stream_sockets import _SocketTestMixin, outcome
+from rpctransport.test.helpers import SocketTestMixin, fragments, outcome, read_record
+from rpctransport.test.helpers import echo_call as call
 
 
 def wire(xid: int) -> bytes:
@@ -677,7 +677,7 @@ class UNIXPortTests(_PortTestsMixin, SynchronousTestCase):
         return controller.peer_credentials == (os.getpid(), os.getuid(), os.getgid())
 
 
-class ListenStreamTests(_SocketTestMixin, TestCase):
+class ListenStreamTests(SocketTestMixin, TestCase):
     """
     L{listen_stream} with C{max_connections} on the real reactor, plain and
     with C{tls=}: the listener is guarded, evicts, and its counters are
@@ -724,7 +724,7 @@ class ListenStreamTests(_SocketTestMixin, TestCase):
         """
         The same with C{tls=}: the TLS wrapper is looked through.
         """
-        from rpctransport.test.test_tls import server_options
+        from rpctransport.test.helpers import server_options
 
         return self.listen_and_flood(tls=server_options())
 
@@ -756,8 +756,8 @@ import resource, sys
 resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit}))
 from twisted.internet import reactor
 from rpctransport.entry.admission import default_max_connections
-from rpctransport.entry.commands import _log_to_stderr, print_counters
-from rpctransport.entry.echo import EchoServer
+from rpctransport.program.commands import _log_to_stderr, print_counters
+from rpctransport.program.echo import EchoServer
 from rpctransport.entry.stream import listen_stream, listener_counters
 
 # What serve logs: our events from info, anyone's from warn.

@@ -33,7 +33,7 @@ from rpctransport.bench.report import (
     table,
 )
 from rpctransport.bench.runner import Settings
-from rpctransport.entry.cli import parse_args
+from rpctransport.program.cli import parse_args
 from rpctransport.test.interop.build import rpctransport_env
 
 SMOKE_TIMEOUT = 300

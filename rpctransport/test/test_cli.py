@@ -18,12 +18,12 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from rpctransport.entry.cli import host_port, parse_args
+from rpctransport.program.addresses import host_port
+from rpctransport.program.cli import parse_args
 from rpctransport.test.interop.build import (
     Finished,
     ServerProcess,
@@ -32,6 +32,7 @@ from rpctransport.test.interop.build import (
     run_program,
     start_server,
 )
+from rpctransport.test.helpers import wait_until
 
 
 def help_text(*argv: str) -> str:
@@ -247,19 +248,6 @@ def running(pid: int) -> bool:
     return text[text.rindex(")") + 2] not in "ZX"
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> bool:
-    """
-    Poll C{condition} until it is true or C{timeout} seconds pass; return
-    whether it came true.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 class TLSCommandTests(SynchronousTestCase):
     """
     C{serve} and C{call} over TLS: implicit TLS listeners, RFC 9289 STARTTLS
@@ -430,7 +418,7 @@ class TwistdPluginTests(SynchronousTestCase):
         """
         from twisted.python.usage import UsageError
 
-        from rpctransport.entry.tap import Options
+        from rpctransport.program.tap import Options
 
         options = Options()
         options.parseOptions([])
@@ -501,7 +489,7 @@ class TuningTests(SynchronousTestCase):
         """
         import platform
 
-        from rpctransport.entry.tuning import keep_large_allocations
+        from rpctransport.program.tuning import keep_large_allocations
 
         took = keep_large_allocations()
         if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":

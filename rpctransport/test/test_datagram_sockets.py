@@ -9,7 +9,7 @@ C{listen_datagram}, C{connect_datagram} and
 C{datagram_rpc_multiplex_controller}; the misbehaving peers are plain
 non-blocking sockets (and, for a source port no socket can have, a raw
 socket, when the test may open one); the servers that must survive them
-run the L{rpctransport.entry.echo.EchoServer} loop of C{rpctransport serve}. Every test closes its controllers and sockets so that
+run the L{rpctransport.program.echo.EchoServer} loop of C{rpctransport serve}. Every test closes its controllers and sockets so that
 trial never finds the reactor dirty. Nothing here asserts how long anything
 takes: waits are bounded only so that a broken controller fails a test
 instead of hanging it.
@@ -25,14 +25,13 @@ import socket
 import struct
 import sys
 import tracemalloc
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionLost, ConnectionRefusedError
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface.verify import verifyObject
 
@@ -46,7 +45,7 @@ from rpctransport.entry.datagram import (
     datagram_rpc_multiplex_controller,
     listen_datagram,
 )
-from rpctransport.entry.echo import (
+from rpctransport.program.echo import (
     ECHO_PROGRAM,
     ECHO_VERSION,
     PROC_NULL,
@@ -78,14 +77,9 @@ from rpctransport.sansio.types import (
     RpcProtocol,
     ServerError,
 )
+from rpctransport.test.helpers import WAIT, MixinBase, eventually, get_reactor, pattern
 
 KiB = 1024
-
-WAIT = 10.0
-"""
-Seconds any single wait may take before the test gives up: far more than a
-loopback socket ever needs, so it only turns a hang into a failure.
-"""
 
 MEMORY_BUDGET = 256 * KiB
 """
@@ -122,12 +116,6 @@ NULL_CALL = encode_call_header(CallHeader(0x00C0FFEE, ECHO_PROGRAM, ECHO_VERSION
 """A NULL call of the echo program, as the departing clients send it."""
 
 
-def _get_reactor() -> Any:
-    from twisted.internet import reactor
-
-    return reactor
-
-
 def _ipv6_skip() -> str | None:
     try:
         probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -142,37 +130,11 @@ def _ipv6_skip() -> str | None:
     return None
 
 
-def pattern(size: int, seed: int = 0) -> bytes:
-    """
-    C{size} bytes that are not all alike, so that a shifted or truncated
-    datagram never compares equal.
-    """
-    return bytes((i * 7 + seed) % 251 for i in range(size))
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> Deferred[None]:
-    """
-    Fire once C{predicate()} holds, checking once per reactor turn; fail
-    after L{WAIT} seconds.
-    """
-    reactor = _get_reactor()
-    deadline = reactor.seconds() + WAIT
-
-    @inlineCallbacks
-    def poll() -> Generator[Deferred[Any], Any, None]:
-        while not predicate():
-            if reactor.seconds() > deadline:
-                raise AssertionError(f"gave up waiting for {what}")
-            yield deferLater(reactor, 0.001, lambda: None)
-
-    return poll()
-
-
 def within(d: Deferred[Any]) -> Deferred[Any]:
     """
     C{d}, failing with a timeout after L{WAIT} seconds.
     """
-    return d.addTimeout(WAIT, _get_reactor())
+    return d.addTimeout(WAIT, get_reactor())
 
 
 _IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
@@ -215,13 +177,7 @@ def _forged_udp(host: str, source_port: int, port: int, payload: bytes) -> bytes
     return _IPV4_HEADER.pack(*fields, address, address) + udp
 
 
-if TYPE_CHECKING:
-    _MixinBase = TestCase
-else:
-    _MixinBase = object
-
-
-class LoopbackMixin(_MixinBase):
+class LoopbackMixin(MixinBase):
     """
     The tests, for one address family. Subclasses set C{host}, C{family}
     and C{address_type}.
@@ -233,7 +189,7 @@ class LoopbackMixin(_MixinBase):
     max_payload: int
 
     def setUp(self) -> None:
-        self.reactor = _get_reactor()
+        self.reactor = get_reactor()
 
     def own(self, controller: DatagramController) -> DatagramController:
         """
@@ -424,7 +380,7 @@ class LoopbackMixin(_MixinBase):
         peer = self.raw()
         for i in range(6):
             peer.sendto(b"d%d" % i, (self.host, self.port_of(server)))
-        yield wait_until(lambda: server.stats["datagrams_in"] == 6, "6 datagrams in")
+        yield eventually(lambda: server.stats["datagrams_in"] == 6, "6 datagrams in")
         self.assertEqual(server.stats["queue_overflow"], 3)
         for expected in (b"d0", b"d1", b"d2"):
             record, _ = yield server.start_reading()
@@ -434,7 +390,7 @@ class LoopbackMixin(_MixinBase):
         server.cancel_rd_polling()
         yield self.assertFailure(waiting, CancelledError)
         peer.sendto(b"later", (self.host, self.port_of(server)))
-        yield wait_until(lambda: server.stats["datagrams_in"] == 7, "the 7th datagram")
+        yield eventually(lambda: server.stats["datagrams_in"] == 7, "the 7th datagram")
         record, _ = yield server.start_reading()
         self.assertEqual(record, Accepted(b"later"))
 
@@ -515,7 +471,7 @@ class LoopbackMixin(_MixinBase):
         stranger = self.raw()
         reply = client.start_reading()
         stranger.sendto(b"\x00\x00\x00\x01spoofed", (self.host, self.port_of(client)))
-        yield wait_until(lambda: client.stats["from_strangers"] == 1, "the stranger's datagram")
+        yield eventually(lambda: client.stats["from_strangers"] == 1, "the stranger's datagram")
         self.assertNoResult(reply)
         reading = server.start_reading()
         yield client.start_writing(b"\x00\x00\x00\x01call")
@@ -580,7 +536,7 @@ class LoopbackMixin(_MixinBase):
             raise SkipTest(NO_ERROR_QUEUE)
         client = self.client(self.closed_port())
         yield client.start_writing(b"\x00\x00\x00\x01ping")
-        yield wait_until(lambda: client.stats["errors"] == 1, "the ICMP error")
+        yield eventually(lambda: client.stats["errors"] == 1, "the ICMP error")
         yield self.assertFailure(client.start_writing(b"again"), ConnectionRefusedError)
         self.assertEqual(client.stats["datagrams_out"], 1)
         self.assertTrue(client.alive)
@@ -601,7 +557,7 @@ class LoopbackMixin(_MixinBase):
         dead = self.closed_port()
         reading = server.start_reading()
         yield server.start_writing(b"\x00\x00\x00\x01reply", (self.host, dead))
-        yield wait_until(lambda: bool(seen), "the ICMP error")
+        yield eventually(lambda: bool(seen), "the ICMP error")
         self.assertNoResult(reading)
         [(error, address)] = seen
         self.assertIsInstance(error, ConnectionRefusedError)
@@ -638,7 +594,7 @@ class LoopbackMixin(_MixinBase):
                 pass
             return bool(received)
 
-        yield wait_until(got_it, "the datagram to the live peer")
+        yield eventually(got_it, "the datagram to the live peer")
         self.assertEqual(received, [b"to the living"])
         self.assertEqual(dict(server.counters), {"udp.ECONNREFUSED": 1})
         reading = server.start_reading()
@@ -836,14 +792,14 @@ class LoopbackMixin(_MixinBase):
 
         # Warm up: the first datagrams and the first call allocate what stays.
         batch(50)
-        yield wait_until(lambda: server.stats["datagrams_in"] >= sent, "the warm-up")
+        yield eventually(lambda: server.stats["datagrams_in"] >= sent, "the warm-up")
         gc.collect()
         tracemalloc.start()
         self.addCleanup(tracemalloc.stop)
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(200):
             batch(50)
-            yield wait_until(lambda: server.stats["datagrams_in"] >= sent, "the flood to drain")
+            yield eventually(lambda: server.stats["datagrams_in"] >= sent, "the flood to drain")
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
@@ -887,17 +843,17 @@ class LoopbackMixin(_MixinBase):
             return not server.alive or server.stats["datagrams_out"] >= sent
 
         depart(1)
-        yield wait_until(replied, "the reply to the first departed client")
+        yield eventually(replied, "the reply to the first departed client")
         for _ in range(DEPARTED_CLIENTS // DEPARTED_BATCH):
             depart(DEPARTED_BATCH)
-            yield wait_until(replied, f"the replies to {sent} departed clients")
+            yield eventually(replied, f"the replies to {sent} departed clients")
             self.assertTrue(server.alive, f"the server stopped after {sent} departed clients")
         stats = yield self.null_call(port)
         self.assertTrue(stats.ok, stats.reasons)
         self.assertTrue(server.alive)
         self.assertEqual(server.stats["datagrams_out"], sent + 1)
         if LINUX:
-            yield wait_until(lambda: "udp.ECONNREFUSED" in server.counters, "an ICMP error")
+            yield eventually(lambda: "udp.ECONNREFUSED" in server.counters, "an ICMP error")
 
 
 class IPv4Tests(LoopbackMixin, TestCase):
@@ -923,7 +879,7 @@ class IPv4Tests(LoopbackMixin, TestCase):
         forge = _raw_ipv4_socket()
         self.addCleanup(forge.close)
         forge.sendto(_forged_udp(self.host, 0, port, NULL_CALL), (self.host, 0))
-        yield wait_until(lambda: server.stats["errors"] >= 1, "the refused reply")
+        yield eventually(lambda: server.stats["errors"] >= 1, "the refused reply")
         self.assertTrue(server.alive)
         self.assertEqual(server.stats["datagrams_in"], 1)
         self.assertEqual(server.stats["datagrams_out"], 0)

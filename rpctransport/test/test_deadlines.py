@@ -25,7 +25,7 @@ from rpctransport import (
     WriteDeadlineExceeded,
 )
 from rpctransport.sansio.deadlines import ConnectionDeadlines, Deadlines, Expiry
-from rpctransport.test.test_stream import connected, mark, record
+from rpctransport.test.helpers import connected, mark, record
 
 
 class DeadlinesTests(SynchronousTestCase):

@@ -15,7 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import SkipTest, TestCase
 
-from rpctransport.entry.commands import DEMO_CALLS, run_demo
+from rpctransport.program.commands import DEMO_CALLS, run_demo
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

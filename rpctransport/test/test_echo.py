@@ -1,6 +1,6 @@
 # -*- test-case-name: rpctransport.test.test_echo -*-
 """
-Tests for the echo test program (L{rpctransport.entry.echo}): the server's
+Tests for the echo test program (L{rpctransport.program.echo}): the server's
 answers, and the client's checks, over the in-memory controller pair.
 """
 
@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from rpctransport import RejectedWith, Rejected, ServerError
-from rpctransport.entry.echo import (
+from rpctransport.program.echo import (
     ECHO_PROGRAM,
     ECHO_VERSION,
     PROC_ECHO,

@@ -29,9 +29,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from rpctransport import listen_stream
 
-from rpctransport.entry.echo import (
-    ECHO_PROGRAM,
-    ECHO_VERSION,
+from rpctransport.program.echo import (
     PROC_ECHO,
     PROC_NULL,
     EchoServer,
@@ -41,9 +39,7 @@ from rpctransport.sansio.rpcmsg import (
     GARBAGE_ARGS,
     SUCCESS,
     AcceptedReply,
-    CallHeader,
     decode_reply_header,
-    encode_call_header,
 )
 from rpctransport.test.interop.build import (
     ServerProcess,
@@ -51,55 +47,10 @@ from rpctransport.test.interop.build import (
     rpctransport_env,
     start_server,
 )
+from rpctransport.test.helpers import LAST, fragments, read_record
+from rpctransport.test.helpers import echo_call as call
 
-_LAST = 0x80000000
 ROUNDS = 3
-
-
-def call(xid: int, proc: int = PROC_ECHO, argument: bytes = b"") -> bytes:
-    """
-    An echo-program call (without its record mark).
-    """
-    body = b"".join(encode_opaque(argument)) if proc == PROC_ECHO else b""
-    return encode_call_header(CallHeader(xid, ECHO_PROGRAM, ECHO_VERSION, proc)) + body
-
-
-def fragments(message: bytes, sizes: list[int]) -> bytes:
-    """
-    C{message} record-marked in fragments of C{sizes} bytes, then one last
-    fragment with the rest; built here, not with the code under test.
-    """
-    out = []
-    offset = 0
-    for size in sizes:
-        out.append(struct.pack(">I", size) + message[offset : offset + size])
-        offset += size
-    rest = message[offset:]
-    out.append(struct.pack(">I", _LAST | len(rest)) + rest)
-    return b"".join(out)
-
-
-def read_record(sock: socket.socket, timeout: float = 5.0) -> bytes:
-    """
-    One record from C{sock}, reassembled from its fragments.
-    """
-    sock.settimeout(timeout)
-    parts = []
-    while True:
-        (mark,) = struct.unpack(">I", read_exactly(sock, 4))
-        parts.append(read_exactly(sock, mark & 0x7FFFFFFF))
-        if mark & _LAST:
-            return b"".join(parts)
-
-
-def read_exactly(sock: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError(f"the server closed the connection after {len(data)} of {n} bytes")
-        data += chunk
-    return bytes(data)
 
 
 def closed_within(sock: socket.socket, seconds: float) -> float | None:
@@ -181,7 +132,7 @@ class HostilePeerTests(SynchronousTestCase):
         """
         server = self.serve("--record-deadline", "1")
         sock = self.connect(server)
-        sock.sendall(struct.pack(">I", _LAST | 1024 * 1024))
+        sock.sendall(struct.pack(">I", LAST | 1024 * 1024))
         start = time.monotonic()
         closed = None
         while time.monotonic() - start < 5:

@@ -31,9 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from rpctransport import ACCEPT, Accepted, RecordReader
-from rpctransport.entry.echo import encode_opaque
+from rpctransport.program.echo import encode_opaque
 from rpctransport.rpcmsg import decode_call_header, encode_call_header
 from rpctransport.sansio.record import NEED_DATA
+from rpctransport.test.helpers import next_event
 from rpctransport.test.interop.build import (
     Finished,
     ServerProcess,
@@ -692,7 +693,7 @@ class CapturedCallTests(SynchronousTestCase):
                     data = connection.recv(65536)
                     self.assertTrue(data, "libtirpc closed before sending a whole record")
                     reader.feed(data)
-                    record = reader.next_event(lambda size: ACCEPT)
+                    record = next_event(reader, lambda size: ACCEPT)
                     if record is not NEED_DATA:
                         assert isinstance(record, Accepted)
                         return record.message

@@ -52,32 +52,10 @@ from rpctransport.sansio.types import (
     RejectWith,
     ServerError,
 )
-
-LAST = 0x80000000
-
-
-def mark(length: int, last: bool = False) -> bytes:
-    """
-    A record mark announcing C{length} bytes.
-    """
-    return struct.pack(">I", length | (LAST if last else 0))
-
-
-def fragment(payload: bytes, last: bool = False) -> bytes:
-    """
-    One fragment on the wire: its mark and its payload.
-    """
-    return mark(len(payload), last) + payload
-
-
-def record(*payloads: bytes) -> bytes:
-    """
-    A record made of one fragment per payload; the last one is flagged last.
-    """
-    return b"".join(
-        fragment(p, i == len(payloads) - 1) for i, p in enumerate(payloads)
-    )
-
+from rpctransport.test.helpers import LAST, fragment, next_event, record
+# This module's record marks are not the last of their record unless told:
+# mark(n) is a continued fragment's mark, mark(n, True) the last one's.
+from rpctransport.test.helpers import fragment_mark as mark
 
 TRAILER_PAYLOAD = b"the trailing record"
 TRAILER = record(TRAILER_PAYLOAD)
@@ -122,7 +100,7 @@ def drain(
     if events is None:
         events = []
     while True:
-        event = reader.next_event(decide)
+        event = next_event(reader, decide)
         if event is NEED_DATA:
             return events
         events.append(event)
@@ -177,7 +155,7 @@ class ReaderScenarios(SynchronousTestCase):
             reader.feed_eof()
             events += drain(reader, script)
             self.assertEqual(events, expected + [END_OF_FILE], way)
-            self.assertIs(reader.next_event(script), END_OF_FILE, way)
+            self.assertIs(next_event(reader, script), END_OF_FILE, way)
             self.assertEqual(reader.buffered, 0, way)
             self.assertTrue(reader.at_record_boundary, way)
             self.assertIsNone(reader.failed, way)
@@ -191,14 +169,14 @@ class ReaderScenarios(SynchronousTestCase):
         script = Script(*rules)
         reader = RecordReader(**limits)
         reader.feed(stream + trailer)
-        events = [reader.next_event(script) for _ in expected]
+        events = [next_event(reader, script) for _ in expected]
         self.assertEqual(events, expected, "trailing")
         if not (expected and expected[-1] == Denied()):
             self.assertEqual(reader.buffered, len(trailer), "trailing")
-        self.assertEqual(reader.next_event(script), Accepted(payload), "trailing")
+        self.assertEqual(next_event(reader, script), Accepted(payload), "trailing")
         self.assertEqual(reader.buffered, 0, "trailing")
         self.assertTrue(reader.at_record_boundary, "trailing")
-        self.assertIs(reader.next_event(script), NEED_DATA, "trailing")
+        self.assertIs(next_event(reader, script), NEED_DATA, "trailing")
         assert calls is not None
         self.assertEqual(script.calls, calls + [len(payload)], "trailing")
 
@@ -254,7 +232,7 @@ class ReaderScenarios(SynchronousTestCase):
             assert caught is not None
             self.assertEqual(events, expected, way)
             self.assertIs(reader.failed, caught, way)
-            again = self.assertRaises(error, reader.next_event, script)
+            again = self.assertRaises(error, next_event, reader, script)
             self.assertIs(again, caught, way)
             self.assertEqual(reader.buffered, 0, way)
             if way == "bytewise" and raised_at is not None:
@@ -345,7 +323,7 @@ class RecordMarkingTests(ReaderScenarios):
         self.assertScenario(mark(0, True), [Accepted(b"")], calls=[0])
         reader = RecordReader()
         reader.feed(mark(0, True))
-        self.assertEqual(reader.next_event(Script()), Accepted(b""))
+        self.assertEqual(next_event(reader, Script()), Accepted(b""))
         self.assertTrue(reader.at_record_boundary)
 
     def test_emptyFragmentThenLast(self) -> None:
@@ -399,7 +377,7 @@ class RecordMarkingTests(ReaderScenarios):
         self.assertFalse(reader.at_record_boundary)
         self.assertEqual(script.calls, [len(m) for m in messages])
         reader.feed(tail[2:])
-        self.assertEqual(reader.next_event(script), Accepted(b"the next one"))
+        self.assertEqual(next_event(reader, script), Accepted(b"the next one"))
         self.assertTrue(reader.at_record_boundary)
 
     def test_buffered(self) -> None:
@@ -411,7 +389,7 @@ class RecordMarkingTests(ReaderScenarios):
         self.assertEqual(reader.buffered, 0)
         reader.feed(record(b"abc") + b"\x80")
         self.assertEqual(reader.buffered, 8)
-        self.assertEqual(reader.next_event(Script()), Accepted(b"abc"))
+        self.assertEqual(next_event(reader, Script()), Accepted(b"abc"))
         self.assertEqual(reader.buffered, 1)
 
     def test_feedBytesLike(self) -> None:
@@ -427,7 +405,7 @@ class RecordMarkingTests(ReaderScenarios):
         self.assertEqual(reader.buffered, 4)
         reader.feed(memoryview(stream[4:]).cast("I"))
         self.assertEqual(reader.buffered, 8)
-        self.assertEqual(reader.next_event(Script()), Accepted(b"abcd"))
+        self.assertEqual(next_event(reader, Script()), Accepted(b"abcd"))
         self.assertEqual(reader.buffered, 0)
 
         words = array("I", [0, 0])
@@ -436,7 +414,7 @@ class RecordMarkingTests(ReaderScenarios):
         reader.feed(mark(8, True))
         reader.feed(words_view)
         self.assertEqual(reader.buffered, 12)
-        self.assertEqual(reader.next_event(Script()), Accepted(bytes(8)))
+        self.assertEqual(next_event(reader, Script()), Accepted(bytes(8)))
 
     def test_fedBufferMayChange(self) -> None:
         """
@@ -447,7 +425,7 @@ class RecordMarkingTests(ReaderScenarios):
         reader = RecordReader()
         reader.feed(buf)
         buf[4:] = b"XXXXXXXX"
-        self.assertEqual(reader.next_event(Script()), Accepted(b"original"))
+        self.assertEqual(next_event(reader, Script()), Accepted(b"original"))
 
     def test_feedEmpty(self) -> None:
         """
@@ -456,7 +434,7 @@ class RecordMarkingTests(ReaderScenarios):
         reader = RecordReader()
         reader.feed(b"")
         self.assertEqual(reader.buffered, 0)
-        self.assertIs(reader.next_event(Script()), NEED_DATA)
+        self.assertIs(next_event(reader, Script()), NEED_DATA)
         self.assertTrue(reader.at_record_boundary)
 
     def test_needData(self) -> None:
@@ -467,13 +445,13 @@ class RecordMarkingTests(ReaderScenarios):
         reader = RecordReader()
         script = Script()
         reader.feed(b"\x80\x00\x00")
-        self.assertIs(reader.next_event(script), NEED_DATA)
+        self.assertIs(next_event(reader, script), NEED_DATA)
         self.assertEqual(script.calls, [])
         reader.feed(b"\x02a")
-        self.assertIs(reader.next_event(script), NEED_DATA)
+        self.assertIs(next_event(reader, script), NEED_DATA)
         self.assertEqual(script.calls, [2])
         reader.feed(b"b")
-        self.assertEqual(reader.next_event(script), Accepted(b"ab"))
+        self.assertEqual(next_event(reader, script), Accepted(b"ab"))
         self.assertEqual(script.calls, [2])
 
     def test_atRecordBoundary(self) -> None:
@@ -485,10 +463,10 @@ class RecordMarkingTests(ReaderScenarios):
         self.assertTrue(reader.at_record_boundary)
         reader.feed(fragment(b"ab"))
         self.assertFalse(reader.at_record_boundary)
-        self.assertIs(reader.next_event(Script()), NEED_DATA)
+        self.assertIs(next_event(reader, Script()), NEED_DATA)
         self.assertFalse(reader.at_record_boundary)
         reader.feed(mark(0, True))
-        self.assertEqual(reader.next_event(Script()), Accepted(b"ab"))
+        self.assertEqual(next_event(reader, Script()), Accepted(b"ab"))
         self.assertTrue(reader.at_record_boundary)
 
     def test_limitsValidated(self) -> None:
@@ -553,7 +531,7 @@ class RecordSizeLimitTests(ReaderScenarios):
         """
         reader = RecordReader(max_record_size=100)
         reader.feed(mark(101, True))
-        self.assertRaises(RecordTooLarge, reader.next_event, Script())
+        self.assertRaises(RecordTooLarge, next_event, reader, Script())
 
     def test_defaultLimit(self) -> None:
         """
@@ -564,13 +542,13 @@ class RecordSizeLimitTests(ReaderScenarios):
         reader = RecordReader()
         reader.feed(mark(len(payload), True))
         reader.feed(payload)
-        event = reader.next_event(Script())
+        event = next_event(reader, Script())
         assert isinstance(event, Accepted)
         self.assertEqual(len(event.message), DEFAULT_MAX_RECORD_SIZE)
 
         reader = RecordReader()
         reader.feed(mark(DEFAULT_MAX_RECORD_SIZE + 1, True))
-        e = self.assertRaises(RecordTooLarge, reader.next_event, Script())
+        e = self.assertRaises(RecordTooLarge, next_event, reader, Script())
         self.assertEqual(e.size, DEFAULT_MAX_RECORD_SIZE + 1)
         self.assertEqual(e.limit, DEFAULT_MAX_RECORD_SIZE)
 
@@ -779,7 +757,7 @@ class DecideTests(ReaderScenarios):
         reader = RecordReader()
         script = Script()
         reader.feed(mark(10))
-        self.assertIs(reader.next_event(script), NEED_DATA)
+        self.assertIs(next_event(reader, script), NEED_DATA)
         self.assertEqual(script.calls, [10])
 
     def test_notCalledAfterChange(self) -> None:
@@ -822,13 +800,13 @@ class DecideTests(ReaderScenarios):
 
         reader = RecordReader()
         reader.feed(record(b"abc"))
-        e = self.assertRaises(Oops, reader.next_event, decide)
+        e = self.assertRaises(Oops, next_event, reader, decide)
         self.assertEqual(e.args, (3,))
         self.assertIs(reader.failed, e)
-        self.assertIs(self.assertRaises(Oops, reader.next_event, Script()), e)
+        self.assertIs(self.assertRaises(Oops, next_event, reader, Script()), e)
         reader.feed(record(b"more"))
         self.assertEqual(reader.buffered, 0)
-        self.assertIs(self.assertRaises(Oops, reader.next_event, Script()), e)
+        self.assertIs(self.assertRaises(Oops, next_event, reader, Script()), e)
 
     def test_raisesLater(self) -> None:
         """
@@ -842,8 +820,8 @@ class DecideTests(ReaderScenarios):
 
         reader = RecordReader()
         reader.feed(record(b"abc") + record(b"a", b"bcd"))
-        self.assertEqual(reader.next_event(decide), Accepted(b"abc"))
-        e = self.assertRaises(ZeroDivisionError, reader.next_event, decide)
+        self.assertEqual(next_event(reader, decide), Accepted(b"abc"))
+        e = self.assertRaises(ZeroDivisionError, next_event, reader, decide)
         self.assertEqual(e.args, (4,))
         self.assertIs(reader.failed, e)
 
@@ -857,10 +835,10 @@ class DecideTests(ReaderScenarios):
         for answer in answers:
             reader = RecordReader()
             reader.feed(record(b"abc"))
-            e = self.assertRaises(TypeError, reader.next_event, lambda size: answer)
+            e = self.assertRaises(TypeError, next_event, reader, lambda size: answer)
             self.assertIn(repr(answer), str(e))
             self.assertIs(reader.failed, e)
-            self.assertIs(self.assertRaises(TypeError, reader.next_event, Script()), e)
+            self.assertIs(self.assertRaises(TypeError, next_event, reader, Script()), e)
 
 
 class RuleTests(ReaderScenarios):
@@ -916,11 +894,11 @@ class RuleTests(ReaderScenarios):
         """
         reader = RecordReader()
         reader.feed(mark(100_000, True))
-        self.assertIs(reader.next_event(Script(REJECT)), NEED_DATA)
+        self.assertIs(next_event(reader, Script(REJECT)), NEED_DATA)
         for _ in range(10):
             reader.feed(b"xidx" + bytes(9_996))
             self.assertEqual(reader.buffered, 0)
-        self.assertEqual(reader.next_event(Script()), Rejected(b"xidx"))
+        self.assertEqual(next_event(reader, Script()), Rejected(b"xidx"))
 
     def test_deny(self) -> None:
         """
@@ -948,7 +926,7 @@ class RuleTests(ReaderScenarios):
         """
         reader = RecordReader()
         reader.feed(fragment(b"head")[:4])
-        self.assertEqual(reader.next_event(Script(DENY)), Denied())
+        self.assertEqual(next_event(reader, Script(DENY)), Denied())
         self.assertEqual(reader.buffered, 0)
         self.assertFalse(reader.at_record_boundary)
         reader.feed(b"head")
@@ -956,7 +934,7 @@ class RuleTests(ReaderScenarios):
         self.assertEqual(reader.buffered, 0)
         reader.feed(record(b"next"))
         self.assertEqual(reader.buffered, 8)
-        self.assertEqual(reader.next_event(Script()), Accepted(b"next"))
+        self.assertEqual(next_event(reader, Script()), Accepted(b"next"))
         self.assertTrue(reader.at_record_boundary)
 
     def test_denyAtLaterFragment(self) -> None:
@@ -967,10 +945,10 @@ class RuleTests(ReaderScenarios):
         reader = RecordReader()
         script = Script(ACCEPT, DENY)
         reader.feed(fragment(b"first") + mark(5, True))
-        self.assertEqual(reader.next_event(script), Denied())
+        self.assertEqual(next_event(reader, script), Denied())
         self.assertEqual(script.calls, [5, 10])
         reader.feed(b"rest!" + record(b"next"))
-        self.assertEqual(reader.next_event(script), Accepted(b"next"))
+        self.assertEqual(next_event(reader, script), Accepted(b"next"))
 
     def test_drop(self) -> None:
         """
@@ -988,14 +966,14 @@ class RuleTests(ReaderScenarios):
         """
         reader = RecordReader()
         reader.feed(mark(6) + b"abcd")
-        self.assertIs(reader.next_event(Script(DROP)), NEED_DATA)
+        self.assertIs(next_event(reader, Script(DROP)), NEED_DATA)
         self.assertEqual(reader.buffered, 0)
         reader.feed(b"ef" + mark(2, True) + b"g")
         self.assertEqual(reader.buffered, 0)
-        self.assertIs(reader.next_event(Script()), NEED_DATA)
+        self.assertIs(next_event(reader, Script()), NEED_DATA)
         reader.feed(b"h" + record(b"next"))
-        self.assertEqual(reader.next_event(Script()), Dropped())
-        self.assertEqual(reader.next_event(Script()), Accepted(b"next"))
+        self.assertEqual(next_event(reader, Script()), Dropped())
+        self.assertEqual(next_event(reader, Script()), Accepted(b"next"))
 
     def test_dropMultiFragmentThenRecord(self) -> None:
         """
@@ -1083,7 +1061,7 @@ class DiscardMemoryTests(SynchronousTestCase):
         size = self.SIZE // fragments
         reader = RecordReader()
         reader.feed(mark(size, fragments == 1))
-        first = reader.next_event(Script(rule))
+        first = next_event(reader, Script(rule))
         if rule is DENY:
             self.assertEqual(first, Denied())
         else:
@@ -1139,11 +1117,11 @@ class DiscardMemoryTests(SynchronousTestCase):
         stream = b"".join(fragment(bytes(1000 + i)) for i in range(50)) + mark(0, True)
         reader = RecordReader()
         reader.feed(stream[:4])
-        self.assertIs(reader.next_event(Script(DROP)), NEED_DATA)
+        self.assertIs(next_event(reader, Script(DROP)), NEED_DATA)
         for i in range(4, len(stream), 333):
             reader.feed(stream[i : i + 333])
             self.assertLessEqual(reader.buffered, 3)
-        self.assertEqual(reader.next_event(Script()), Dropped())
+        self.assertEqual(next_event(reader, Script()), Dropped())
         self.assertTrue(reader.at_record_boundary)
 
 
@@ -1159,8 +1137,8 @@ class EndOfInputTests(ReaderScenarios):
         """
         reader = RecordReader()
         reader.feed_eof()
-        self.assertIs(reader.next_event(Script()), END_OF_FILE)
-        self.assertIs(reader.next_event(Script()), END_OF_FILE)
+        self.assertIs(next_event(reader, Script()), END_OF_FILE)
+        self.assertIs(next_event(reader, Script()), END_OF_FILE)
 
     def test_betweenRecords(self) -> None:
         """
@@ -1171,7 +1149,7 @@ class EndOfInputTests(ReaderScenarios):
         reader.feed(record(b"one") + record(b"two"))
         reader.feed_eof()
         self.assertEqual(
-            [reader.next_event(Script()) for _ in range(4)],
+            [next_event(reader, Script()) for _ in range(4)],
             [Accepted(b"one"), Accepted(b"two"), END_OF_FILE, END_OF_FILE],
         )
 
@@ -1247,10 +1225,10 @@ class EndOfInputTests(ReaderScenarios):
         reader = RecordReader()
         reader.feed(record(b"one") + record(b"two", b"!") + mark(10, True) + b"x")
         reader.feed_eof()
-        self.assertEqual(reader.next_event(Script()), Accepted(b"one"))
-        self.assertEqual(reader.next_event(Script()), Accepted(b"two!"))
-        e = self.assertRaises(IncompleteRecord, reader.next_event, Script())
-        self.assertIs(self.assertRaises(IncompleteRecord, reader.next_event, Script()), e)
+        self.assertEqual(next_event(reader, Script()), Accepted(b"one"))
+        self.assertEqual(next_event(reader, Script()), Accepted(b"two!"))
+        e = self.assertRaises(IncompleteRecord, next_event, reader, Script())
+        self.assertIs(self.assertRaises(IncompleteRecord, next_event, reader, Script()), e)
 
     def test_droppedCompleteFirst(self) -> None:
         """
@@ -1259,11 +1237,11 @@ class EndOfInputTests(ReaderScenarios):
         """
         reader = RecordReader()
         reader.feed(mark(3, True))
-        self.assertIs(reader.next_event(Script(DROP)), NEED_DATA)
+        self.assertIs(next_event(reader, Script(DROP)), NEED_DATA)
         reader.feed(b"abc")
         reader.feed_eof()
-        self.assertEqual(reader.next_event(Script()), Dropped())
-        self.assertIs(reader.next_event(Script()), END_OF_FILE)
+        self.assertEqual(next_event(reader, Script()), Dropped())
+        self.assertIs(next_event(reader, Script()), END_OF_FILE)
 
     def test_close(self) -> None:
         """
@@ -1277,7 +1255,7 @@ class EndOfInputTests(ReaderScenarios):
         self.assertEqual(reader.buffered, 0)
         self.assertIs(reader.failed, reason)
         self.assertFalse(reader.at_record_boundary)
-        self.assertIs(self.assertRaises(ConnectionError, reader.next_event, Script()), reason)
+        self.assertIs(self.assertRaises(ConnectionError, next_event, reader, Script()), reason)
 
 
 class AdversarialTests(ReaderScenarios):
@@ -1305,11 +1283,11 @@ class AdversarialTests(ReaderScenarios):
         reader = RecordReader()
         script = Script()
         reader.feed(mark(half) + bytes(half) + mark(half))
-        self.assertIs(reader.next_event(script), NEED_DATA)
+        self.assertIs(next_event(reader, script), NEED_DATA)
         self.assertEqual(reader.buffered, 0)
         self.assertEqual(script.calls, [half, 2 * half])
         reader.feed(bytes(half) + mark(1, True))
-        e = self.assertRaises(RecordTooLarge, reader.next_event, script)
+        e = self.assertRaises(RecordTooLarge, next_event, reader, script)
         self.assertEqual(e.size, DEFAULT_MAX_RECORD_SIZE + 1)
         self.assertEqual(script.calls, [half, 2 * half, 2 * half + 1])
 
@@ -1348,7 +1326,7 @@ class AdversarialTests(ReaderScenarios):
 
         reader = RecordReader()
         reader.feed(stream[: 5 * (DEFAULT_MAX_FRAGMENTS + 1)])
-        self.assertRaises(MalformedRecord, reader.next_event, Script())
+        self.assertRaises(MalformedRecord, next_event, reader, Script())
 
     def test_manyEmptyFragments(self) -> None:
         """
@@ -1366,7 +1344,7 @@ class AdversarialTests(ReaderScenarios):
         """
         reader = RecordReader()
         reader.feed(fragment(b"x"))
-        self.assertIs(reader.next_event(Script(DROP)), NEED_DATA)
+        self.assertIs(next_event(reader, Script(DROP)), NEED_DATA)
         self.assertRaises(MalformedRecord, reader.feed, mark(0) * 10_000)
         self.assertIsInstance(reader.failed, MalformedRecord)
         self.assertEqual(reader.buffered, 0)
@@ -1454,7 +1432,7 @@ class LinearTimeTests(SynchronousTestCase):
         for i in range(0, len(stream), 1460):
             reader.feed(stream[i : i + 1460])
         self.assertEqual(reader.buffered, len(stream))
-        self.assertEqual(reader.next_event(Script()), Accepted(message))
+        self.assertEqual(next_event(reader, Script()), Accepted(message))
         self.assertEqual(reader.buffered, 0)
 
     def test_oneByteSegments(self) -> None:
@@ -1613,7 +1591,7 @@ class EncodeRecordTests(SynchronousTestCase):
         for m in messages:
             for n in (None, 1, 100, 4096):
                 reader.feed(b"".join(encode_record(m, max_fragment_size=n)))
-                self.assertEqual(reader.next_event(Script()), Accepted(m))
+                self.assertEqual(next_event(reader, Script()), Accepted(m))
 
     @staticmethod
     def parse(out: list[bytes]) -> list[tuple[bytes, bool]]:
@@ -1800,7 +1778,7 @@ class PropertyTests(SynchronousTestCase):
 
         def poll() -> Any:
             while True:
-                event = reader.next_event(decide)
+                event = next_event(reader, decide)
                 if event is NEED_DATA or event is END_OF_FILE:
                     return event
                 events.append(event)
@@ -1815,13 +1793,13 @@ class PropertyTests(SynchronousTestCase):
             reader.feed_eof()
             end = poll()
             self.assertIs(end, END_OF_FILE)
-            self.assertIs(reader.next_event(decide), END_OF_FILE)
+            self.assertIs(next_event(reader, decide), END_OF_FILE)
             self.assertEqual(reader.buffered, 0)
             self.assertTrue(reader.at_record_boundary)
         except RemoteProtocolError as e:
             end = e
             self.assertIs(reader.failed, e)
-            self.assertIs(self.assertRaises(type(e), reader.next_event, decide), e)
+            self.assertIs(self.assertRaises(type(e), next_event, reader, decide), e)
 
         self.assertEqual(events, want_events)
         self.assertEqual(calls, want_calls)

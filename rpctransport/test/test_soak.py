@@ -38,7 +38,7 @@ from typing import Final
 import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from rpctransport.entry.echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, PROC_NULL, encode_opaque
+from rpctransport.program.echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, PROC_NULL, encode_opaque
 from rpctransport.sansio.rpcmsg import CallHeader, encode_call_header
 from rpctransport.test.interop.build import (
     ServerProcess,

@@ -6,7 +6,6 @@ Twisted's C{StringTransport} and C{task.Clock}, no sockets.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -14,7 +13,6 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -41,46 +39,14 @@ from rpctransport import (
     RpcProtocol,
     StreamController,
 )
-
-PEER = IPv4Address("TCP", "192.0.2.7", 40000)
-HOST = IPv4Address("TCP", "127.0.0.1", 111)
-
-
-def mark(length: int, last: bool = True) -> bytes:
-    """
-    A record mark for a fragment of C{length} bytes.
-    """
-    return struct.pack(">I", length | (0x80000000 if last else 0))
-
-
-def record(payload: bytes) -> bytes:
-    """
-    C{payload} as one single-fragment record.
-    """
-    return mark(len(payload)) + payload
-
-
-class HalfCloseableStringTransport(StringTransport):
-    """
-    A C{StringTransport} that can half-close, as TCP transports do.
-    """
-
-    write_closed = False
-
-    def loseWriteConnection(self) -> None:
-        self.write_closed = True
-
-
-def connected(**options: Any) -> tuple[StreamController, HalfCloseableStringTransport, Clock]:
-    """
-    A controller connected to a fake transport, with a fake clock.
-    """
-    clock = Clock()
-    controller = StreamController(clock, **options)
-    transport = HalfCloseableStringTransport(hostAddress=HOST, peerAddress=PEER)
-    controller.makeConnection(transport)
-    return controller, transport, clock
-
+from rpctransport.test.helpers import (
+    HOST,
+    PEER,
+    HalfCloseableStringTransport,
+    connected,
+    mark,
+    record,
+)
 
 class ContractTests(SynchronousTestCase):
     """

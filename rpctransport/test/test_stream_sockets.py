@@ -28,22 +28,20 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.address import IPv4Address, UNIXAddress
-from twisted.internet.defer import CancelledError, Deferred, DeferredQueue, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredQueue, inlineCallbacks
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IPullProducer
-from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.protocols.policies import ProtocolWrapper
-from twisted.internet.task import deferLater
+from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from rpctransport.adapters._prompt import FLUSH_AFTER
+from rpctransport.adapters.sameturn import FLUSH_AFTER
 
 from rpctransport import (
     ACCEPT,
@@ -66,15 +64,20 @@ from rpctransport import (
     listen_stream,
     stream_rpc_multiplex_controller,
 )
+from rpctransport.test.helpers import (
+    TLS_CLIENT_HELLO,
+    WAIT,
+    RawPeer,
+    SocketTestMixin,
+    fires_within,
+    mark,
+    outcome,
+    pattern,
+    sleep,
+)
 
 KiB = 1024
 MiB = 1024 * 1024
-
-WAIT = 10.0
-"""
-Seconds any single wait may take before the test gives up: far more than a
-loopback socket ever needs, so it only turns a hang into a failure.
-"""
 
 MEMORY_BUDGET = 1 * MiB
 """
@@ -83,96 +86,6 @@ a few of Twisted's 64 KiB reads and writes, never the record.
 """
 
 HTTP_GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n"
-
-TLS_CLIENT_HELLO = (
-    # TLS record: handshake (0x16), version 3.1, length 0x00f8.
-    b"\x16\x03\x01\x00\xf8"
-    # Handshake: ClientHello (1), length 0x0000f4, client version 3.3.
-    + b"\x01\x00\x00\xf4\x03\x03"
-    + bytes(range(32))
-    + b"\x20"
-    + bytes(range(32, 64))
-    + b"\x00\x08\x13\x02\x13\x03\x13\x01\x00\xff\x01\x00"
-    + b"\x00" * 160
-)
-
-
-def _get_reactor() -> Any:
-    from twisted.internet import reactor
-
-    return reactor
-
-
-def mark(length: int, last: bool = True) -> bytes:
-    """
-    A record mark for a fragment of C{length} bytes.
-    """
-    return struct.pack(">I", length | (0x80000000 if last else 0))
-
-
-def pattern(size: int, seed: int = 0) -> bytes:
-    """
-    C{size} bytes that are not all alike, so that a shifted or truncated
-    record never compares equal.
-    """
-    block = bytes((i * 7 + seed) % 251 for i in range(min(size, 4093)))
-    if not block:
-        return b""
-    whole, rest = divmod(size, len(block))
-    return block * whole + block[:rest]
-
-
-class RawPeer(Protocol):
-    """
-    A peer that speaks raw bytes: it counts (and optionally keeps) what it
-    receives and tells when the connection is gone.
-
-    @ivar received: the bytes received, when C{keep} is set.
-    @ivar count: how many bytes were received.
-    @ivar lost: fires with L{None} once the connection is gone.
-    @ivar reason: why it is gone.
-    """
-
-    def __init__(self, keep: bool = True) -> None:
-        self.keep = keep
-        self.received = bytearray()
-        self.count = 0
-        self.lost: Deferred[None] = Deferred()
-        self.reason: Failure | None = None
-        self._waiters: list[tuple[int, Deferred[int]]] = []
-
-    def dataReceived(self, data: bytes) -> None:
-        """
-        Count the bytes and wake up whoever waits for that many.
-        """
-        self.count += len(data)
-        if self.keep:
-            self.received += data
-        ready = [w for w in self._waiters if self.count >= w[0]]
-        for waiter in ready:
-            self._waiters.remove(waiter)
-            waiter[1].callback(self.count)
-
-    def wait_for_bytes(self, n: int) -> Deferred[int]:
-        """
-        A Deferred firing once at least C{n} bytes have been received.
-        """
-        if self.count >= n:
-            return succeed(self.count)
-        d: Deferred[int] = Deferred()
-        self._waiters.append((n, d))
-        return d
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """
-        Remember why, fail the byte waiters, fire L{lost}.
-        """
-        self.reason = reason
-        waiters, self._waiters = self._waiters, []
-        for _, d in waiters:
-            d.errback(reason)
-        self.lost.callback(None)
-
 
 @implementer(IPullProducer)
 class BigRecordSender:
@@ -221,43 +134,6 @@ class BigRecordSender:
         """
 
 
-def outcome(d: Deferred[Any]) -> Deferred[tuple[bool, Any]]:
-    """
-    A Deferred that never fails: it fires with C{(True, result)} when C{d}
-    succeeds, or C{(False, failure)} when it fails (the failure is then
-    handled).
-    """
-    return d.addCallbacks(lambda result: (True, result), lambda failure: (False, failure))
-
-
-def sleep(seconds: float) -> Deferred[None]:
-    """
-    A Deferred firing after C{seconds} of reactor time.
-    """
-    return deferLater(_get_reactor(), seconds, lambda: None)
-
-
-def fires_within(d: Deferred[Any], seconds: float) -> Deferred[bool]:
-    """
-    A Deferred firing with C{True} as soon as C{d} fires, or with C{False}
-    if it has not fired after C{seconds}. C{d}'s own result passes through
-    untouched.
-    """
-    answer: Deferred[bool] = Deferred()
-    if d.called:
-        return succeed(True)
-    call = _get_reactor().callLater(seconds, answer.callback, False)
-
-    def fired(result: object) -> object:
-        if call.active():
-            call.cancel()
-            answer.callback(True)
-        return result
-
-    d.addBoth(fired)
-    return answer
-
-
 def wire(message: bytes) -> bytes:
     """
     C{message} record-marked, as one C{bytes}: what the peer reads.
@@ -265,121 +141,7 @@ def wire(message: bytes) -> bytes:
     return b"".join(encode_record(message))
 
 
-def socket_transport(transport: Any) -> Any:
-    """
-    The socket's own transport under any protocol wrappers (Twisted's TLS).
-    """
-    while isinstance(transport, ProtocolWrapper):
-        transport = transport.transport
-    return transport
-
-
-if TYPE_CHECKING:
-    _MixinBase = TestCase
-else:
-    # Not a TestCase at run time, so that the mixins are not collected.
-    _MixinBase = object
-
-
-class _SocketTestMixin(_MixinBase):
-    """
-    Helpers shared by the socket test cases: bounded waits, and a registry of
-    everything a test opens, torn down in one cleanup.
-    """
-
-    timeout = 60
-
-    def _setUpRegistry(self) -> None:
-        self.reactor = _get_reactor()
-        self._controllers: list[StreamController] = []
-        self._raw_peers: list[RawPeer] = []
-        self._sockets: list[socket.socket] = []
-        self._processes: list[tuple[Any, Any]] = []
-        self.addCleanup(self._tear_down_everything)
-
-    def track(self, controller: StreamController) -> StreamController:
-        """
-        Inactivate C{controller} when the test ends, and wait for its
-        connection to be gone.
-        """
-        self._controllers.append(controller)
-        return controller
-
-    def track_peer(self, peer: RawPeer) -> RawPeer:
-        """
-        Abort C{peer}'s connection when the test ends, if still up.
-        """
-        self._raw_peers.append(peer)
-        return peer
-
-    def track_socket(self, sock: socket.socket) -> socket.socket:
-        """
-        Close C{sock} when the test ends.
-        """
-        self._sockets.append(sock)
-        return sock
-
-    def track_process(self, transport: Any, process: Any) -> None:
-        """
-        Kill the process of C{transport} when the test ends, if still
-        running, and wait for C{process.ended} (a Deferred) to fire.
-        """
-        self._processes.append((transport, process))
-
-    @inlineCallbacks
-    def _tear_down_everything(self) -> Generator[Any, Any, None]:
-        for controller in self._controllers:
-            controller.inactivate()
-        for peer in self._raw_peers:
-            transport: Any = peer.transport
-            if transport is not None and not peer.lost.called:
-                transport.abortConnection()
-        for transport, process in self._processes:
-            if not process.ended.called:
-                transport.signalProcess("KILL")
-
-        def all_gone() -> bool:
-            for controller in self._controllers:
-                transport = socket_transport(controller.transport)
-                if transport is not None and not getattr(transport, "disconnected", True):
-                    return False
-            if not all(peer.lost.called or peer.transport is None for peer in self._raw_peers):
-                return False
-            return all(process.ended.called for _, process in self._processes)
-
-        yield self.until(all_gone, "every connection to close")
-        for sock in self._sockets:
-            sock.close()
-
-    @inlineCallbacks
-    def until(
-        self, predicate: Callable[[], bool], what: str, seconds: float = WAIT
-    ) -> Generator[Any, Any, None]:
-        """
-        Wait (polling the reactor) until C{predicate()} is true; fail the
-        test after C{seconds}.
-        """
-        step = 0.01
-        for _ in range(int(seconds / step) + 1):
-            if predicate():
-                return
-            yield sleep(step)
-        self.fail(f"gave up waiting for {what}")
-
-    @inlineCallbacks
-    def within(self, d: Deferred[Any], what: str, seconds: float = WAIT) -> Generator[Any, Any, Any]:
-        """
-        Wait for C{d} and return its result; fail the test if it does not
-        fire within C{seconds}.
-        """
-        fired = yield fires_within(d, seconds)
-        if not fired:
-            self.fail(f"gave up waiting for {what}")
-        result = yield d
-        return result
-
-
-class _StreamSocketTestsMixin(_SocketTestMixin):
+class _StreamSocketTestsMixin(SocketTestMixin):
     """
     Tests of controllers made by L{listen_stream} and L{connect_stream},
     shared by TCP and UNIX sockets. Subclasses say how to listen and connect.
@@ -1442,7 +1204,7 @@ class UNIXStreamSocketTests(_StreamSocketTestsMixin, TestCase):
 # -- 7. Adopted descriptors ---------------------------------------------------------
 
 
-class _AdoptedDescriptorTestsMixin(_SocketTestMixin):
+class _AdoptedDescriptorTestsMixin(SocketTestMixin):
     """
     Controllers made by L{stream_rpc_multiplex_controller} from a connected
     pair of plain sockets; subclasses say how to make the pair.

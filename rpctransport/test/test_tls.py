@@ -15,7 +15,6 @@ bounded only so that a broken controller fails a test instead of hanging it.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import socket
@@ -52,14 +51,12 @@ from rpctransport import (
     StreamController,
     StreamControllerFactory,
     TLSSessionProps,
-    client_tls_options,
     connect_stream,
     listen_stream,
-    server_tls_options,
     stream_rpc_multiplex_controller,
 )
 from rpctransport.adapters.tls import user_name_from_certificate
-from rpctransport.entry.echo import (
+from rpctransport.program.echo import (
     ECHO_PROGRAM,
     ECHO_VERSION,
     PROC_ECHO,
@@ -84,18 +81,21 @@ from rpctransport.sansio.rpcmsg import (
     encode_tls_probe,
     starttls_reply,
 )
-from rpctransport.test.test_stream_sockets import (
+from rpctransport.test.helpers import (
     TLS_CLIENT_HELLO,
     WAIT,
     RawPeer,
-    mark,
-    _SocketTestMixin,
+    SocketTestMixin,
+    client_options,
     outcome,
     pattern,
+    pki,
+    record,
+    server_options,
     sleep,
     socket_transport,
 )
-from rpctransport.testing import CertificateAuthority, IssuedCertificate
+from rpctransport.testing import IssuedCertificate
 
 MiB = 1024 * 1024
 
@@ -118,139 +118,10 @@ AUTH_ERROR_SIZE = 20
 """Bytes of a denied AUTH_ERROR reply."""
 
 
-def _get_reactor() -> Any:
-    from twisted.internet import reactor
-
-    return reactor
-
-
 # -- Certificates --------------------------------------------------------------
 
 
-class _PKI:
-    """
-    Every certificate the tests use, made once: two CAs, servers and
-    clients with each kind of identity, expired ones.
-
-    @ivar ca: the CA both sides trust.
-    @ivar other_ca: a CA nobody trusts.
-    """
-
-    def __init__(self) -> None:
-        self.ca = CertificateAuthority("rpctransport test CA")
-        self.other_ca = CertificateAuthority("some other CA")
-        names: dict[str, Any] = {"dns": ("localhost",), "ips": ("127.0.0.1",)}
-        self.server = self.ca.issue("rpc-server", **names)
-        self.rogue_server = self.other_ca.issue("rpc-server", **names)
-        self.expired_server = self.ca.issue("rpc-server", expired=True, **names)
-        # One client per rule of the peer_user_name, each also carrying the
-        # identities of the rules below it, so that the order is checked.
-        self.rfc822_client = self.ca.issue(
-            "Alice CN",
-            emails=("alice@example.org", "second@example.org"),
-            dns=("alice.example",),
-            uid="alice-uid",
-            email_address="alice-attribute@example.org",
-        )
-        self.uid_client = self.ca.issue(
-            "Bob CN", dns=("bob.example",), uid="bob", email_address="bob@example.org"
-        )
-        self.email_client = self.ca.issue(
-            "Carol CN", email_address="carol@example.org"
-        )
-        self.cn_client = self.ca.issue("dave")
-        self.anonymous_client = self.ca.issue(None, dns=("nobody.example",))
-        self.rogue_client = self.other_ca.issue("mallory")
-        self.expired_client = self.ca.issue("late", expired=True)
-
-
-@functools.cache
-def pki() -> _PKI:
-    """
-    The module's certificates, made on first use.
-    """
-    return _PKI()
-
-
-def server_options(
-    certificate: IssuedCertificate | None = None,
-    *,
-    client_ca: bytes | None = None,
-    alpn: bool = True,
-    chain: bool = False,
-) -> Any:
-    """
-    Server TLS options with C{certificate} (the trusted server's by
-    default); C{chain} adds the CA's certificate after ours, as a server
-    sends its intermediates.
-    """
-    certificate = certificate or pki().server
-    if not chain:
-        return server_tls_options(
-            certificate.certificate, certificate.key, client_ca=client_ca, alpn=alpn
-        )
-    from twisted.internet import ssl
-
-    own = ssl.PrivateCertificate.loadPEM(certificate.pem)
-    extra: dict[str, Any] = {}
-    if client_ca is not None:
-        extra["trustRoot"] = ssl.Certificate.loadPEM(client_ca)
-    if alpn:
-        extra["acceptableProtocols"] = [SUNRPC_ALPN]
-    return ssl.CertificateOptions(
-        privateKey=own.privateKey.original,
-        certificate=own.original,
-        extraCertChain=[ssl.Certificate.loadPEM(pki().ca.certificate).original],
-        **extra,
-    )
-
-
-def client_options(
-    certificate: IssuedCertificate | None = None,
-    *,
-    hostname: str = "localhost",
-    ca: CertificateAuthority | None = None,
-    alpn: bool = True,
-    chain: bool = False,
-) -> Any:
-    """
-    Client TLS options verifying the server as C{hostname} against C{ca}
-    (the trusted CA by default), presenting C{certificate} if given;
-    C{chain} sends the CA's certificate after the client's own.
-    """
-    ca = ca or pki().ca
-    if not chain:
-        if certificate is None:
-            return client_tls_options(hostname, ca=ca.certificate, alpn=alpn)
-        return client_tls_options(
-            hostname,
-            ca=ca.certificate,
-            certificate=certificate.certificate,
-            key=certificate.key,
-            alpn=alpn,
-        )
-    from twisted.internet import ssl
-
-    assert certificate is not None
-    return ssl.optionsForClientTLS(
-        hostname,
-        trustRoot=ssl.Certificate.loadPEM(ca.certificate),
-        clientCertificate=ssl.PrivateCertificate.loadPEM(certificate.pem),
-        acceptableProtocols=[SUNRPC_ALPN] if alpn else None,
-        extraCertificateOptions={
-            "extraCertChain": [ssl.Certificate.loadPEM(pki().ca.certificate).original]
-        },
-    )
-
-
 # -- RPC bytes -----------------------------------------------------------------
-
-
-def record(message: bytes) -> bytes:
-    """
-    C{message} as one record-marked fragment.
-    """
-    return mark(len(message)) + message
 
 
 def call(
@@ -380,11 +251,11 @@ class SClient(ProcessProtocol):
 # -- The test base -----------------------------------------------------------
 
 
-class _TLSTestCase(_SocketTestMixin, TestCase):
+class _TLSTestCase(SocketTestMixin, TestCase):
     """
     Listening, connecting and raw peers, with everything a test opens torn
     down in one cleanup that waits for each connection to be gone (the
-    registry of L{_SocketTestMixin}).
+    registry of L{SocketTestMixin}).
     """
 
     timeout = 30

@@ -1,0 +1,593 @@
+# -*- test-case-name: rpctransport.test -*-
+"""
+Helpers shared by the test modules; a test module imports helpers from here
+(and the library from L{rpctransport}), never from another test module.
+
+  - record-marked bytes, built here rather than with the code under test:
+    L{mark}, L{fragment_mark}, L{fragment}, L{record}, L{fragments}, and
+    L{read_record} to read one from a socket;
+  - L{echo_call}: a call of the echo test program;
+  - L{connected}: a stream controller on a fake transport and clock;
+  - the real reactor and bounded waits on it: L{get_reactor}, L{WAIT},
+    L{sleep}, L{fires_within}, L{outcome}, L{eventually}; L{wait_until}
+    blocks, for tests that watch other processes;
+  - socket tests: L{RawPeer}, L{pattern}, L{TLS_CLIENT_HELLO},
+    L{socket_transport} and L{SocketTestMixin} (a registry of what a test
+    opens, torn down in one cleanup);
+  - certificates: L{pki}, L{server_options}, L{client_options}.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import struct
+import time
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.protocols.policies import ProtocolWrapper
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from rpctransport import (
+    SUNRPC_ALPN,
+    StreamController,
+    client_tls_options,
+    server_tls_options,
+)
+from rpctransport.program.echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, encode_opaque
+from rpctransport.sansio.record import FragmentHeader, RecordReader
+from rpctransport.sansio.rpcmsg import CallHeader, encode_call_header
+from rpctransport.testing import CertificateAuthority, IssuedCertificate
+
+# -- Record-marked bytes -------------------------------------------------------
+
+LAST = 0x80000000
+"""The last-fragment bit of a record mark."""
+
+
+def mark(length: int, last: bool = True) -> bytes:
+    """
+    A record mark for a fragment of C{length} bytes, the last of its record
+    unless C{last} is false.
+    """
+    return struct.pack(">I", length | (LAST if last else 0))
+
+
+def fragment_mark(length: int, last: bool = False) -> bytes:
+    """
+    L{mark} for a fragment that is I{not} the last of its record unless
+    C{last} says so: the codec's tests build records one fragment at a time.
+    """
+    return mark(length, last)
+
+
+def fragment(payload: bytes, last: bool = False) -> bytes:
+    """
+    One fragment on the wire: its mark and its payload.
+    """
+    return mark(len(payload), last) + payload
+
+
+def record(*payloads: bytes) -> bytes:
+    """
+    A record made of one fragment per payload; the last one is flagged last.
+    """
+    return b"".join(
+        fragment(p, i == len(payloads) - 1) for i, p in enumerate(payloads)
+    )
+
+
+def next_event(reader: RecordReader, decide: Callable[[int], Any]) -> Any:
+    """
+    The next event of C{reader} that is not a L{FragmentHeader}: each
+    fragment header is answered with what C{decide(size)} returns, as the
+    stream controller answers it with a read's C{before_record}. What
+    C{decide} raises fails the reader and is raised again.
+    """
+    while True:
+        event = reader.next_event()
+        if type(event) is not FragmentHeader:
+            return event
+        try:
+            rule = decide(event.size)
+        except Exception as e:
+            reader.close(e)
+            raise
+        reader.decide(rule)
+
+
+def fragments(message: bytes, sizes: list[int]) -> bytes:
+    """
+    C{message} record-marked in fragments of C{sizes} bytes, then one last
+    fragment with the rest; built here, not with the code under test.
+    """
+    out = []
+    offset = 0
+    for size in sizes:
+        out.append(fragment(message[offset : offset + size]))
+        offset += size
+    out.append(fragment(message[offset:], last=True))
+    return b"".join(out)
+
+
+def read_record(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """
+    One record from C{sock}, reassembled from its fragments.
+    """
+    sock.settimeout(timeout)
+    parts = []
+    while True:
+        (word,) = struct.unpack(">I", read_exactly(sock, 4))
+        parts.append(read_exactly(sock, word & ~LAST))
+        if word & LAST:
+            return b"".join(parts)
+
+
+def read_exactly(sock: socket.socket, n: int) -> bytes:
+    """
+    Exactly C{n} bytes from C{sock}.
+
+    @raise EOFError: if the peer closes the connection first.
+    """
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError(f"the server closed the connection after {len(data)} of {n} bytes")
+        data += chunk
+    return bytes(data)
+
+
+# -- Calls of the echo program -------------------------------------------------
+
+
+def echo_call(xid: int, proc: int = PROC_ECHO, argument: bytes = b"") -> bytes:
+    """
+    An echo-program call (without its record mark): C{proc} ECHO (with
+    C{argument}) by default.
+    """
+    body = b"".join(encode_opaque(argument)) if proc == PROC_ECHO else b""
+    return encode_call_header(CallHeader(xid, ECHO_PROGRAM, ECHO_VERSION, proc)) + body
+
+
+# -- Stream controllers on fakes -----------------------------------------------
+
+
+PEER = IPv4Address("TCP", "192.0.2.7", 40000)
+"""The peer of L{connected}'s controller."""
+
+HOST = IPv4Address("TCP", "127.0.0.1", 111)
+"""The local address of L{connected}'s controller."""
+
+
+class HalfCloseableStringTransport(StringTransport):
+    """
+    A C{StringTransport} that can half-close, as TCP transports do.
+    """
+
+    write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        """
+        Remember the half-close.
+        """
+        self.write_closed = True
+
+
+def connected(**options: Any) -> tuple[StreamController, HalfCloseableStringTransport, Clock]:
+    """
+    A controller connected to a fake transport, with a fake clock.
+    """
+    clock = Clock()
+    controller = StreamController(clock, **options)
+    transport = HalfCloseableStringTransport(hostAddress=HOST, peerAddress=PEER)
+    controller.makeConnection(transport)
+    return controller, transport, clock
+
+
+# -- The reactor, and bounded waits --------------------------------------------
+
+
+def get_reactor() -> Any:
+    """
+    The global reactor, imported when a test needs it (never at import).
+    """
+    from twisted.internet import reactor
+
+    return reactor
+
+
+WAIT = 10.0
+"""
+Seconds any single wait may take before the test gives up: far more than a
+loopback socket ever needs, so it only turns a hang into a failure.
+"""
+
+
+def outcome(d: Deferred[Any]) -> Deferred[tuple[bool, Any]]:
+    """
+    A Deferred that never fails: it fires with C{(True, result)} when C{d}
+    succeeds, or C{(False, failure)} when it fails (the failure is then
+    handled).
+    """
+    return d.addCallbacks(lambda result: (True, result), lambda failure: (False, failure))
+
+
+def sleep(seconds: float) -> Deferred[None]:
+    """
+    A Deferred firing after C{seconds} of reactor time.
+    """
+    return deferLater(get_reactor(), seconds, lambda: None)
+
+
+def fires_within(d: Deferred[Any], seconds: float) -> Deferred[bool]:
+    """
+    A Deferred firing with C{True} as soon as C{d} fires, or with C{False}
+    if it has not fired after C{seconds}. C{d}'s own result passes through
+    untouched.
+    """
+    answer: Deferred[bool] = Deferred()
+    if d.called:
+        return succeed(True)
+    call = get_reactor().callLater(seconds, answer.callback, False)
+
+    def fired(result: object) -> object:
+        if call.active():
+            call.cancel()
+            answer.callback(True)
+        return result
+
+    d.addBoth(fired)
+    return answer
+
+
+def eventually(predicate: Callable[[], bool], what: str) -> Deferred[None]:
+    """
+    Fire once C{predicate()} holds, checking once per reactor turn; fail
+    after L{WAIT} seconds.
+    """
+    reactor = get_reactor()
+    deadline = reactor.seconds() + WAIT
+
+    @inlineCallbacks
+    def poll() -> Generator[Deferred[Any], Any, None]:
+        while not predicate():
+            if reactor.seconds() > deadline:
+                raise AssertionError(f"gave up waiting for {what}")
+            yield deferLater(reactor, 0.001, lambda: None)
+
+    return poll()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> bool:
+    """
+    Poll C{condition} until it is true or C{timeout} seconds pass; return
+    whether it came true. It blocks: for tests that watch other processes,
+    without a reactor (L{eventually} is the reactor's).
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# -- Socket tests --------------------------------------------------------------
+
+
+TLS_CLIENT_HELLO = (
+    # TLS record: handshake (0x16), version 3.1, length 0x00f8.
+    b"\x16\x03\x01\x00\xf8"
+    # Handshake: ClientHello (1), length 0x0000f4, client version 3.3.
+    + b"\x01\x00\x00\xf4\x03\x03"
+    + bytes(range(32))
+    + b"\x20"
+    + bytes(range(32, 64))
+    + b"\x00\x08\x13\x02\x13\x03\x13\x01\x00\xff\x01\x00"
+    + b"\x00" * 160
+)
+
+
+def pattern(size: int, seed: int = 0) -> bytes:
+    """
+    C{size} bytes that are not all alike, so that a shifted or truncated
+    record never compares equal.
+    """
+    block = bytes((i * 7 + seed) % 251 for i in range(min(size, 4093)))
+    if not block:
+        return b""
+    whole, rest = divmod(size, len(block))
+    return block * whole + block[:rest]
+
+
+class RawPeer(Protocol):
+    """
+    A peer that speaks raw bytes: it counts (and optionally keeps) what it
+    receives and tells when the connection is gone.
+
+    @ivar received: the bytes received, when C{keep} is set.
+    @ivar count: how many bytes were received.
+    @ivar lost: fires with L{None} once the connection is gone.
+    @ivar reason: why it is gone.
+    """
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.received = bytearray()
+        self.count = 0
+        self.lost: Deferred[None] = Deferred()
+        self.reason: Failure | None = None
+        self._waiters: list[tuple[int, Deferred[int]]] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Count the bytes and wake up whoever waits for that many.
+        """
+        self.count += len(data)
+        if self.keep:
+            self.received += data
+        ready = [w for w in self._waiters if self.count >= w[0]]
+        for waiter in ready:
+            self._waiters.remove(waiter)
+            waiter[1].callback(self.count)
+
+    def wait_for_bytes(self, n: int) -> Deferred[int]:
+        """
+        A Deferred firing once at least C{n} bytes have been received.
+        """
+        if self.count >= n:
+            return succeed(self.count)
+        d: Deferred[int] = Deferred()
+        self._waiters.append((n, d))
+        return d
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Remember why, fail the byte waiters, fire L{lost}.
+        """
+        self.reason = reason
+        waiters, self._waiters = self._waiters, []
+        for _, d in waiters:
+            d.errback(reason)
+        self.lost.callback(None)
+
+
+def socket_transport(transport: Any) -> Any:
+    """
+    The socket's own transport under any protocol wrappers (Twisted's TLS).
+    """
+    while isinstance(transport, ProtocolWrapper):
+        transport = transport.transport
+    return transport
+
+
+if TYPE_CHECKING:
+    MixinBase = TestCase
+else:
+    # Not a TestCase at run time, so that the mixins are not collected.
+    MixinBase = object
+
+
+class SocketTestMixin(MixinBase):
+    """
+    Helpers shared by the socket test cases: bounded waits, and a registry of
+    everything a test opens, torn down in one cleanup.
+    """
+
+    timeout = 60
+
+    def _setUpRegistry(self) -> None:
+        self.reactor = get_reactor()
+        self._controllers: list[StreamController] = []
+        self._raw_peers: list[RawPeer] = []
+        self._sockets: list[socket.socket] = []
+        self._processes: list[tuple[Any, Any]] = []
+        self.addCleanup(self._tear_down_everything)
+
+    def track(self, controller: StreamController) -> StreamController:
+        """
+        Inactivate C{controller} when the test ends, and wait for its
+        connection to be gone.
+        """
+        self._controllers.append(controller)
+        return controller
+
+    def track_peer(self, peer: RawPeer) -> RawPeer:
+        """
+        Abort C{peer}'s connection when the test ends, if still up.
+        """
+        self._raw_peers.append(peer)
+        return peer
+
+    def track_socket(self, sock: socket.socket) -> socket.socket:
+        """
+        Close C{sock} when the test ends.
+        """
+        self._sockets.append(sock)
+        return sock
+
+    def track_process(self, transport: Any, process: Any) -> None:
+        """
+        Kill the process of C{transport} when the test ends, if still
+        running, and wait for C{process.ended} (a Deferred) to fire.
+        """
+        self._processes.append((transport, process))
+
+    @inlineCallbacks
+    def _tear_down_everything(self) -> Generator[Any, Any, None]:
+        for controller in self._controllers:
+            controller.inactivate()
+        for peer in self._raw_peers:
+            transport: Any = peer.transport
+            if transport is not None and not peer.lost.called:
+                transport.abortConnection()
+        for transport, process in self._processes:
+            if not process.ended.called:
+                transport.signalProcess("KILL")
+
+        def all_gone() -> bool:
+            for controller in self._controllers:
+                transport = socket_transport(controller.transport)
+                if transport is not None and not getattr(transport, "disconnected", True):
+                    return False
+            if not all(peer.lost.called or peer.transport is None for peer in self._raw_peers):
+                return False
+            return all(process.ended.called for _, process in self._processes)
+
+        yield self.until(all_gone, "every connection to close")
+        for sock in self._sockets:
+            sock.close()
+
+    @inlineCallbacks
+    def until(
+        self, predicate: Callable[[], bool], what: str, seconds: float = WAIT
+    ) -> Generator[Any, Any, None]:
+        """
+        Wait (polling the reactor) until C{predicate()} is true; fail the
+        test after C{seconds}.
+        """
+        step = 0.01
+        for _ in range(int(seconds / step) + 1):
+            if predicate():
+                return
+            yield sleep(step)
+        self.fail(f"gave up waiting for {what}")
+
+    @inlineCallbacks
+    def within(self, d: Deferred[Any], what: str, seconds: float = WAIT) -> Generator[Any, Any, Any]:
+        """
+        Wait for C{d} and return its result; fail the test if it does not
+        fire within C{seconds}.
+        """
+        fired = yield fires_within(d, seconds)
+        if not fired:
+            self.fail(f"gave up waiting for {what}")
+        result = yield d
+        return result
+
+
+# -- Certificates --------------------------------------------------------------
+
+
+class Certificates:
+    """
+    Every certificate the tests use, made once: two CAs, servers and
+    clients with each kind of identity, expired ones.
+
+    @ivar ca: the CA both sides trust.
+    @ivar other_ca: a CA nobody trusts.
+    """
+
+    def __init__(self) -> None:
+        self.ca = CertificateAuthority("rpctransport test CA")
+        self.other_ca = CertificateAuthority("some other CA")
+        names: dict[str, Any] = {"dns": ("localhost",), "ips": ("127.0.0.1",)}
+        self.server = self.ca.issue("rpc-server", **names)
+        self.rogue_server = self.other_ca.issue("rpc-server", **names)
+        self.expired_server = self.ca.issue("rpc-server", expired=True, **names)
+        # One client per rule of the peer_user_name, each also carrying the
+        # identities of the rules below it, so that the order is checked.
+        self.rfc822_client = self.ca.issue(
+            "Alice CN",
+            emails=("alice@example.org", "second@example.org"),
+            dns=("alice.example",),
+            uid="alice-uid",
+            email_address="alice-attribute@example.org",
+        )
+        self.uid_client = self.ca.issue(
+            "Bob CN", dns=("bob.example",), uid="bob", email_address="bob@example.org"
+        )
+        self.email_client = self.ca.issue(
+            "Carol CN", email_address="carol@example.org"
+        )
+        self.cn_client = self.ca.issue("dave")
+        self.anonymous_client = self.ca.issue(None, dns=("nobody.example",))
+        self.rogue_client = self.other_ca.issue("mallory")
+        self.expired_client = self.ca.issue("late", expired=True)
+
+
+@functools.cache
+def pki() -> Certificates:
+    """
+    The tests' certificates (L{Certificates}), made on first use.
+    """
+    return Certificates()
+
+
+def server_options(
+    certificate: IssuedCertificate | None = None,
+    *,
+    client_ca: bytes | None = None,
+    alpn: bool = True,
+    chain: bool = False,
+) -> Any:
+    """
+    Server TLS options with C{certificate} (the trusted server's by
+    default); C{chain} adds the CA's certificate after ours, as a server
+    sends its intermediates.
+    """
+    certificate = certificate or pki().server
+    if not chain:
+        return server_tls_options(
+            certificate.certificate, certificate.key, client_ca=client_ca, alpn=alpn
+        )
+    from twisted.internet import ssl
+
+    own = ssl.PrivateCertificate.loadPEM(certificate.pem)
+    extra: dict[str, Any] = {}
+    if client_ca is not None:
+        extra["trustRoot"] = ssl.Certificate.loadPEM(client_ca)
+    if alpn:
+        extra["acceptableProtocols"] = [SUNRPC_ALPN]
+    return ssl.CertificateOptions(
+        privateKey=own.privateKey.original,
+        certificate=own.original,
+        extraCertChain=[ssl.Certificate.loadPEM(pki().ca.certificate).original],
+        **extra,
+    )
+
+
+def client_options(
+    certificate: IssuedCertificate | None = None,
+    *,
+    hostname: str = "localhost",
+    ca: CertificateAuthority | None = None,
+    alpn: bool = True,
+    chain: bool = False,
+) -> Any:
+    """
+    Client TLS options verifying the server as C{hostname} against C{ca}
+    (the trusted CA by default), presenting C{certificate} if given;
+    C{chain} sends the CA's certificate after the client's own.
+    """
+    ca = ca or pki().ca
+    if not chain:
+        if certificate is None:
+            return client_tls_options(hostname, ca=ca.certificate, alpn=alpn)
+        return client_tls_options(
+            hostname,
+            ca=ca.certificate,
+            certificate=certificate.certificate,
+            key=certificate.key,
+            alpn=alpn,
+        )
+    from twisted.internet import ssl
+
+    assert certificate is not None
+    return ssl.optionsForClientTLS(
+        hostname,
+        trustRoot=ssl.Certificate.loadPEM(ca.certificate),
+        clientCertificate=ssl.PrivateCertificate.loadPEM(certificate.pem),
+        acceptableProtocols=[SUNRPC_ALPN] if alpn else None,
+        extraCertificateOptions={
+            "extraCertChain": [ssl.Certificate.loadPEM(pki().ca.certificate).original]
+        },
+    )
