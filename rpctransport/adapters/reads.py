@@ -134,7 +134,9 @@ class StreamReads:
 
     def pump(self) -> None:
         """
-        Hand out records to pending reads while the connection has them.
+        Hand out records to pending reads while the connection has them,
+        running a read's C{before_record} at each fragment header the
+        connection asks about (what it raises fails the reader).
 
         This is the per-record path of every read: what does not change from
         record to record is looked up once, and the timer and the read size
@@ -145,18 +147,23 @@ class StreamReads:
         self._pumping = True
         delivered = False
         link = self._link
-        conn = self._conn
         read = link.read
         try:
             timer = link.timer
+            next_event = self._conn.next_event
+            decide = self._conn.decide
             while read.d is not None:
                 try:
-                    event = conn.next_event()
+                    event = next_event()
                     while type(event) is FragmentHeader:
-                        self._decide(event.size)
-                        event = conn.next_event()
+                        read.in_hook = True
+                        try:
+                            rule = read.before_record(event.size, link.peer)
+                        finally:
+                            read.in_hook = False
+                        event = decide(rule)
                 except Exception as e:
-                    self.read_failed(e)
+                    self.protocol_error(e)
                     break
                 if event is NEED_DATA:
                     break
@@ -172,14 +179,22 @@ class StreamReads:
                 if event is END_OF_FILE:
                     self._end_of_file(d)
                     continue
-                if self._size is not None and type(event) is Accepted:
-                    self._size_reads(len(event.message) >= LARGE_RECORD)
+                if self._size is not None:
+                    self._size_for(event)
                 d.callback((event, link.peer))
         finally:
             self._pumping = False
-        if conn.after_delivery(delivered, read.d is not None):
-            # A record is half received while the application waits for it:
-            # from now on it has record_deadline seconds to arrive whole.
+        self._pumped(delivered)
+
+    def _pumped(self, delivered: bool) -> None:
+        """
+        After handing out records (C{delivered}) or not: start the record
+        deadline of a record now half received while a read waits for it,
+        and pause or resume the transport.
+        """
+        link = self._link
+        conn = self._conn
+        if conn.after_delivery(delivered, link.read.d is not None):
             link.arm_deadline(conn.record_begun(link.reactor.seconds()))
         self.flow()
 
@@ -190,24 +205,12 @@ class StreamReads:
         else:
             d.callback(END_OF_FILE)
 
-    def _decide(self, size: int) -> None:
-        """
-        Ask the pending read's C{before_record} for the rule of a record of
-        C{size} bytes so far; what it raises fails the reader.
-        """
-        link = self._link
-        try:
-            rule = link.read.decide(size, link.peer)
-        except Exception as e:
-            self._reader.close(e)
-            raise
-        self._reader.decide(rule)
-
-    def _size_reads(self, large: bool) -> None:
+    def _size_for(self, record: object) -> None:
         """
         Read in large chunks while records are large, in Twisted's default
         chunks otherwise.
         """
+        large = type(record) is Accepted and len(record.message) >= LARGE_RECORD
         if large is not (self._size == LARGE_READ_SIZE):
             self._size = LARGE_READ_SIZE if large else self._default_size
             assert self._size is not None

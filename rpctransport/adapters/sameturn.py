@@ -29,7 +29,7 @@ from typing import Final
 
 from ._twisted import DirectWrites
 
-__all__ = ["FLUSH_AFTER", "SEND_AT_ONCE_LIMIT", "SameTurnWrites"]
+__all__ = ["FLUSH_AFTER", "SEND_AT_ONCE_LIMIT", "SameTurnWrites", "Turn"]
 
 SEND_AT_ONCE_LIMIT: Final = 64 * 1024
 """

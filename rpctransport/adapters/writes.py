@@ -19,7 +19,7 @@ from ..sansio.errors import AddressMismatch
 from ..sansio.record import encode_record
 from ..sansio.types import IMPLIED
 from .link import StreamLink
-from .sameturn import SameTurnWrites
+from .sameturn import SameTurnWrites, Turn
 
 __all__ = ["StreamWrites"]
 
@@ -59,14 +59,16 @@ class StreamWrites:
         transport: Any = link.transport
         pieces = encode_record(message, max_fragment_size=self.max_fragment_size)
         same_turn = self.same_turn
-        if same_turn is None or not same_turn.receiving:
+        if same_turn is None or same_turn.turn is Turn.OUTSIDE:
             transport.writeSequence(pieces)
         else:
             same_turn.write(
                 transport, pieces, conn.tls is TLSState.PLAIN, conn.reader.buffered > 0
             )
         lost = link.lost_reason
-        if not conn.write_waits or lost is not None:
+        if (
+            conn.output is not Output.PUSHED_BACK and conn.tls is not TLSState.HANDSHAKING
+        ) or lost is not None:
             if link.timer.enabled:
                 link.timer.activity(link.busy())
             return succeed(None) if lost is None else fail(lost)

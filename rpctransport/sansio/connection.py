@@ -52,7 +52,7 @@ from .errors import (
 )
 from .record import NEED_DATA, FragmentHeader, NeedData, RecordReader
 from .rpcmsg import TLSProbeAnswer, answer_tls_probe, looks_like_auth_tls
-from .types import Accepted, EndOfFile, InRecord
+from .types import Accepted, EndOfFile, InRecord, InRule
 
 __all__ = [
     "Input",
@@ -384,18 +384,37 @@ class StreamConnection:
         event = self.reader.next_event()
         if type(event) is Accepted:
             if self.answers_probes and looks_like_auth_tls(event.message):
-                answer = answer_tls_probe(
-                    event.message, self.offers_tls, self.tls is not TLSState.PLAIN
-                )
-                if answer is not None:
-                    if answer.upgrade and self.reader.buffered:
-                        raise PlaintextInjection(self.reader.buffered, "client's AUTH_TLS probe")
-                    return answer
+                return self._probe(event)
             return event
         if type(event) is FragmentHeader or event is NEED_DATA or type(event) is EndOfFile:
             return event
         self.counters.add(REFUSED_RULE)
         return event
+
+    def decide(self, rule: InRule) -> Event:
+        """
+        Answer the L{FragmentHeader} L{next_event} returned with the rule
+        the application gave; returns the next event (as L{next_event}
+        would).
+        """
+        record = self.reader.decide(rule)
+        if record is None:
+            return self.next_event()
+        if self.answers_probes and looks_like_auth_tls(record.message):
+            return self._probe(record)
+        return record
+
+    def _probe(self, record: Accepted) -> Accepted | TLSProbeAnswer:
+        """
+        A call with an C{AUTH_TLS} credential on a side that answers probes:
+        the answer to send, or the record when it is not a probe after all.
+        """
+        answer = answer_tls_probe(record.message, self.offers_tls, self.tls is not TLSState.PLAIN)
+        if answer is None:
+            return record
+        if answer.upgrade and self.reader.buffered:
+            raise PlaintextInjection(self.reader.buffered, "client's AUTH_TLS probe")
+        return answer
 
     def after_delivery(self, delivered: bool, reading: bool) -> bool:
         """

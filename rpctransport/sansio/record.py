@@ -52,6 +52,7 @@ from .types import (
     InRule,
     RejectedWith,
     RejectWith,
+    Rule,
     Sentinel,
     check_rule,
     record_for_rule,
@@ -138,12 +139,14 @@ class _State(enum.Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FragmentHeader:
     """
     Returned by L{RecordReader.next_event} at a fragment header of a record
     that is still being accepted: the reader waits for
-    L{RecordReader.decide} before it keeps any of the fragment.
+    L{RecordReader.decide} before it keeps any of the fragment. (Not frozen:
+    one is made per record a hook decides, and a frozen dataclass takes
+    several times longer to make.)
 
     @ivar size: the record's size known so far, this fragment included.
     """
@@ -168,20 +171,12 @@ class RecordReader:
     reader is failed and raises the same error again (as after L{close}:
     the caller fails it so with what its own hook raised).
 
-    Limits are checked when a record mark arrives, before any of its payload
-    is kept:
-      - C{max_record_size} bounds the bytes of a record that is being
-        accepted (the sum of its fragments);
-      - C{max_fragments} bounds the fragments of any record;
-      - C{max_empty_fragments} bounds a run of zero-length fragments that are
-        not the last of their record.
+    Limits (C{max_record_size} on an accepted record's bytes,
+    C{max_fragments}, C{max_empty_fragments} on a run of empty fragments)
+    are checked when a record mark arrives, before any of its payload is
+    kept. Records whose rule is L{DENY} or L{DROP} keep nothing: their bytes
+    are discarded as they are fed, even while nobody asks for the next one.
 
-    Records whose rule is L{DENY} or L{DROP} keep nothing: their bytes are
-    discarded as they are fed, even while nobody asks for the next record.
-
-    @ivar max_record_size: see above.
-    @ivar max_fragments: see above.
-    @ivar max_empty_fragments: see above.
     @ivar accept_all: take every record as if L{decide} answered L{ACCEPT},
         without returning L{FragmentHeader} (set while the reader's consumer
         has no C{before_record} of its own: no question per record).
@@ -240,6 +235,9 @@ class RecordReader:
         # header asked about (None: no question is open).
         self._given: InRule | None = None
         self._asked: int | None = None
+        # Where the record asked about ends in the first chunk, when it lies
+        # whole there (next_event's common case).
+        self._whole_at: int | None = None
 
         # A record that ended while it was being discarded in feed().
         self._ready: InRecord | None = None
@@ -300,15 +298,7 @@ class RecordReader:
         n = len(data)
         if not n:
             return
-        chunks = self._chunks
-        if chunks and n < _COALESCE_BELOW:
-            tail = chunks[-1]
-            if type(tail) is bytearray and len(tail) < _COALESCE_LIMIT:
-                tail += data
-            else:
-                chunks.append(bytearray(data))
-        else:
-            chunks.append(data)
+        _queue(self._chunks, data)
         self._buffered += n
         rule = self._rule
         if rule is not None and rule is not ACCEPT and self._ready is None:
@@ -333,7 +323,7 @@ class RecordReader:
         self._offset = 0
         self._parts = []
         self._ready = None
-        self._given = self._asked = None
+        self._given = self._asked = self._whole_at = None
         self._state = _State.FAILED
         self._error = reason
 
@@ -363,14 +353,23 @@ class RecordReader:
                     and stop <= len(chunk)
                     and stop - start <= self.max_record_size
                 ):
-                    rule = self._rule_for(stop - start)
+                    rule = ACCEPT if self.accept_all else self._given
                     if rule is ACCEPT:
+                        self._given = self._asked = None
                         return self._whole(chunk, start, stop)
                     if rule is None:
+                        self._asked = stop - start
+                        self._whole_at = stop
                         return FragmentHeader(stop - start)
                     # Another rule: the general path takes it from here.
-                    self._given = rule
-        elif self._state is _State.FAILED:
+        return self._general_event()
+
+    def _general_event(self) -> Event:
+        """
+        L{next_event} beyond its common case: the record marks and rules in
+        full, a failed reader, the end of input.
+        """
+        if self._state is _State.FAILED:
             assert self._error is not None
             raise self._error
         event = self._run(True)
@@ -378,40 +377,39 @@ class RecordReader:
             return self._end_of_input()
         return event
 
-    def decide(self, rule: InRule) -> None:
+    def decide(self, rule: InRule) -> Accepted | None:
         """
         Answer the L{FragmentHeader} that L{next_event} returned with the
         rule for the record (the last rule given for a record decides).
 
+        @return: the record, when the answer accepts one that lies whole in
+            what was fed (the common case, in one step); else L{None}, and
+            L{next_event} goes on.
         @raise TypeError: C{rule} is not a rule; the reader is failed.
         @raise LocalProtocolError: no fragment header is waiting for a rule.
         """
         if self._asked is None:
             raise LocalProtocolError("decide: no fragment header is waiting for a rule")
-        try:
-            self._given = check_rule(rule)
-        except TypeError as e:
-            raise self._fail(e)
+        if type(rule) is not Rule and type(rule) is not RejectWith:
+            try:
+                check_rule(rule)
+            except TypeError as e:
+                raise self._fail(e)
+        stop = self._whole_at
+        if stop is not None and rule is ACCEPT:
+            # The question came from next_event's common case: the record
+            # lies whole in the first chunk, and is handed out next.
+            start = stop - self._asked
+            self._asked = self._whole_at = None
+            return self._whole(self._chunks[0], start, stop)
+        self._given = rule
+        self._whole_at = None
+        return None
 
-    def _rule_for(self, size: int) -> InRule | None:
+    def _whole(self, chunk: bytes | bytearray, start: int, stop: int) -> Accepted:
         """
-        The rule for a record of C{size} bytes so far: L{ACCEPT} under
-        L{accept_all}, the one L{decide} gave, or L{None} to ask for it.
-        """
-        if self.accept_all:
-            return ACCEPT
-        rule = self._given
-        if rule is None:
-            self._asked = size
-            return None
-        self._given = None
-        self._asked = None
-        return rule
-
-    def _whole(self, chunk: bytes | bytearray, start: int, stop: int) -> InRecord:
-        """
-        The accepted single-fragment record at C{start:stop} of the first
-        chunk, consumed.
+        Consume the single-fragment record at C{start:stop} of the first
+        chunk (its mark just before it) and return it.
         """
         message = chunk[start:stop]
         if type(message) is not bytes:
@@ -509,9 +507,13 @@ class RecordReader:
             looks_like = describe_non_rpc(_peek(self._chunks, self._offset, _SNIFF_BYTES))
             if looks_like is not None:
                 raise self._fail(RecordTooLarge(size, self.max_record_size, looks_like))
-        rule = self._rule_for(size)
-        if rule is None:
+        if self.accept_all:
+            rule: InRule = ACCEPT
+        elif self._given is None:
+            self._asked = size
             return None
+        else:
+            rule, self._given, self._asked = self._given, None, None
         if rule is ACCEPT and size > self.max_record_size:
             looks_like = describe_non_rpc(_peek(self._chunks, self._offset, _SNIFF_BYTES)) if first else None
             raise self._fail(RecordTooLarge(size, self.max_record_size, looks_like))
@@ -653,6 +655,22 @@ class RecordReader:
             record = record_for_rule(rule, self._head)
         self._reset()
         return record
+
+
+def _queue(chunks: deque[bytes | bytearray], data: bytes) -> None:
+    """
+    Queue a chunk of input as it came, or, when it is small and bytes are
+    already waiting, append it to the last queued chunk (see
+    L{_COALESCE_BELOW}).
+    """
+    if chunks and len(data) < _COALESCE_BELOW:
+        tail = chunks[-1]
+        if type(tail) is bytearray and len(tail) < _COALESCE_LIMIT:
+            tail += data
+            return
+        chunks.append(bytearray(data))
+        return
+    chunks.append(data)
 
 
 def _check_limits(max_record_size: int, max_fragments: int, max_empty_fragments: int) -> None:

@@ -100,7 +100,9 @@ def next_event(reader: RecordReader, decide: Callable[[int], Any]) -> Any:
         except Exception as e:
             reader.close(e)
             raise
-        reader.decide(rule)
+        record = reader.decide(rule)
+        if record is not None:
+            return record
 
 
 def fragments(message: bytes, sizes: list[int]) -> bytes:
