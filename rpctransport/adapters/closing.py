@@ -140,7 +140,9 @@ class StreamClosing:
         link = self._link
         self._conn.abort_rw()
         link.read.take()
-        link.take_write()
+        # Its Deferred never fires; what the transport holds still has the
+        # write deadline to leave (a peer that never reads is still cut off).
+        link.write_d = None
         self._conn.reader.close(ControllerInactive("the reader was aborted with abort_rw()"))
         link.timer.busy(link.busy())
         if self._conn.resume_for_abort():

@@ -87,19 +87,26 @@ class StreamLink:
             self.conn.write_done()
         return d
 
-    def abort_with(self, error: Exception, quiet: bool = False) -> None:
+    def abort_with(self, error: Exception, quiet: bool = False, read_last: bool = False) -> None:
         """
         Close the connection because of C{error}, which every pending
         operation fails with.
 
         @param quiet: log at debug level only (whoever closes it logs).
+        @param read_last: fail the pending read after the transport is
+            aborted, not before (for errors met while reading, so that the
+            read's errback finds the connection already closing).
         """
         log = self.log.debug if quiet else self.log.info
         log("closing the connection from {peer}: {error}", peer=self.peer, error=error)
         self.conn.closing_for(error)
-        self.close_reason = Failure(error)
-        self.fail_read(self.close_reason)
-        self.abort_transport()
+        reason = self.close_reason = Failure(error)
+        if read_last:
+            self.abort_transport()
+            self.fail_read(reason)
+        else:
+            self.fail_read(reason)
+            self.abort_transport()
 
     def abort_transport(self) -> None:
         """

@@ -161,6 +161,10 @@ class StreamReads:
                             rule = read.before_record(event.size, link.peer)
                         finally:
                             read.in_hook = False
+                        if read.d is None:
+                            # The hook ended the read (abort_rw, inactivate).
+                            event = NEED_DATA
+                            break
                         event = decide(rule)
                 except Exception as e:
                     self.protocol_error(e)
@@ -179,8 +183,8 @@ class StreamReads:
                 if event is END_OF_FILE:
                     self._end_of_file(d)
                     continue
-                if self._size is not None:
-                    self._size_for(event)
+                if self._size is not None and type(event) is Accepted:
+                    self._size_for(len(event.message))
                 d.callback((event, link.peer))
         finally:
             self._pumping = False
@@ -205,12 +209,13 @@ class StreamReads:
         else:
             d.callback(END_OF_FILE)
 
-    def _size_for(self, record: object) -> None:
+    def _size_for(self, size: int) -> None:
         """
         Read in large chunks while records are large, in Twisted's default
-        chunks otherwise.
+        chunks otherwise (looked at after each accepted record of C{size}
+        bytes).
         """
-        large = type(record) is Accepted and len(record.message) >= LARGE_RECORD
+        large = size >= LARGE_RECORD
         if large is not (self._size == LARGE_READ_SIZE):
             self._size = LARGE_READ_SIZE if large else self._default_size
             assert self._size is not None
@@ -231,7 +236,7 @@ class StreamReads:
             # The connection broke; the transport's reason says more.
             link.fail_read(reason)
         elif self._conn.life is Life.OPEN:
-            link.abort_with(error)
+            link.abort_with(error, read_last=True)
         else:
             link.fail_read(Failure(error))
 

@@ -387,6 +387,10 @@ class StreamController(Protocol):
         link.peer = transport.getPeer()
         self._local = transport.getHost()
         link.arm_deadline(self._conn.made(self._reactor.seconds()))
+        if self._conn.life is Life.INACTIVE:
+            # Inactivated before the connection was made: it is not wanted.
+            transport.loseConnection()
+            return
         transport.registerProducer(self, True)
         implicit_tls = ISSLTransport.providedBy(transport)
         if not implicit_tls:

@@ -121,12 +121,14 @@ class Output(enum.Enum):
 
 class Shutdown(enum.Enum):
     """
-    A shutdown (C{start_shutting_down}): none, or waiting for our side to
-    close and the peer's EOF.
+    A shutdown (C{start_shutting_down}): none, waiting for our side to close
+    and the peer's EOF, or done (both came, or the linger time ran out:
+    C{read_eof} is then true, while the input's flow control goes on).
     """
 
     NONE = "none"
     WAITING = "waiting"
+    DONE = "done"
 
 
 class TLSState(enum.Enum):
@@ -164,7 +166,8 @@ class Move(enum.Enum):
     RELEASE = "stop producing"
     CLOSED = "our side closed"
     START_SHUTDOWN = "start_shutting_down"
-    END_SHUTDOWN = "shutdown ended"
+    END_SHUTDOWN = "shutdown cancelled or cut short"
+    SHUTDOWN_DONE = "shutdown done"
     PROBE = "probe sent"
     PROBE_ANSWERED = "probe answered"
     HANDSHAKE = "handshake begins"
@@ -181,6 +184,7 @@ def _all(states: type[enum.Enum], move: Move, to: enum.Enum) -> dict[tuple[objec
 TRANSITIONS: Final[dict[tuple[object, Move], object]] = {
     # Life.
     (Life.STARTING, Move.MADE): Life.OPEN,
+    (Life.INACTIVE, Move.MADE): Life.INACTIVE,
     (Life.STARTING, Move.LOST): Life.LOST,
     (Life.OPEN, Move.LOST): Life.LOST,
     (Life.LOST, Move.LOST): Life.LOST,
@@ -215,8 +219,12 @@ TRANSITIONS: Final[dict[tuple[object, Move], object]] = {
     **_all(Output, Move.CLOSED, Output.CLOSED),
     # Shutdown.
     (Shutdown.NONE, Move.START_SHUTDOWN): Shutdown.WAITING,
+    (Shutdown.DONE, Move.START_SHUTDOWN): Shutdown.WAITING,
     (Shutdown.WAITING, Move.END_SHUTDOWN): Shutdown.NONE,
     (Shutdown.NONE, Move.END_SHUTDOWN): Shutdown.NONE,
+    (Shutdown.DONE, Move.END_SHUTDOWN): Shutdown.DONE,
+    (Shutdown.WAITING, Move.SHUTDOWN_DONE): Shutdown.DONE,
+    (Shutdown.DONE, Move.SHUTDOWN_DONE): Shutdown.DONE,
     # TLS.
     (TLSState.PLAIN, Move.PROBE): TLSState.PROBING,
     (TLSState.PROBING, Move.PROBE_ANSWERED): TLSState.PLAIN,
@@ -450,9 +458,9 @@ class StreamConnection:
     @property
     def eof_seen(self) -> bool:
         """
-        Whether the input has ended.
+        Whether the input has ended, or a shutdown is done.
         """
-        return self.input is Input.ENDED
+        return self.input is Input.ENDED or self.shutdown is Shutdown.DONE
 
     def input_flow(self, reading: bool, limit: int) -> Move | None:
         """
@@ -584,12 +592,10 @@ class StreamConnection:
     def end_shutdown(self, completed: bool) -> None:
         """
         The shutdown C{completed} (both sides closed, or the peer's EOF did
-        not come within the linger time: the input counts as ended then),
-        or was cancelled.
+        not come within the linger time), or was cancelled or cut short by
+        the connection's end.
         """
-        self._move("shutdown", Move.END_SHUTDOWN)
-        if completed:
-            self._move("input", Move.EOF)
+        self._move("shutdown", Move.SHUTDOWN_DONE if completed else Move.END_SHUTDOWN)
 
     # -- TLS ---------------------------------------------------------------------
 

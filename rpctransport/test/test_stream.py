@@ -709,3 +709,56 @@ class ReadSizeTests(SynchronousTestCase):
         self.assertEqual(transport.bufferSize, LARGE_READ_SIZE)  # type: ignore[attr-defined]
         self.successResultOf(controller.start_reading())
         self.assertEqual(transport.bufferSize, 65536)  # type: ignore[attr-defined]
+
+
+class EdgeTests(SynchronousTestCase):
+    """
+    Sequences the redesign's review found untested.
+    """
+
+    def test_linger_keeps_flow_control(self) -> None:
+        """
+        A shutdown cut short by the linger time makes C{read_eof} true, and
+        the transport is still paused while records pile up unread and
+        resumed when a read takes them.
+        """
+        controller, transport, clock = connected(linger=5.0, read_buffer_limit=100)
+        done = controller.start_shutting_down()
+        controller.writeConnectionLost()
+        clock.advance(6)
+        self.successResultOf(done)
+        self.assertTrue(controller.read_eof)
+        controller.dataReceived(record(b"x" * 240))
+        self.assertEqual(transport.producerState, "paused")
+        result = self.successResultOf(controller.start_reading())
+        self.assertEqual(result[0], Accepted(b"x" * 240))
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_abort_rw_keeps_write_deadline(self) -> None:
+        """
+        After C{abort_rw}, what the transport still holds for a peer that
+        does not read has its write deadline: the connection is closed then.
+        """
+        controller, transport, clock = connected(write_deadline=5.0)
+        controller.pauseProducing()
+        controller.start_writing(b"held back")
+        controller.abort_rw()
+        clock.advance(10)
+        self.assertEqual(controller.counters, {"deadline.write": 1})
+
+    def test_hook_aborts(self) -> None:
+        """
+        A C{before_record} that calls C{abort_rw} ends the read (its
+        Deferred never fires) and leaves the connection open for a shutdown.
+        """
+        controller, transport, clock = connected()
+
+        def hook(size: int, peer: object) -> Any:
+            controller.abort_rw()
+            return ACCEPT
+
+        reading = controller.start_reading(before_record=hook)
+        controller.dataReceived(record(b"abc"))
+        self.assertNoResult(reading)
+        self.assertTrue(controller.alive)
+        self.assertFalse(transport.disconnecting)
