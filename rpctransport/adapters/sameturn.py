@@ -65,7 +65,7 @@ class SameTurnWrites:
 
     The controller that holds it says when it starts and ends handling
     received bytes (L{begin}, L{end}), and hands it every record written
-    meanwhile (L{write}, when L{receiving}).
+    meanwhile (L{write}, while L{turn} is not C{OUTSIDE}).
     """
 
     def __init__(self, direct: DirectWrites) -> None:
@@ -82,13 +82,6 @@ class SameTurnWrites:
         """
         direct = DirectWrites.for_transport(transport)
         return None if direct is None else cls(direct)
-
-    @property
-    def receiving(self) -> bool:
-        """
-        Whether received bytes are being handled.
-        """
-        return self.turn is not Turn.OUTSIDE
 
     def begin(self) -> None:
         """

@@ -504,14 +504,6 @@ class StreamConnection:
         if self.writer_side is Side.BUSY:
             raise ControllerBusy("start_writing: a write is already pending")
 
-    @property
-    def write_waits(self) -> bool:
-        """
-        Whether a write just handed to the transport must wait: it pushes
-        back, or a TLS handshake holds writes.
-        """
-        return self.output is Output.PUSHED_BACK or self.tls is TLSState.HANDSHAKING
-
     def write_waiting(self, size: int, now: float) -> float | None:
         """
         A write of C{size} bytes waits from C{now}; returns when its write
@@ -554,13 +546,6 @@ class StreamConnection:
         producing = self.output is Output.FLOWING or self.output is Output.PUSHED_BACK
         self._move("output", Move.RELEASE)
         return producing
-
-    @property
-    def producing(self) -> bool:
-        """
-        Whether we are the transport's producer.
-        """
-        return self.output is Output.FLOWING or self.output is Output.PUSHED_BACK
 
     # -- Shutting down -----------------------------------------------------------
 
