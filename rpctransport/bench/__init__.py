@@ -15,7 +15,7 @@ matplotlib: C{pip install 'rpctransport[plot]'}).
 Layer 4, beside L{rpctransport.entry}:
 
   - L{rpctransport.bench.cli}: the command line;
-  - L{rpctransport.bench.cases}: the six cases;
+  - L{rpctransport.bench.cases}: the cases (C{tlscase}: the TLS one);
   - L{rpctransport.bench.runner}: starting, stopping and repeating processes;
   - L{rpctransport.bench.report}: the results, the table, the JSON, the plot;
   - L{rpctransport.bench.peer}: the Twisted peers (receivers, echoes);

@@ -1,6 +1,6 @@
 # -*- test-case-name: rpctransport.test.test_bench -*-
 """
-The benchmark's six cases (issue 6), each measured against its references
+The benchmark's cases (six from issue 6, TLS from issue 12), each measured against its references
 in the same run:
 
   1. L{receive}: receive throughput of whole records, stream controller
@@ -15,7 +15,9 @@ in the same run:
   5. L{memory}: resident memory per idle connection, and the peak extra
      memory while one 16 MiB record is received;
   6. L{scaling}: C{serve --workers 2} against C{--workers 1}, several
-     pipelined clients.
+     pipelined clients;
+  7. L{tls <rpctransport.bench.tlscase.tls>}: ECHO calls over implicit TLS
+     and STARTTLS against the same server in plaintext.
 
 Each returns a L{Case}; L{CASES} lists them in order.
 """
@@ -31,6 +33,7 @@ from typing import Any
 
 from .._tirpc.process import Finished
 from .report import Case, Comparison, Measurement, Target, Variant
+from .tlscase import tls
 from .runner import (
     BenchError,
     Lab,
@@ -852,5 +855,6 @@ CASES: dict[str, Callable[[Lab], Case]] = {
     "udp": udp,
     "memory": memory,
     "scaling": scaling,
+    "tls": tls,
 }
 """The cases by id, in order; C{--case} picks some of them."""

@@ -3,7 +3,7 @@
 What a benchmark run found, and how it is shown: the table on standard
 output, the JSON file (C{--json}), the plot (C{--plot}).
 
-A run has I{cases} (the six of the issue); a case has I{measurements} (one
+A run has I{cases} (receive, rate, bulk, udp, memory, scaling, tls); a case has I{measurements} (one
 configuration: a record size, a number of calls in flight); a measurement has
 I{variants} (what is measured: the stream controller, a bare Twisted
 C{Protocol}, the libtirpc server, ...), each with the figures of several

@@ -35,11 +35,13 @@ LAYERS = {
     "interfaces": 2,
     "adapters": 3,
     "entry": 4,
+    # The test helpers (memory transports, a throwaway PKI), which the
+    # benchmark uses too (its TLS case makes its certificates so).
     "testing": 5,
-    "bench": 5,
+    "bench": 6,
     # The program may run the benchmark; the benchmark never imports the
     # program (it runs "python -m rpctransport serve" as a process).
-    "program": 6,
+    "program": 7,
 }
 """
 The layer of each top-level module or package; lower numbers are lower
