@@ -14,9 +14,10 @@ out in layers; each imports only from the layers below it:
      (stream, datagram). Only this layer touches the reactor.
   4. L{rpctransport.entry}: constructors from endpoints and descriptors; TLS
      options; admission control.
-  5. L{rpctransport.testing} (the in-memory pair, a test certificate
-     authority) and L{rpctransport.bench}, the benchmark.
-  6. L{rpctransport.program}: the command line, the echo program, workers,
+  5. L{rpctransport.testing}: the in-memory pair, a test certificate
+     authority.
+  6. L{rpctransport.bench}: the benchmark.
+  7. L{rpctransport.program}: the command line, the echo program, workers,
      the twistd plugin's options.
 
 C{docs/architecture.rst} has one line per module.
@@ -56,7 +57,7 @@ from .entry.stream import (
     listener_counters,
     stream_rpc_multiplex_controller,
 )
-from .interfaces import IRpcMultiplexController
+from .interfaces import IRecordReceiver, IRecordStreaming, IRpcMultiplexController
 from .sansio.errors import (
     ALPNMismatch,
     AddressMismatch,
@@ -148,6 +149,8 @@ __all__ = [
     "Dropped",
     "Evicted",
     "HandshakeTimeout",
+    "IRecordReceiver",
+    "IRecordStreaming",
     "IRpcMultiplexController",
     "InRecord",
     "IdleTimeout",

@@ -19,9 +19,18 @@ from .sansio.types import Implied, InRule
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
-    from twisted.internet.interfaces import IAddress
+    from twisted.internet.interfaces import IAddress, IPushProducer
+    from twisted.python.failure import Failure
 
-__all__ = ["IRpcMultiplexController", "BeforeRecord", "Message"]
+    from .sansio.types import InRecord
+
+__all__ = [
+    "BeforeRecord",
+    "IRecordReceiver",
+    "IRecordStreaming",
+    "IRpcMultiplexController",
+    "Message",
+]
 
 BeforeRecord = Callable[[int, object], InRule]
 """
@@ -221,4 +230,107 @@ class IRpcMultiplexController(Interface):
         Release everything now: cancel timers, drop buffers, and close the
         descriptor when the controller owns it (calling C{preclose()} first).
         No callback fires afterwards. Calling it again does nothing.
+        """
+
+
+class IRecordReceiver(Interface):
+    """
+    What a streaming read delivers to (L{IRecordStreaming.receive_records}):
+    Twisted's C{stringReceived} style, a call per record in the reactor turn
+    its bytes arrived, rather than a Deferred per record.
+    """
+
+    def record_received(message: bytes, peer: object) -> None:
+        """
+        A whole record that C{before_record} accepted (or every record, when
+        there is no C{before_record}).
+
+        @param message: the record's bytes, record marks removed.
+        @param peer: who sent it (the connection's peer on a stream, the
+            datagram's source address on UDP).
+        """
+
+    def record_refused(record: InRecord, peer: object) -> None:
+        """
+        A record that C{before_record} did not accept, reported as a
+        one-shot read would report it: C{Rejected} or C{RejectedWith}
+        (keeping the xid), C{Denied} or C{Dropped}.
+        """
+
+    def receiving_ended(reason: Failure) -> None:
+        """
+        The records ended: called once, and nothing is delivered afterwards.
+        C{reason} is a C{ConnectionDone} failure when the peer closed cleanly
+        between records (or a shutdown completed); otherwise the error the
+        one-shot read would have failed with (a C{TransportError}, an
+        exception C{before_record} or this receiver raised, or the
+        transport's reason).
+        """
+
+
+class IRecordStreaming(Interface):
+    """
+    Records at the rate they arrive, beside the one-shot reads and writes of
+    L{IRpcMultiplexController}: one receiver called for every record, sends
+    without a Deferred each, and backpressure through Twisted's
+    producer/consumer interfaces.
+
+    A controller is in one read mode at a time: while records stream, a
+    one-shot C{start_reading} raises C{ControllerBusy}, and
+    C{receive_records} raises it while a one-shot read is pending. After
+    the stream is stopped (L{IPushProducer.stopProducing} on the handle),
+    the records still buffered go to whichever read comes next.
+    """
+
+    def receive_records(
+        receiver: IRecordReceiver, before_record: BeforeRecord | None = None
+    ) -> IPushProducer:
+        """
+        Deliver every record to C{receiver} as it is decoded, under the same
+        C{before_record} rules, limits, deadlines and refusals as
+        C{start_reading}. Records already buffered are delivered before this
+        returns.
+
+        @return: the stream's handle, an C{IPushProducer}: C{pauseProducing}
+            stops deliveries (the transport is paused once
+            C{read_buffer_limit} bytes wait: bounded buffering, nothing
+            lost), C{resumeProducing} delivers what waits and goes on,
+            C{stopProducing} ends the stream without calling
+            C{receiving_ended}. Register it with L{register_producer} to stop
+            taking records while the transport pushes back on replies.
+        @raise ControllerBusy: a read is pending, or records already stream.
+        @raise ControllerInactive: the controller was inactivated, or its
+            reader aborted or shut down.
+        """
+
+    def send_record(message: Message, addr: object = ...) -> None:
+        """
+        Send one record now, without a Deferred: it goes to the transport,
+        which buffers what the peer does not take yet. Watch the
+        backpressure with L{register_producer}.
+
+        @param addr: as for C{start_writing}.
+        @raise ControllerInactive: the controller was inactivated, its writer
+            aborted or shut down, or the connection is gone.
+        @raise AddressMismatch: as for C{start_writing}.
+        """
+
+    def send_records(messages: Sequence[Message], addr: object = ...) -> None:
+        """
+        Send several records at once (one C{writeSequence} on a stream), as
+        L{send_record} does one.
+        """
+
+    def register_producer(producer: IPushProducer) -> None:
+        """
+        Have C{producer} paused while the transport pushes back on what was
+        sent, and resumed when it drains (at most one at a time). While it
+        stays paused past the C{write_deadline}, the connection is closed.
+
+        @raise RuntimeError: another producer is registered.
+        """
+
+    def unregister_producer() -> None:
+        """
+        Forget the producer registered with L{register_producer}, if any.
         """

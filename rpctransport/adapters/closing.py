@@ -140,6 +140,7 @@ class StreamClosing:
         link = self._link
         self._conn.abort_rw()
         link.read.take()
+        link.drop_stream()
         # Its Deferred never fires; what the transport holds still has the
         # write deadline to leave (a peer that never reads is still cut off).
         link.write_d = None
@@ -161,6 +162,7 @@ class StreamClosing:
         was_open = conn.life is Life.OPEN
         conn.inactivate()
         link.read.take()
+        link.drop_stream()
         link.write_d = link.shutdown_d = None
         self._linger.cancel()
         link.deadline.cancel()

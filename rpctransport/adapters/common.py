@@ -1,8 +1,8 @@
 # -*- test-case-name: rpctransport.test.test_stream,rpctransport.test.test_datagram -*-
 """
 What the stream and datagram controllers share: their life-cycle enums, the
-misuse checks, the reactor default, the pending read (L{PendingRead}), the
-descriptor they may own (L{OwnedDescriptor}) and the log throttle.
+misuse checks, the reactor default, the pending read (L{PendingRead}) or
+stream of records (L{RecordStream}), the descriptor they may own (L{OwnedDescriptor}) and the log throttle.
 
 Each is an object a controller I{holds}; no controller inherits from here.
 """
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import os
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from ..interfaces import BeforeRecord
+from ..interfaces import BeforeRecord, IRecordReceiver
 from ..sansio.connection import Life, Side
 from ..sansio.errors import ControllerInactive, LocalProtocolError
 from ..sansio.types import ACCEPT, InRule
@@ -71,6 +73,74 @@ def descriptor_of(life: Life, transport: Any, adopted_fd: int | None) -> int | N
         return None
 
 
+@implementer(IPushProducer)
+class RecordStream:
+    """
+    The handle of a stream of records (C{receive_records}): who receives
+    them, under which C{before_record}, and the producer the application
+    pauses, resumes and stops it with. The controller that made it does the
+    work (C{control}).
+
+    @ivar receiver: the application's L{IRecordReceiver}.
+    @ivar before_record: the stream's C{before_record}, or L{None} (every
+        record accepted, without a question each).
+    """
+
+    __slots__ = ("receiver", "before_record", "_control")
+
+    log = Logger()
+
+    def __init__(
+        self,
+        receiver: IRecordReceiver,
+        before_record: BeforeRecord | None,
+        control: StreamControl,
+    ) -> None:
+        self.receiver = receiver
+        self.before_record = before_record
+        self._control = control
+
+    def pauseProducing(self) -> None:
+        """Stop deliveries until L{resumeProducing}; nothing is lost."""
+        self._control.pause_stream(self)
+
+    def resumeProducing(self) -> None:
+        """Deliver what waits, and go on."""
+        self._control.resume_stream(self)
+
+    def stopProducing(self) -> None:
+        """
+        End the stream, without C{receiving_ended}: what is buffered stays
+        for the next read. Does nothing once it has ended.
+        """
+        self._control.stop_stream(self)
+
+    def ended(self, reason: Failure) -> None:
+        """
+        Tell the receiver that the records ended (once: the controller took
+        the stream off its slot first), logging what it raises.
+        """
+        try:
+            self.receiver.receiving_ended(reason)
+        except Exception:
+            self.log.failure("receiving_ended raised")
+
+    def __repr__(self) -> str:
+        return f"<RecordStream to {self.receiver!r}>"
+
+
+class StreamControl(Protocol):
+    """
+    What a L{RecordStream} asks of the controller's reads.
+    """
+
+    def pause_stream(self, stream: RecordStream) -> None: ...
+
+    def resume_stream(self, stream: RecordStream) -> None: ...
+
+    def stop_stream(self, stream: RecordStream) -> None: ...
+
+
 class PendingRead:
     """
     The one pending read of a controller: its Deferred, its C{peek} and its
@@ -83,9 +153,14 @@ class PendingRead:
     @ivar before_record: its C{before_record} (L{accept_all} when it gave
         none).
     @ivar in_hook: whether its C{before_record} is running now.
+    @ivar stream: the stream of records being delivered, or L{None}.
+    @ivar held: the stream of records paused by the application, or
+        L{None}.
     """
 
-    __slots__ = ("d", "peek", "before_record", "in_hook", "_cancel")
+    __slots__ = (
+        "d", "peek", "before_record", "in_hook", "stream", "held", "canceller", "_cancel"
+    )
 
     def __init__(self, cancel: Callable[[], object]) -> None:
         """
@@ -96,7 +171,27 @@ class PendingRead:
         self.peek: Callable[[], object] | None = None
         self.before_record: BeforeRecord = accept_all
         self.in_hook = False
+        self.stream: RecordStream | None = None
+        self.held: RecordStream | None = None
         self._cancel = cancel
+        # The read Deferred's canceller, bound once.
+        self.canceller = self._cancelled
+
+    @property
+    def wanted(self) -> bool:
+        """
+        Whether the application waits for records: a read is pending, or a
+        stream delivers.
+        """
+        return self.d is not None or self.stream is not None
+
+    def take_stream(self) -> RecordStream | None:
+        """
+        Take the stream, delivering or paused, off its slots, to end it.
+        """
+        stream = self.stream or self.held
+        self.stream = self.held = None
+        return stream
 
     def begin(
         self, peek: Callable[[], object] | None, before_record: BeforeRecord | None
@@ -104,7 +199,7 @@ class PendingRead:
         """
         Make a read pending; the controller has checked that it may start.
         """
-        d: Deferred[Any] = Deferred(self._cancelled)
+        d: Deferred[Any] = Deferred(self.canceller)
         self.d = d
         self.peek = peek
         if before_record is not None:

@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..sansio.connection import Life, StreamConnection
+from ..sansio.connection import Life, Move, StreamConnection
 from ..sansio.errors import DeadlineExceeded
 from ._timer import Alarm, InactivityTimer
 from .common import PendingRead
@@ -67,16 +67,45 @@ class StreamLink:
         """
         Whether a read, a write or a shutdown is pending.
         """
-        return self.read.d is not None or self.write_d is not None or self.shutdown_d is not None
+        read = self.read
+        return (
+            read.d is not None
+            or read.stream is not None
+            or self.write_d is not None
+            or self.shutdown_d is not None
+        )
 
     def fail_read(self, reason: Failure) -> None:
         """
-        Fail the pending read, if any, with C{reason}.
+        Fail the pending read, if any, with C{reason}; or end the stream of
+        records with it.
         """
         d = self.read.take()
         if d is not None:
             self.timer.busy(self.busy())
             d.errback(reason)
+        elif self.read.stream is not None or self.read.held is not None:
+            self.end_stream(reason)
+
+    def end_stream(self, reason: Failure) -> None:
+        """
+        End the stream of records, delivering or paused: the receiver's
+        C{receiving_ended} gets C{reason}.
+        """
+        stream = self.read.take_stream()
+        if stream is not None:
+            self.conn.stream_moves(Move.STOP_STREAM)
+            self.conn.reader.accept_all = False
+            self.timer.busy(self.busy())
+            stream.ended(reason)
+
+    def drop_stream(self) -> None:
+        """
+        Forget the stream of records, if any, without a word to its receiver
+        (C{abort_rw}, C{inactivate}).
+        """
+        if self.read.take_stream() is not None:
+            self.conn.stream_moves(Move.STOP_STREAM)
 
     def take_write(self) -> Deferred[None] | None:
         """
@@ -137,7 +166,7 @@ class StreamLink:
         conn = self.conn
         if conn.life is not Life.OPEN:
             return
-        result = conn.expired(self.reactor.seconds(), self.read.d is not None)
+        result = conn.expired(self.reactor.seconds(), self.read.wanted)
         if isinstance(result, DeadlineExceeded):
             self.abort_with(result)
         else:

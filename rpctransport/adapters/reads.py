@@ -1,32 +1,39 @@
 # -*- test-case-name: rpctransport.test.test_stream -*-
 """
 The reading part of a stream controller: received bytes in, records out to
-the pending read.
+the pending read or to the stream of records.
 
 L{StreamReads} feeds what the transport delivers to the sans-IO connection,
 runs the pending read's C{before_record} when the connection returns a
 L{FragmentHeader <rpctransport.sansio.record.FragmentHeader>}, fires the
 read's Deferred with each record, and pauses the transport while records
 pile up unread.
+
+A stream of records (C{receive_records}) takes the whole records of each
+chunk in one batch (L{StreamConnection.take_records
+<rpctransport.sansio.connection.StreamConnection.take_records>}) and calls
+its receiver for each, with no event object and no Deferred per record;
+what the batch cannot take (fragmented records, records across chunks,
+probes, the end) goes through the same events as one-shot reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
-from ..interfaces import BeforeRecord
-from ..sansio.connection import Life, Move, Side
+from ..interfaces import BeforeRecord, IRecordReceiver
+from ..sansio.connection import Life, Move, Reading, Side
 from ..sansio.errors import ControllerBusy, IncompleteRecord
 from ..sansio.record import NEED_DATA, FragmentHeader
 from ..sansio.rpcmsg import TLSProbeAnswer
-from ..sansio.types import END_OF_FILE, Accepted
+from ..sansio.types import ACCEPT, END_OF_FILE, Accepted, InRecord, record_for_rule
 from ._twisted import read_size, set_read_size
-from .common import cancelled_read
+from .common import RecordStream, accept_all, cancelled_read
 from .link import StreamLink
 from .starttls import TLSDriver
 
@@ -53,6 +60,8 @@ class StreamReads:
 
     def __init__(self, link: StreamLink, tls: TLSDriver, read_buffer_limit: int) -> None:
         self._link = link
+        self._read = link.read
+        self._timer = link.timer
         self._conn = link.conn
         self._reader = link.conn.reader
         self._tls = tls
@@ -76,25 +85,33 @@ class StreamReads:
         Start one read; see L{IRpcMultiplexController.start_reading
         <rpctransport.interfaces.IRpcMultiplexController.start_reading>}.
         """
-        link = self._link
-        read = link.read
+        read = self._read
         conn = self._conn
-        if read.d is not None or conn.reader_side is not Side.IDLE or (
-            conn.life is Life.INACTIVE
+        # (An inactive connection's reader is aborted too.)
+        if (
+            read.d is not None
+            or conn.reader_side is not Side.IDLE
+            or conn.reading is not Reading.ONE_SHOT
         ):
             conn.check_read()
             raise ControllerBusy("start_reading: a read is already pending")
-        d = read.begin(peek, before_record)
+        # read.begin(), inline: this is the per-record path of a read loop.
+        d: Deferred[Any] = Deferred(read.canceller)
+        read.d = d
+        read.peek = peek
+        if before_record is not None:
+            read.before_record = before_record
         self._reader.accept_all = before_record is None
-        if link.timer.enabled:
-            link.timer.busy(True)
+        if self._timer.enabled:
+            self._timer.busy(True)
         if peek is not None and self._reader.buffered:
             try:
                 peek()
             except Exception as e:
                 self.protocol_error(e)
                 return d
-        self.pump()
+        if not self._pumping:
+            self.pump()
         return d
 
     def cancel(self) -> None:
@@ -108,6 +125,73 @@ class StreamReads:
             link.timer.busy(link.busy())
             self.flow()
             d.errback(cancelled_read())
+
+    def receive_records(
+        self, receiver: IRecordReceiver, before_record: BeforeRecord | None
+    ) -> RecordStream:
+        """
+        Start a stream of records; see L{IRecordStreaming.receive_records
+        <rpctransport.interfaces.IRecordStreaming.receive_records>}.
+        """
+        link = self._link
+        conn = self._conn
+        if link.read.d is not None:
+            conn.check_read("receive_records")
+            raise ControllerBusy("receive_records: a one-shot read is pending")
+        conn.check_stream()
+        stream = RecordStream(receiver, before_record, self)
+        conn.stream_moves(Move.STREAM)
+        link.read.stream = stream
+        self._reader.accept_all = before_record is None
+        link.timer.busy(True)
+        self.pump()
+        return stream
+
+    def pause_stream(self, stream: RecordStream) -> None:
+        """
+        Stop delivering to C{stream} (the transport is paused once the
+        buffer is full).
+        """
+        link = self._link
+        read = link.read
+        if read.stream is not stream:
+            return
+        self._conn.stream_moves(Move.PAUSE_STREAM)
+        read.stream = None
+        read.held = stream
+        link.timer.busy(link.busy())
+        self._conn.after_delivery(False, False)
+        self.flow()
+
+    def resume_stream(self, stream: RecordStream) -> None:
+        """
+        Deliver to C{stream} again, starting with what waits.
+        """
+        link = self._link
+        read = link.read
+        if read.held is not stream:
+            return
+        self._conn.stream_moves(Move.RESUME_STREAM)
+        read.held = None
+        read.stream = stream
+        self._reader.accept_all = stream.before_record is None
+        link.timer.busy(True)
+        self.pump()
+
+    def stop_stream(self, stream: RecordStream) -> None:
+        """
+        End C{stream} without a word to its receiver; what is buffered stays
+        for the next read.
+        """
+        link = self._link
+        read = link.read
+        if read.stream is not stream and read.held is not stream:
+            return
+        read.take_stream()
+        self._conn.stream_moves(Move.STOP_STREAM)
+        link.timer.busy(link.busy())
+        self._conn.after_delivery(False, False)
+        self.flow()
 
     def received(self, data: bytes) -> None:
         """
@@ -123,16 +207,44 @@ class StreamReads:
                 link.timer.activity(True)
                 if read.peek is not None:
                     read.peek()
+            elif read.stream is not None and link.timer.enabled:
+                link.timer.activity(True)
             conn.receive(data, link.reactor.seconds())
         except Exception as e:
             self.protocol_error(e)
             return
-        if read.d is not None:
+        if read.d is not None or read.stream is not None:
             self.pump()
         elif self._reader.buffered >= self.read_buffer_limit:
             self.flow()
 
     def pump(self) -> None:
+        """
+        Hand out records while the connection has them: to pending reads,
+        or to the stream of records, whichever the application has now
+        (a callback may switch from one to the other).
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        delivered = False
+        read = self._link.read
+        try:
+            while True:
+                if read.d is not None:
+                    got, more = self._pump_reads()
+                elif read.stream is not None:
+                    got, more = self._pump_stream(read.stream)
+                else:
+                    break
+                delivered = delivered or got
+                if not more:
+                    break
+        finally:
+            self._pumping = False
+        self._pumped(delivered)
+
+    def _pump_reads(self) -> tuple[bool, bool]:
         """
         Hand out records to pending reads while the connection has them,
         running a read's C{before_record} at each fragment header the
@@ -141,54 +253,204 @@ class StreamReads:
         This is the per-record path of every read: what does not change from
         record to record is looked up once, and the timer and the read size
         are touched only when they are in use.
+
+        @return: whether records were delivered, and whether to look again
+            (the application switched to a stream of records).
         """
-        if self._pumping:
-            return
-        self._pumping = True
         delivered = False
         link = self._link
         read = link.read
-        try:
-            timer = link.timer
-            next_event = self._conn.next_event
-            decide = self._conn.decide
-            while read.d is not None:
+        timer = link.timer
+        conn = self._conn
+        next_event = conn.next_event
+        decide = conn.decide
+        while read.d is not None:
+            try:
+                records = conn.take_records()
+                if records:
+                    delivered = True
+                    n = self._deliver_batch(records)
+                    if n < len(records):
+                        conn.reader.put_back(len(records) - n)
+                    if timer.enabled:
+                        timer.activity(link.busy())
+                    if n and self._size is not None:
+                        self._size_for(len(records[n - 1]))
+                    continue
+                event = next_event()
+                while type(event) is FragmentHeader:
+                    read.in_hook = True
+                    try:
+                        rule = read.before_record(event.size, link.peer)
+                    finally:
+                        read.in_hook = False
+                    if read.d is None:
+                        # The hook ended the read (abort_rw, inactivate).
+                        return delivered, False
+                    event = decide(rule)
+            except Exception as e:
+                self.protocol_error(e)
+                return delivered, False
+            if event is NEED_DATA:
+                return delivered, False
+            delivered = True
+            if type(event) is TLSProbeAnswer:
+                self._tls.answer_probe(event)
+                continue
+            d = read.take()
+            if d is None:
+                break
+            if timer.enabled:
+                timer.activity(link.busy())
+            if event is END_OF_FILE:
+                self._end_of_file(d)
+                continue
+            if self._size is not None and type(event) is Accepted:
+                self._size_for(len(event.message))
+            d.callback((event, link.peer))
+        return delivered, read.stream is not None
+
+    def _deliver_batch(self, records: list[bytes]) -> int:
+        """
+        Fire pending reads with whole records taken at once, while a read is
+        pending (each callback may start the next); returns how many were
+        handed out.
+        """
+        link = self._link
+        read = link.read
+        peer = link.peer
+        n = 0
+        for message in records:
+            d = read.d
+            if d is None:
+                break
+            hook = read.before_record
+            if hook is accept_all:
+                record: InRecord = Accepted(message)
+            else:
+                read.in_hook = True
                 try:
-                    event = next_event()
-                    while type(event) is FragmentHeader:
-                        read.in_hook = True
-                        try:
-                            rule = read.before_record(event.size, link.peer)
-                        finally:
-                            read.in_hook = False
-                        if read.d is None:
-                            # The hook ended the read (abort_rw, inactivate).
-                            event = NEED_DATA
-                            break
-                        event = decide(rule)
-                except Exception as e:
-                    self.protocol_error(e)
+                    rule = hook(len(message), peer)
+                finally:
+                    read.in_hook = False
+                if read.d is not d:
+                    # The hook ended the read (abort_rw, inactivate).
                     break
+                if rule is ACCEPT:
+                    record = Accepted(message)
+                else:
+                    record = record_for_rule(rule, message)
+                    self._conn.refused()
+            n += 1
+            # read.take(), inline: this is the per-record path.
+            read.d = read.peek = None
+            read.before_record = accept_all
+            d.callback((record, peer))
+        return n
+
+    def _pump_stream(self, stream: RecordStream) -> tuple[bool, bool]:
+        """
+        Deliver records to C{stream} while the connection has them and the
+        stream is on: whole records a batch at a time, the rest event by
+        event as L{_pump_reads} does.
+
+        @return: as L{_pump_reads}.
+        """
+        delivered = False
+        link = self._link
+        read = link.read
+        conn = self._conn
+        peer = link.peer
+        receiver = stream.receiver
+        on_record = receiver.record_received
+        hook = stream.before_record
+        take = conn.take_records
+        timer = link.timer
+        try:
+            while read.stream is stream:
+                records = take()
+                if records:
+                    delivered = True
+                    n = 0
+                    if hook is None:
+                        for message in records:
+                            n += 1
+                            on_record(message, peer)
+                            if read.stream is not stream:
+                                break
+                    else:
+                        n = self._decide_batch(stream, records, peer)
+                    if n < len(records):
+                        conn.reader.put_back(len(records) - n)
+                    if timer.enabled:
+                        timer.activity(link.busy())
+                    if self._size is not None:
+                        self._size_for(len(records[n - 1]))
+                    continue
+                event = conn.next_event()
+                while type(event) is FragmentHeader:
+                    rule = ACCEPT if hook is None else self._ask(stream, event.size, peer)
+                    if read.stream is not stream:
+                        return delivered, True
+                    event = conn.decide(rule)
                 if event is NEED_DATA:
-                    break
+                    return delivered, False
                 delivered = True
                 if type(event) is TLSProbeAnswer:
                     self._tls.answer_probe(event)
                     continue
-                d = read.take()
-                if d is None:
-                    break
                 if timer.enabled:
                     timer.activity(link.busy())
                 if event is END_OF_FILE:
-                    self._end_of_file(d)
-                    continue
-                if self._size is not None and type(event) is Accepted:
-                    self._size_for(len(event.message))
-                d.callback((event, link.peer))
+                    link.end_stream(self._end_reason())
+                elif type(event) is Accepted:
+                    if self._size is not None:
+                        self._size_for(len(event.message))
+                    on_record(event.message, peer)
+                else:
+                    receiver.record_refused(cast(InRecord, event), peer)
+        except Exception as e:
+            self.protocol_error(e)
+            return delivered, False
+        return delivered, True
+
+    def _decide_batch(self, stream: RecordStream, records: list[bytes], peer: object) -> int:
+        """
+        Deliver whole records to C{stream} as its C{before_record} decides,
+        while the stream is on; returns how many were handed out.
+        """
+        read = self._link.read
+        on_record = stream.receiver.record_received
+        n = 0
+        for message in records:
+            rule = self._ask(stream, len(message), peer)
+            if read.stream is not stream:
+                # The hook paused or ended the stream: this one is not taken.
+                return n
+            n += 1
+            if rule is ACCEPT:
+                on_record(message, peer)
+            else:
+                record = record_for_rule(rule, message)
+                self._conn.refused()
+                stream.receiver.record_refused(record, peer)
+            if read.stream is not stream:
+                break
+        return n
+
+    def _ask(self, stream: RecordStream, size: int, peer: object) -> Any:
+        """
+        The rule of C{stream}'s C{before_record} for a record of C{size}
+        bytes so far.
+        """
+        read = self._link.read
+        hook = stream.before_record
+        assert hook is not None
+        read.in_hook = True
+        try:
+            return hook(size, peer)
         finally:
-            self._pumping = False
-        self._pumped(delivered)
+            read.in_hook = False
 
     def _pumped(self, delivered: bool) -> None:
         """
@@ -198,7 +460,7 @@ class StreamReads:
         """
         link = self._link
         conn = self._conn
-        if conn.after_delivery(delivered, link.read.d is not None):
+        if conn.after_delivery(delivered, link.read.wanted):
             link.arm_deadline(conn.record_begun(link.reactor.seconds()))
         self.flow()
 
@@ -208,6 +470,16 @@ class StreamReads:
             d.errback(reason)
         else:
             d.callback(END_OF_FILE)
+
+    def _end_reason(self) -> Failure:
+        """
+        What a stream of records ends with at the end of the input: the
+        transport's reason, or C{ConnectionDone} for a clean end.
+        """
+        reason = self._link.lost_reason
+        if reason is not None and not reason.check(ConnectionDone):
+            return reason
+        return Failure(ConnectionDone("the peer closed the connection between records"))
 
     def _size_for(self, size: int) -> None:
         """
@@ -254,7 +526,7 @@ class StreamReads:
         The input ended (the peer's EOF, or the connection's end).
         """
         self._conn.input_ended()
-        if self._link.read.d is not None:
+        if self._link.read.wanted:
             self.pump()
 
     def flow(self) -> None:
@@ -263,7 +535,7 @@ class StreamReads:
         resume it otherwise.
         """
         link = self._link
-        move = self._conn.input_flow(link.read.d is not None, self.read_buffer_limit)
+        move = self._conn.input_flow(link.read.wanted, self.read_buffer_limit)
         if move is Move.PAUSE:
             link.transport.pauseProducing()
         elif move is Move.RESUME:

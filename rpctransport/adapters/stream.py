@@ -26,7 +26,7 @@ producer, so a write's Deferred waits while the transport pushes back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred
@@ -44,7 +44,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..interfaces import BeforeRecord, IRpcMultiplexController, Message
+from ..interfaces import (
+    BeforeRecord,
+    IRecordReceiver,
+    IRecordStreaming,
+    IRpcMultiplexController,
+    Message,
+)
 from ..sansio.connection import Life, StreamConnection, TLSState
 from ..sansio.counters import Counters
 from ..sansio.deadlines import Deadlines
@@ -95,7 +101,11 @@ before it is aborted.
 """
 
 @implementer(
-    IRpcMultiplexController, IPushProducer, IHalfCloseableProtocol, IHandshakeListener
+    IRpcMultiplexController,
+    IRecordStreaming,
+    IPushProducer,
+    IHalfCloseableProtocol,
+    IHandshakeListener,
 )
 class StreamController(Protocol):
     """
@@ -322,8 +332,8 @@ class StreamController(Protocol):
 
     @property
     def reading(self) -> bool:
-        """Whether a read is pending."""
-        return self._link.read.d is not None
+        """Whether a read is pending, or a stream of records delivers."""
+        return self._link.read.wanted
 
     @property
     def writing(self) -> bool:
@@ -356,7 +366,7 @@ class StreamController(Protocol):
         pushed back; L{None} while it is not idle.
         """
         conn = self._conn
-        return conn.track.idle_since(conn.waiting(self._link.read.d is not None))
+        return conn.track.idle_since(conn.waiting(self._link.read.wanted))
 
     @property
     def read_eof(self) -> bool:
@@ -462,20 +472,27 @@ class StreamController(Protocol):
                 self.log.failure(
                     "on_lost raised for the connection from {peer}", peer=self._link.peer
                 )
-        if not self._closing.connection_lost(reason):
-            return
+        self._closing.connection_lost(reason)
         # Twisted keeps a closed transport's buffer (whatever the peer never
         # read): whoever still refers to this controller, a log event for
-        # one, then pins nothing of the connection.
+        # one or a receiver that inactivated it first, then pins nothing of
+        # the connection.
         self._writes.same_turn = None
+        self._writes.producer = None
         self.transport = self._link.transport = None
 
     def pauseProducing(self) -> None:
-        """The transport's buffer is full: writes wait."""
-        self._conn.pushed_back()
+        """
+        The transport's buffer is full: writes wait, and the producer
+        registered with L{register_producer} is paused.
+        """
+        self._writes.pushed_back()
 
     def resumeProducing(self) -> None:
-        """The transport drained: a waiting write completes."""
+        """
+        The transport drained: a waiting write completes, and the registered
+        producer is resumed.
+        """
         self._writes.drained()
 
     def stopProducing(self) -> None:
@@ -505,6 +522,37 @@ class StreamController(Protocol):
     def start_writing(self, message: Message, addr: object = IMPLIED) -> Deferred[None]:
         """Send one record; see L{IRpcMultiplexController.start_writing}."""
         return self._writes.start(message, addr)
+
+    def receive_records(
+        self, receiver: IRecordReceiver, before_record: BeforeRecord | None = None
+    ) -> IPushProducer:
+        """
+        Deliver every record to C{receiver} as it arrives; see
+        L{IRecordStreaming.receive_records}.
+        """
+        return self._reads.receive_records(receiver, before_record)
+
+    def send_record(self, message: Message, addr: object = IMPLIED) -> None:
+        """Send one record, without a Deferred; see L{IRecordStreaming.send_record}."""
+        self._writes.send((message,), addr, "send_record")
+
+    def send_records(self, messages: Sequence[Message], addr: object = IMPLIED) -> None:
+        """
+        Send records in one C{writeSequence}; see
+        L{IRecordStreaming.send_records}.
+        """
+        self._writes.send(messages, addr, "send_records")
+
+    def register_producer(self, producer: IPushProducer) -> None:
+        """
+        Pause C{producer} while the transport pushes back; see
+        L{IRecordStreaming.register_producer}.
+        """
+        self._writes.register_producer(producer)
+
+    def unregister_producer(self) -> None:
+        """Forget the producer registered with L{register_producer}."""
+        self._writes.producer = None
 
     def start_shutting_down(self) -> Deferred[None]:
         """

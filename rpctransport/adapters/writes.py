@@ -2,15 +2,18 @@
 """
 The writing part of a stream controller: records out to the transport, and
 a write's Deferred that waits while the transport pushes back (or a TLS
-handshake holds writes).
+handshake holds writes); or records sent without a Deferred, with the
+backpressure passed on to the producer the application registered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 
 from ..interfaces import Message
@@ -39,6 +42,7 @@ class StreamWrites:
         self._conn = link.conn
         self.max_fragment_size = max_fragment_size
         self.same_turn: SameTurnWrites | None = None
+        self.producer: IPushProducer | None = None
 
     def start(self, message: Message, addr: object) -> Deferred[None]:
         """
@@ -78,6 +82,64 @@ class StreamWrites:
         link.arm_deadline(conn.write_waiting(sum(map(len, pieces)), link.reactor.seconds()))
         return d
 
+    def send(self, messages: Sequence[Message], addr: object, what: str) -> None:
+        """
+        Send records now, without a Deferred; see L{IRecordStreaming.send_records
+        <rpctransport.interfaces.IRecordStreaming.send_records>}. Once the
+        connection is gone they are discarded, as Twisted's transports
+        discard what is written after the end.
+        """
+        link = self._link
+        conn = self._conn
+        if conn.writer_side is Side.SHUT or conn.writer_side is Side.ABORTED or (
+            conn.life is Life.INACTIVE
+        ):
+            conn.check_write(what)
+        if addr is not IMPLIED and addr != link.peer:
+            raise AddressMismatch(f"{what}: {addr} is not this connection's peer {link.peer}")
+        transport: Any = link.transport
+        if conn.life is not Life.OPEN or link.lost_reason is not None or transport is None:
+            return
+        size = self.max_fragment_size
+        if len(messages) == 1:
+            pieces = encode_record(messages[0], max_fragment_size=size)
+        else:
+            pieces = []
+            for message in messages:
+                pieces += encode_record(message, max_fragment_size=size)
+        same_turn = self.same_turn
+        if same_turn is None or same_turn.turn is Turn.OUTSIDE:
+            transport.writeSequence(pieces)
+        else:
+            same_turn.write(
+                transport, pieces, conn.tls is TLSState.PLAIN, conn.reader.buffered > 0
+            )
+        if conn.output is Output.PUSHED_BACK:
+            link.arm_deadline(conn.sends_waiting(sum(map(len, pieces)), link.reactor.seconds()))
+        elif link.timer.enabled:
+            link.timer.activity(link.busy())
+
+    def pushed_back(self) -> None:
+        """
+        The transport's buffer is full: writes wait, and so does the
+        registered producer.
+        """
+        self._conn.pushed_back()
+        producer = self.producer
+        if producer is not None:
+            producer.pauseProducing()
+
+    def register_producer(self, producer: IPushProducer) -> None:
+        """
+        See L{IRecordStreaming.register_producer
+        <rpctransport.interfaces.IRecordStreaming.register_producer>}.
+        """
+        if self.producer is not None:
+            raise RuntimeError(f"register_producer: {self.producer!r} is already registered")
+        self.producer = producer
+        if self._conn.output is Output.PUSHED_BACK:
+            producer.pauseProducing()
+
     def _refuse(self, addr: object) -> Deferred[None] | None:
         """
         Why a write may not start now: raise a local error, or return the
@@ -110,6 +172,9 @@ class StreamWrites:
             if d is not None:
                 link.timer.activity(link.busy())
                 d.callback(None)
+        producer = self.producer
+        if producer is not None and self._conn.output is Output.FLOWING:
+            producer.resumeProducing()
 
     def tls_established(self) -> None:
         """

@@ -59,6 +59,7 @@ __all__ = [
     "Life",
     "Move",
     "Output",
+    "Reading",
     "Shutdown",
     "Side",
     "StreamConnection",
@@ -119,6 +120,19 @@ class Output(enum.Enum):
     CLOSED = "closed"
 
 
+class Reading(enum.Enum):
+    """
+    How the application takes records: one-shot reads (C{start_reading},
+    one Deferred each), or a stream to one receiver (C{receive_records}),
+    delivering or paused. A stream stopped, or ended, goes back to one-shot
+    reads.
+    """
+
+    ONE_SHOT = "one-shot reads"
+    STREAMING = "streaming"
+    PAUSED = "streaming, paused"
+
+
 class Shutdown(enum.Enum):
     """
     A shutdown (C{start_shutting_down}): none, waiting for our side to close
@@ -172,9 +186,13 @@ class Move(enum.Enum):
     PROBE_ANSWERED = "probe answered"
     HANDSHAKE = "handshake begins"
     HANDSHAKE_DONE = "handshake completed"
+    STREAM = "receive_records"
+    PAUSE_STREAM = "pause the stream"
+    RESUME_STREAM = "resume the stream"
+    STOP_STREAM = "stop or end the stream"
 
 
-State = Union[Life, Side, Input, Output, Shutdown, TLSState]
+State = Union[Life, Side, Input, Output, Reading, Shutdown, TLSState]
 
 
 def _all(states: type[enum.Enum], move: Move, to: enum.Enum) -> dict[tuple[object, Move], object]:
@@ -203,6 +221,13 @@ TRANSITIONS: Final[dict[tuple[object, Move], object]] = {
     (Input.FLOWING, Move.EOF): Input.ENDED,
     (Input.PAUSED, Move.EOF): Input.ENDED,
     (Input.ENDED, Move.EOF): Input.ENDED,
+    # Reading.
+    (Reading.ONE_SHOT, Move.STREAM): Reading.STREAMING,
+    (Reading.STREAMING, Move.PAUSE_STREAM): Reading.PAUSED,
+    (Reading.PAUSED, Move.PAUSE_STREAM): Reading.PAUSED,
+    (Reading.PAUSED, Move.RESUME_STREAM): Reading.STREAMING,
+    (Reading.STREAMING, Move.RESUME_STREAM): Reading.STREAMING,
+    **_all(Reading, Move.STOP_STREAM, Reading.ONE_SHOT),
     # Output.
     (Output.FLOWING, Move.PUSH_BACK): Output.PUSHED_BACK,
     (Output.PUSHED_BACK, Move.PUSH_BACK): Output.PUSHED_BACK,
@@ -272,6 +297,7 @@ class StreamConnection:
     @ivar life: see L{Life}.
     @ivar reader_side: the reader, see L{Side}.
     @ivar writer_side: the writer, see L{Side}.
+    @ivar reading: see L{Reading}.
     @ivar input: see L{Input}.
     @ivar output: see L{Output}.
     @ivar shutdown: see L{Shutdown}.
@@ -299,6 +325,7 @@ class StreamConnection:
         self.life = Life.STARTING
         self.reader_side = Side.IDLE
         self.writer_side = Side.IDLE
+        self.reading = Reading.ONE_SHOT
         self.input = Input.FLOWING
         self.output = Output.FLOWING
         self.shutdown = Shutdown.NONE
@@ -368,6 +395,53 @@ class StreamConnection:
             raise ControllerInactive(f"{what}: the reader was aborted with abort_rw()")
         if self.reader_side is Side.SHUT:
             raise ControllerInactive(f"{what}: the controller was shut down")
+        if self.reading is not Reading.ONE_SHOT and what != "receive_records":
+            raise ControllerBusy(f"{what}: records are {self.reading.value} (receive_records)")
+
+    def check_stream(self) -> None:
+        """
+        Raise why a stream of records may not start now (the controller
+        checks that no one-shot read is pending).
+        """
+        self.check_read("receive_records")
+        if self.reading is not Reading.ONE_SHOT:
+            raise ControllerBusy(f"receive_records: records are already {self.reading.value}")
+
+    def stream_moves(self, move: Move) -> None:
+        """
+        The stream of records starts, pauses, resumes, or stops or ends
+        (C{move} is one of L{Move.STREAM}, L{Move.PAUSE_STREAM},
+        L{Move.RESUME_STREAM}, L{Move.STOP_STREAM}).
+        """
+        self._move("reading", move)
+
+    def take_records(self) -> list[bytes]:
+        """
+        The whole single-fragment records at the head of the input, taken at
+        once and undecided (L{RecordReader.take_whole}); an RFC 9289 probe,
+        on a side that answers them, and what follows it are left to
+        L{next_event}. Nothing is taken at once while our own probe waits
+        for its answer: whatever follows the answer must still be seen
+        buffered (L{PlaintextInjection}) when it is handed out.
+        """
+        if self.tls is TLSState.PROBING:
+            return []
+        records = self.reader.take_whole()
+        if self.answers_probes and records:
+            n = 0
+            for message in records:
+                if looks_like_auth_tls(message):
+                    self.reader.put_back(len(records) - n)
+                    return records[:n]
+                n += 1
+        return records
+
+    def refused(self) -> None:
+        """
+        A record the application's rule did not accept was handed out
+        (taken by L{take_records}; L{next_event} counts its own).
+        """
+        self.counters.add(REFUSED_RULE)
 
     def receive(self, data: bytes, now: float) -> None:
         """
@@ -491,17 +565,19 @@ class StreamConnection:
 
     # -- Writing ---------------------------------------------------------------
 
-    def check_write(self) -> None:
+    def check_write(self, what: str = "start_writing") -> None:
         """
-        Raise why a write may not start now, for the writer's side.
+        Raise why a write may not start now, for the writer's side (C{what}
+        names the operation; only C{start_writing} waits on a write
+        pending).
         """
         if self.life is Life.INACTIVE:
-            raise ControllerInactive("start_writing: the controller is inactive")
+            raise ControllerInactive(f"{what}: the controller is inactive")
         if self.writer_side is Side.ABORTED:
-            raise ControllerInactive("start_writing: the writer was aborted with abort_rw()")
+            raise ControllerInactive(f"{what}: the writer was aborted with abort_rw()")
         if self.writer_side is Side.SHUT:
-            raise ControllerInactive("start_writing: the writing side was shut down")
-        if self.writer_side is Side.BUSY:
+            raise ControllerInactive(f"{what}: the writing side was shut down")
+        if self.writer_side is Side.BUSY and what == "start_writing":
             raise ControllerBusy("start_writing: a write is already pending")
 
     def write_waiting(self, size: int, now: float) -> float | None:
@@ -512,6 +588,20 @@ class StreamConnection:
         self._move("writer_side", Move.WRITE_WAITS)
         limit = self.deadlines.write_deadline
         if limit is None:
+            return None
+        self.track.write_since = now
+        self.track.write_bytes = size
+        return now + limit
+
+    def sends_waiting(self, size: int, now: float) -> float | None:
+        """
+        Records sent without a Deferred (the last C{size} bytes of them)
+        wait in the transport, which pushes back, from C{now}; returns when
+        the write deadline passes, if one is set and was not already
+        running.
+        """
+        limit = self.deadlines.write_deadline
+        if limit is None or self.track.write_since is not None:
             return None
         self.track.write_since = now
         self.track.write_bytes = size
@@ -536,6 +626,9 @@ class StreamConnection:
         The transport drained; returns whether a waiting write may complete.
         """
         self._move("output", Move.DRAIN)
+        if self.writer_side is not Side.BUSY:
+            # Records sent without a Deferred no longer wait.
+            self.track.write_since = None
         return self.tls is not TLSState.HANDSHAKING
 
     def release(self) -> bool:

@@ -239,6 +239,10 @@ class RecordReader:
         # whole there (next_event's common case).
         self._whole_at: int | None = None
 
+        # What the last take_whole() took: its chunk, where it began and
+        # ended in it (for put_back()).
+        self._batch: tuple[bytes | bytearray, int, int, bool] | None = None
+
         # A record that ended while it was being discarded in feed().
         self._ready: InRecord | None = None
         self._error: BaseException | None = None
@@ -319,6 +323,7 @@ class RecordReader:
         Release every buffer now and fail the reader with C{reason}.
         """
         self._chunks.clear()
+        self._batch = None
         self._buffered = 0
         self._offset = 0
         self._parts = []
@@ -405,6 +410,78 @@ class RecordReader:
         self._given = rule
         self._whole_at = None
         return None
+
+    def take_whole(self) -> list[bytes]:
+        """
+        Take every whole single-fragment record, of at most
+        C{max_record_size} bytes, that lies back to back at the head of the
+        first chunk, in one loop (mark, length, slice: no event per record).
+        The rest (fragmented records, records split across chunks or over
+        the limit, the end of input) is left to L{next_event}.
+
+        The records are taken undecided: the caller applies its rule to each
+        (L{record_for_rule <rpctransport.sansio.types.record_for_rule>}), and
+        gives back with L{put_back} those it stops before.
+
+        @return: the records' bytes, in order; empty when none is there
+            (between records only).
+        """
+        if self._rule is not None or self._ready is not None or not self._chunks:
+            return []
+        first = self._chunks[0]
+        # A gathered chunk (small pieces appended) is sliced as bytes.
+        chunk = first if type(first) is bytes else bytes(first)
+        base = pos = self._offset
+        end = len(chunk)
+        limit = self.max_record_size
+        unpack = _unpack_mark
+        out: list[bytes] = []
+        append = out.append
+        while pos + 4 <= end:
+            size = unpack(chunk, pos)[0] - _LAST_FRAGMENT
+            stop = pos + 4 + size
+            if size < 0 or stop > end or size > limit:
+                break
+            append(chunk[pos + 4 : stop])
+            pos = stop
+        if pos == base:
+            return out
+        self._buffered -= pos - base
+        popped = pos == end
+        if popped:
+            self._chunks.popleft()
+            self._offset = 0
+        else:
+            self._offset = pos
+        self._batch = (first, base, pos, popped)
+        self._given = self._asked = self._whole_at = None
+        return out
+
+    def put_back(self, count: int) -> None:
+        """
+        Give back the last C{count} records the last L{take_whole} returned,
+        unread: they are handed out again, as if never taken (the caller
+        stopped before them). Nothing else may have been taken or fed since.
+
+        @raise LocalProtocolError: there is no such batch to give back from.
+        """
+        if not count or self._state is _State.FAILED:
+            return
+        batch = self._batch
+        if batch is None:
+            raise LocalProtocolError("put_back: no records were taken")
+        chunk, pos, end, popped = batch
+        # Walk the records kept; what follows goes back.
+        kept = _records_in(chunk, pos, end) - count
+        if kept < 0:
+            raise LocalProtocolError(f"put_back: {count} records were not taken")
+        for _ in range(kept):
+            pos += 4 + _unpack_mark(chunk, pos)[0] - _LAST_FRAGMENT
+        if popped:
+            self._chunks.appendleft(chunk)
+        self._offset = pos
+        self._buffered += end - pos
+        self._batch = None
 
     def _whole(self, chunk: bytes | bytearray, start: int, stop: int) -> Accepted:
         """
@@ -724,6 +801,18 @@ def _incomplete(reader: RecordReader) -> IncompleteRecord:
         where = f"inside the record mark after fragment {reader._fragments}"
         expected = reader._wire_bytes + 4
     return IncompleteRecord(reader._wire_bytes + reader.buffered, expected, where)
+
+
+def _records_in(chunk: bytes | bytearray, pos: int, end: int) -> int:
+    """
+    How many back-to-back single-fragment records lie in C{chunk[pos:end]}
+    (which L{RecordReader.take_whole} took whole).
+    """
+    n = 0
+    while pos < end:
+        pos += 4 + _unpack_mark(chunk, pos)[0] - _LAST_FRAGMENT
+        n += 1
+    return n
 
 
 def _peek(chunks: Iterable[bytes | bytearray], offset: int, n: int) -> bytes:

@@ -953,7 +953,11 @@ class _StreamSocketTestsMixin(SocketTestMixin):
 
         result = yield self.within(server_read, "the peer to see EOF")
         self.assertIs(result, END_OF_FILE)
-        yield self.until(lambda: client.transport.disconnected, "the close to complete")
+        # (The controller lets go of its transport once the connection is gone.)
+        yield self.until(
+            lambda: client.transport is None or client.transport.disconnected,
+            "the close to complete",
+        )
         yield sleep(0.3)
         self.assertFalse(client_read.called)
         self.assertEqual(notified, [])
