@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from ..interfaces import IRpcMultiplexController
+from ..interfaces import IRecordReceiver, IRecordStreaming, IRpcMultiplexController
 from ..sansio.errors import SendFailed, TransportError
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from ..sansio.rpcmsg import (
@@ -45,8 +48,8 @@ from ..sansio.rpcmsg import (
     success_reply_header,
 )
 from ..sansio.types import (
-    ACCEPT, END_OF_FILE, Accepted, InRule, Rejected, RejectedWith, RejectWith, RpcProtocol,
-    ServerError,
+    ACCEPT, END_OF_FILE, Accepted, InRecord, InRule, Rejected, RejectedWith, RejectWith,
+    RpcProtocol, ServerError,
 )
 
 __all__ = [
@@ -247,7 +250,21 @@ class EchoServer:
         Answer calls on C{controller} (stream or datagram) until its input
         ends or fails; then inactivate it.
 
+        A controller that streams records (L{IRecordStreaming}) is served
+        so: a receiver called per call, replies sent without a Deferred
+        (in the same reactor turn), and the stream paused while the
+        transport pushes back on replies. Others are served with one-shot
+        reads and writes.
+
         @return: a Deferred that fires when the controller is done.
+        """
+        if IRecordStreaming.providedBy(controller):
+            return _EchoReceiver(self, controller).start()
+        return self._serve_one_shot(controller)
+
+    def _serve_one_shot(self, controller: IRpcMultiplexController) -> Deferred[None]:
+        """
+        L{serve} with C{start_reading} and C{start_writing}.
         """
         done: Deferred[None] = Deferred()
         self.controllers.add(controller)
@@ -313,6 +330,75 @@ class EchoServer:
         for controller in list(self.controllers):
             controller.inactivate()
         self.controllers.clear()
+
+
+@implementer(IRecordReceiver)
+class _EchoReceiver:
+    """
+    Serves the echo program on one controller that streams records (see
+    L{EchoServer.serve}).
+    """
+
+    log = Logger()
+
+    def __init__(self, server: EchoServer, controller: Any) -> None:
+        self._server = server
+        self._controller = controller
+        self._send = controller.send_record
+        self._program = server.program
+        self._version = server.version
+        # A datagram reply goes to whoever sent the call; a stream has one
+        # peer, which the controller already knows.
+        self._addressed = controller.protocol is not RpcProtocol.TCP
+        self.done: Deferred[None] = Deferred()
+
+    def start(self) -> Deferred[None]:
+        """
+        Start serving; returns a Deferred that fires when the controller is
+        done.
+        """
+        controller = self._controller
+        self._server.controllers.add(controller)
+        handle = controller.receive_records(self, self._server.before_record)
+        controller.register_producer(handle)
+        return self.done
+
+    def record_received(self, message: bytes, peer: object) -> None:
+        """
+        Answer one call (the per-call path of C{serve}).
+        """
+        reply = _answer(message, self._program, self._version)
+        if reply is None:
+            return
+        if self._addressed:
+            self._send(reply, peer)
+        else:
+            self._send(reply)
+
+    def record_refused(self, record: InRecord, peer: object) -> None:
+        """
+        Answer a call refused on its size from its xid, if it was kept.
+        """
+        reply = self._server._reply(record)
+        if reply is None:
+            return
+        if self._addressed:
+            self._send(reply, peer)
+        else:
+            self._send(reply)
+
+    def receiving_ended(self, reason: Failure) -> None:
+        """
+        The calls ended: inactivate the controller.
+        """
+        if not reason.check(ConnectionDone):
+            # The controller logged its own refusals and deadlines, with the
+            # peer: one line per closed connection is enough.
+            self.log.debug("connection ended: {f}", f=reason.value)
+        self._server.controllers.discard(self._controller)
+        self._controller.inactivate()
+        if not self.done.called:
+            self.done.callback(None)
 
 
 @dataclass
