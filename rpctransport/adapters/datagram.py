@@ -28,6 +28,14 @@ its server, it also fails the pending read with
 C{twisted.internet.error.ConnectionRefusedError} naming the address. A
 C{sendto} refused for one destination (port 0, an unreachable network)
 fails that write alone, with L{SendFailed}.
+
+Besides one-shot reads and writes, the controller streams
+(L{rpctransport.interfaces.IRecordStreaming}): C{receive_records} calls one
+receiver per datagram, in the turn it arrived, without a Deferred each; the
+read mode (L{Reading}: one-shot, streaming, paused) is the reading side's
+state, and moves as L{rpctransport.sansio.connection.TRANSITIONS} says.
+C{send_record} and C{send_records} send without a Deferred; UDP never pushes
+back, so a registered producer is never paused.
 """
 
 from __future__ import annotations
@@ -35,8 +43,8 @@ from __future__ import annotations
 import errno
 import socket
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any, Final, NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, NoReturn, cast
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -49,14 +57,20 @@ from twisted.internet.error import (
     MessageLengthError,
     NoRouteError,
 )
-from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..interfaces import BeforeRecord, IRpcMultiplexController, Message
-from ..sansio.connection import Life, Side
+from ..interfaces import (
+    BeforeRecord,
+    IRecordReceiver,
+    IRecordStreaming,
+    IRpcMultiplexController,
+    Message,
+)
+from ..sansio.connection import TRANSITIONS, Life, Move, Reading, Side
 from ..sansio.counters import REFUSED_LIMIT, REFUSED_RULE, Counters, udp_error_key
 from ..sansio.errors import (
     AddressMismatch,
@@ -64,10 +78,12 @@ from ..sansio.errors import (
     ControllerBusy,
     ControllerInactive,
     DatagramTooLarge,
+    LocalProtocolError,
     NotConnected,
     SendFailed,
 )
 from ..sansio.types import (
+    ACCEPT,
     IMPLIED,
     Accepted,
     Denied,
@@ -84,6 +100,7 @@ from .common import (
     LogThrottle,
     OwnedDescriptor,
     PendingRead,
+    RecordStream,
     cancelled_read,
     check_usable,
     descriptor_of,
@@ -229,12 +246,16 @@ class _Addresses:
     @ivar peer: the fixed peer, as a Twisted address, or L{None}.
     @ivar peer_key: the fixed peer as a socket address C{(host, port)}, in
         the canonical form the kernel reports senders in, or L{None}.
+    @ivar peer_sender: what a read reports as the sender of every datagram
+        a client socket takes (C{twisted(peer_key)}, made once the family
+        is known, in L{bound}), or L{None}.
     """
 
     def __init__(self, peer: tuple[str, int] | IPv4Address | IPv6Address | None) -> None:
         self.inet6 = False
         self.peer: IPv4Address | IPv6Address | None = None
         self.peer_key: SockAddr | None = None
+        self.peer_sender: IPv4Address | IPv6Address | None = None
         if peer is None:
             return
         if isinstance(peer, (IPv4Address, IPv6Address)):
@@ -255,6 +276,14 @@ class _Addresses:
             )
         self.peer_key = (host, port)
 
+    def bound(self, inet6: bool) -> None:
+        """
+        The port is bound, and its family known.
+        """
+        self.inet6 = inet6
+        if self.peer_key is not None:
+            self.peer_sender = self.twisted(self.peer_key)
+
     def twisted(self, addr: SockAddr) -> IPv4Address | IPv6Address:
         """
         The Twisted address of the socket address C{addr}.
@@ -264,22 +293,23 @@ class _Addresses:
             return IPv6Address("UDP", host, port)
         return IPv4Address("UDP", host, port)
 
-    def destination(self, addr: object) -> SockAddr:
+    def destination(self, addr: object, what: str = "start_writing") -> SockAddr:
         """
-        The socket address to send to, from what C{start_writing} was given.
+        The socket address to send to, from what C{start_writing} (or the
+        operation C{what}) was given.
         """
         if addr is IMPLIED:
             if self.peer_key is None:
                 raise AddressRequired(
-                    "start_writing: this datagram socket has no fixed peer, so the "
+                    f"{what}: this datagram socket has no fixed peer, so the "
                     "message needs an explicit address; IMPLIED names no one"
                 )
             return self.peer_key
-        dest = _socket_address(addr)
+        dest = _socket_address(addr, what)
         if self.peer_key is not None:
             if not _same_host_port(dest, self.peer_key):
                 raise AddressMismatch(
-                    f"start_writing: {show_address(dest)} is not this socket's peer "
+                    f"{what}: {show_address(dest)} is not this socket's peer "
                     f"{show_address(self.peer_key)}"
                 )
             return self.peer_key
@@ -291,10 +321,11 @@ class _Addresses:
         return dest
 
 
-def _socket_address(addr: object) -> SockAddr:
+def _socket_address(addr: object, what: str) -> SockAddr:
     """
     The socket address of a Twisted C{IPv4Address}/C{IPv6Address} or a
-    C{(host, port)} (or C{(host, port, flowinfo, scope_id)}) tuple.
+    C{(host, port)} (or C{(host, port, flowinfo, scope_id)}) tuple, given to
+    the operation C{what}.
 
     @raise TypeError: C{addr} is none of those.
     """
@@ -312,7 +343,7 @@ def _socket_address(addr: object) -> SockAddr:
     ):
         return addr
     raise TypeError(
-        f"start_writing: {addr!r} is not an address: give IMPLIED, an "
+        f"{what}: {addr!r} is not an address: give IMPLIED, an "
         f"IPv4Address/IPv6Address or a (host, port) tuple"
     )
 
@@ -434,22 +465,32 @@ class _Outbound:
     """
     The way out of a datagram controller: checks a datagram's size, hands it
     to the port, counts it, and turns a refusal into the failure of its
-    write.
+    write (or, for a send without a Deferred, into a count and a log line).
+
+    @ivar producer: the producer registered with
+        L{DatagramController.register_producer}, or L{None}; never paused.
     """
 
-    def __init__(self, owner: DatagramController, tally: _Tally, timer: InactivityTimer) -> None:
+    def __init__(
+        self, owner: DatagramController, tally: _Tally, timer: InactivityTimer, read: PendingRead
+    ) -> None:
         """
         @param owner: the controller, whose size limits and logger this
             uses and whom its log lines name.
+        @param read: the controller's reads, which say whether the timer
+            counts as busy after a send.
         """
         self._owner = owner
         self._tally = tally
         self._addresses = tally.addresses
         self._timer = timer
+        self._read = read
         self._log = owner.log
+        self.producer: IPushProducer | None = None
 
-    def check_size(self, size: int) -> None:
+    def check_size(self, size: int, which: str = "") -> None:
         """
+        @param which: which message it is, when there are several.
         @raise DatagramTooLarge: C{size} is over the controller's
             C{max_datagram_size}.
         """
@@ -461,12 +502,43 @@ class _Outbound:
                 if limit == record_limit
                 else f"the largest UDP payload over {'IPv6' if self._addresses.inet6 else 'IPv4'}"
             )
+            if which:
+                why = f"{why}; {which}"
             raise DatagramTooLarge(size, limit, why)
 
     def send(self, transport: Any, data: bytes, dest: SockAddr) -> Deferred[None]:
         """
         Hand one datagram to the port: a Deferred that has fired with
         L{None}, or failed as L{DatagramController.start_writing} says.
+        """
+        error = self.push(transport, data, dest)
+        if error is None:
+            return succeed(None)
+        return fail(error)
+
+    def send_now(self, transport: Any, data: bytes, dest: SockAddr) -> None:
+        """
+        Hand one datagram to the port, without a Deferred
+        (L{DatagramController.send_record}): a refusal for its destination
+        (L{SendFailed}) is counted and logged at debug level as for
+        C{start_writing}, and that is all; any other failure (the socket
+        itself unusable, a plain Twisted port's own error) is counted and
+        logged at error level, there being no Deferred to carry it.
+        """
+        error = self.push(transport, data, dest)
+        if error is not None and not isinstance(error.value, SendFailed):
+            self._log.failure(
+                "{controller}: sending {size} bytes to {dest} failed",
+                failure=error,
+                controller=self._owner,
+                size=len(data),
+                dest=show_address(dest),
+            )
+
+    def push(self, transport: Any, data: bytes, dest: SockAddr) -> Failure | None:
+        """
+        Hand one datagram to the port and count it: L{None} when the socket
+        took it, else why not (counted), as a write would fail with it.
         """
         try:
             transport.write(data, dest)
@@ -478,24 +550,27 @@ class _Outbound:
         except Exception as e:
             # A plain Twisted port's own errors.
             self._tally.stats["errors"] += 1
-            return fail(Failure(e))
-        self._tally.stats["datagrams_out"] += 1
-        self._tally.stats["bytes_out"] += len(data)
-        self._timer.activity(self._owner.reading)
-        return succeed(None)
+            return Failure(e)
+        stats = self._tally.stats
+        stats["datagrams_out"] += 1
+        stats["bytes_out"] += len(data)
+        timer = self._timer
+        if timer.enabled:
+            timer.activity(self._read.wanted)
+        return None
 
-    def _refused(self, number: int | None, text: str, dest: SockAddr, size: int) -> Deferred[None]:
+    def _refused(self, number: int | None, text: str, dest: SockAddr, size: int) -> Failure:
         """
-        The socket refused one datagram: count it and fail its write, with
-        L{SendFailed} (logged at debug level) unless the socket itself is
-        unusable (an C{OSError}).
+        The socket refused one datagram: count it, and say what its write
+        fails with: L{SendFailed} (logged at debug level) unless the socket
+        itself is unusable (an C{OSError}).
         """
         self._tally.stats["errors"] += 1
-        self._timer.activity(self._owner.reading)
+        self._timer.activity(self._read.wanted)
         if number is None:
             number = errno.EIO
         if number in _SOCKET_ERRNOS:
-            return fail(OSError(number, f"{text}: sending {size} bytes to {show_address(dest)}"))
+            return Failure(OSError(number, f"{text}: sending {size} bytes to {show_address(dest)}"))
         kind = errno.errorcode.get(number, f"errno{number}")
         self._tally.counters.add(udp_error_key(f"send.{kind}"))
         self._log.debug(
@@ -507,7 +582,7 @@ class _Outbound:
             text=text,
         )
         why = f"sendto refused its {size} bytes: {kind} ({text})"
-        return fail(SendFailed(self._addresses.twisted(dest), number, why))
+        return Failure(SendFailed(self._addresses.twisted(dest), number, why))
 
 
 class _PortHandle:
@@ -588,21 +663,41 @@ class _Inbound:
     The reading side of a datagram controller: the datagrams queued for the
     next read (within its C{max_queued_datagrams} and C{max_queued_bytes}),
     a client socket's error kept for the next operation, and the loop that
-    serves the pending read from them.
+    serves the pending read, or the stream of records, from them.
 
-    @ivar read: the pending read.
-    @ivar lost: why the socket was lost, once it was: reads fail with it
-        when the queue is empty.
+    A stream of records (L{DatagramController.receive_records}) is a
+    L{RecordStream} whose C{pauseProducing}, C{resumeProducing} and
+    C{stopProducing} come back here (L{pause_stream}, L{resume_stream},
+    L{stop_stream}). While it delivers, a datagram that arrives with nothing
+    queued goes to its receiver at once (L{to_stream}); while it is paused,
+    datagrams are queued as they are while no read is pending.
+
+    @ivar read: the pending read, or the stream of records (C{read.stream}
+        while it delivers, C{read.held} while it is paused).
+    @ivar mode: how the application takes datagrams (L{Reading}): one-shot
+        reads, or a stream, delivering or paused; it moves as
+        L{TRANSITIONS} says.
+    @ivar lost: why the socket was lost, once it was: reads fail with it,
+        and a stream ends with it, when the queue is empty.
     @ivar kept_error: a client socket's error about its server, kept for the
-        next read or write because no read was pending.
+        next read, stream or write because nothing was waiting for records.
     """
+
+    # The delivering stream's hook and receiver methods, and the sender of
+    # a client socket's datagrams: looked up when the stream starts or
+    # resumes (L{_serve}), not per datagram.
+    _hook: BeforeRecord | None
+    _on_record: Callable[[bytes, object], object]
+    _on_refused: Callable[[InRecord, object], object]
+    _sender: IPv4Address | IPv6Address | None
 
     def __init__(self, owner: DatagramController, tally: _Tally, timer: InactivityTimer) -> None:
         """
-        @param owner: the controller, whose queue limits and logger this
-            uses.
+        @param owner: the controller, whose queue limits, sides and logger
+            this uses.
         """
         self.read = PendingRead(owner.cancel_rd_polling)
+        self.mode = Reading.ONE_SHOT
         self.lost: Failure | None = None
         self.kept_error: Exception | None = None
         self._queue: deque[tuple[bytes, SockAddr]] = deque()
@@ -610,62 +705,92 @@ class _Inbound:
         self._pumping = False
         self._owner = owner
         self._tally = tally
+        self._stats = tally.stats
+        self._addresses = tally.addresses
         self._timer = timer
         self._log = owner.log
 
     def offer(self, datagram: bytes, addr: SockAddr) -> None:
         """
-        A datagram the controller takes: hand it to the pending read, or
-        queue it (or drop it, the queue being full).
+        A datagram the controller takes: hand it to the delivering stream or
+        the pending read, or queue it (or drop it, the queue being full).
         """
-        if self.read.d is not None and not self._queue and not self._pumping:
-            self._deliver(datagram, addr)
-            return
+        read = self.read
+        if not self._queue and not self._pumping:
+            stream = read.stream
+            if stream is not None:
+                self.to_stream(stream, datagram, addr)
+                return
+            if read.d is not None:
+                self._deliver(datagram, addr)
+                return
         size = len(datagram)
         owner = self._owner
         if (
             len(self._queue) >= owner.max_queued_datagrams
             or self._queued_bytes + size > owner.max_queued_bytes
         ):
-            self._tally.stats["queue_overflow"] += 1
+            self._stats["queue_overflow"] += 1
             return
         self._queue.append((datagram, addr))
         self._queued_bytes += size
-        if self.read.d is not None:
+        if read.d is not None or read.stream is not None:
             self.pump()
 
     def client_error(self, error: Exception) -> None:
         """
-        A client socket's error about its server: fail the pending read with
-        it (after what is queued), or keep it for the next operation.
+        A client socket's error about its server: fail the pending read, or
+        end the delivering stream, with it (after what is queued); or keep
+        it for the next operation.
         """
-        if self.read.d is not None and not self._queue:
-            self.fail(Failure(error))
-        elif self.kept_error is None:
+        read = self.read
+        if not self._queue:
+            if read.d is not None:
+                self.fail(Failure(error))
+                return
+            if read.stream is not None:
+                self.end_stream(Failure(error))
+                return
+        if self.kept_error is None:
             self.kept_error = error
 
     def pump(self) -> None:
         """
-        Serve pending reads from the queue, then with a kept error or the
-        reason the socket was lost. Reads started from a callback are served
-        by this same loop, not by recursion.
+        Serve pending reads, or the delivering stream, from the queue, then
+        with a kept error or the reason the socket was lost. Reads and
+        streams started from a callback are served by this same loop, not by
+        recursion.
         """
         if self._pumping:
             return
         self._pumping = True
+        read = self.read
+        queue = self._queue
         try:
-            while self.read.d is not None:
-                if self._queue:
-                    datagram, addr = self._queue.popleft()
+            while True:
+                stream = read.stream
+                if stream is None and read.d is None:
+                    break
+                if queue:
+                    datagram, addr = queue.popleft()
                     self._queued_bytes -= len(datagram)
-                    self._deliver(datagram, addr)
-                elif self.kept_error is not None:
-                    error, self.kept_error = self.kept_error, None
-                    self.fail(Failure(error))
+                    if stream is not None:
+                        self.to_stream(stream, datagram, addr)
+                    else:
+                        self._deliver(datagram, addr)
+                    continue
+                error = self.kept_error
+                if error is not None:
+                    self.kept_error = None
+                    reason = Failure(error)
                 elif self.lost is not None:
-                    self.fail(self.lost)
+                    reason = self.lost
                 else:
                     break
+                if stream is not None:
+                    self.end_stream(reason)
+                else:
+                    self.fail(reason)
         finally:
             self._pumping = False
 
@@ -676,14 +801,14 @@ class _Inbound:
         read = self.read
         d = read.d
         assert d is not None
-        sender = self._tally.addresses.twisted(addr)
+        sender = self._addresses.twisted(addr)
         try:
             if read.peek is not None:
                 read.peek()
             record = record_for_rule(read.decide(len(datagram), sender), datagram)
             self._tally.record(record)
         except Exception as e:
-            self._tally.stats["errors"] += 1
+            self._stats["errors"] += 1
             self._log.failure(
                 "before_record or peek failed on a datagram from {sender}", sender=sender
             )
@@ -696,6 +821,74 @@ class _Inbound:
         read.take()
         self._timer.activity(False)
         d.callback((record, sender))
+
+    def to_stream(self, stream: RecordStream, datagram: bytes, addr: SockAddr) -> None:
+        """
+        Deliver one datagram to C{stream}, which delivers now, as its
+        C{before_record} decides: the per-datagram path of a stream, with no
+        Deferred and no C{(record, sender)} tuple. What the hook or the
+        receiver raises is counted, logged and ends the stream with it, as
+        it would fail a one-shot read; the socket goes on.
+        """
+        read = self.read
+        sender = self._sender
+        if sender is None:
+            sender = self._addresses.twisted(addr)
+        hook = self._hook
+        timer = self._timer
+        try:
+            if hook is None:
+                self._stats["accepted"] += 1
+                if timer.enabled:
+                    timer.activity(True)
+                self._on_record(datagram, sender)
+                return
+            read.in_hook = True
+            try:
+                rule = hook(len(datagram), sender)
+            finally:
+                read.in_hook = False
+            if read.stream is not stream:
+                self._not_taken(datagram, addr)
+                return
+            if rule is ACCEPT:
+                self._stats["accepted"] += 1
+                if timer.enabled:
+                    timer.activity(True)
+                self._on_record(datagram, sender)
+            else:
+                record = record_for_rule(rule, datagram)
+                self._tally.record(record)
+                if timer.enabled:
+                    timer.activity(True)
+                self._on_refused(record, sender)
+        except Exception as e:
+            self._stats["errors"] += 1
+            self._log.failure(
+                "before_record or the receiver of {stream} failed on a datagram from {sender}",
+                stream=stream,
+                sender=sender,
+            )
+            if read.stream is stream or read.held is stream:
+                self.end_stream(Failure(e))
+
+    def _not_taken(self, datagram: bytes, addr: SockAddr) -> None:
+        """
+        The stream's C{before_record} paused or stopped the stream before
+        the datagram it was asked about was taken: put the datagram back at
+        the head of the queue (even past the queue's bounds: it was taken in
+        already), for whatever reads next, which asks its own rule. Unless
+        the hook ended reading for good (a shutdown, C{abort_rw},
+        C{inactivate}), which dropped the queue.
+        """
+        owner = self._owner
+        if owner._read_side is not Side.IDLE or owner._life is Life.INACTIVE:
+            return
+        self._queue.appendleft((datagram, addr))
+        self._queued_bytes += len(datagram)
+        read = self.read
+        if read.d is not None or read.stream is not None:
+            self.pump()
 
     def fail(self, reason: Failure) -> None:
         """
@@ -724,8 +917,106 @@ class _Inbound:
         self._queued_bytes = 0
         self.kept_error = None
 
+    # -- The stream of records --------------------------------------------
 
-@implementer(IRpcMultiplexController)
+    def start_stream(
+        self, receiver: IRecordReceiver, before_record: BeforeRecord | None
+    ) -> RecordStream:
+        """
+        Start a stream of records (the controller checked that it may) and
+        deliver what is queued to it.
+        """
+        stream = RecordStream(receiver, before_record, self)
+        self._move(Move.STREAM)
+        self.read.stream = stream
+        self._serve(stream)
+        if self._timer.enabled:
+            self._timer.busy(True)
+        self.pump()
+        return stream
+
+    def _serve(self, stream: RecordStream) -> None:
+        """
+        Look up, once, what L{to_stream} uses for every datagram.
+        """
+        receiver = stream.receiver
+        self._hook = stream.before_record
+        self._on_record = receiver.record_received
+        self._on_refused = receiver.record_refused
+        self._sender = self._addresses.peer_sender
+
+    def pause_stream(self, stream: RecordStream) -> None:
+        """
+        Stop delivering to C{stream}: datagrams are queued meanwhile.
+        """
+        read = self.read
+        if read.stream is not stream:
+            return
+        self._move(Move.PAUSE_STREAM)
+        read.stream = None
+        read.held = stream
+        self._timer.busy(False)
+
+    def resume_stream(self, stream: RecordStream) -> None:
+        """
+        Deliver to C{stream} again, starting with what is queued.
+        """
+        read = self.read
+        if read.held is not stream:
+            return
+        self._move(Move.RESUME_STREAM)
+        read.held = None
+        read.stream = stream
+        self._serve(stream)
+        self._timer.busy(True)
+        self.pump()
+
+    def stop_stream(self, stream: RecordStream) -> None:
+        """
+        End C{stream} without a word to its receiver; what is queued stays
+        for the next read.
+        """
+        read = self.read
+        if read.stream is not stream and read.held is not stream:
+            return
+        self.drop_stream()
+        self._timer.busy(False)
+
+    def end_stream(self, reason: Failure) -> None:
+        """
+        End the stream, delivering or paused, if there is one: its
+        receiver's C{receiving_ended} gets C{reason}.
+        """
+        stream = self.drop_stream()
+        if stream is not None:
+            self._timer.busy(False)
+            stream.ended(reason)
+
+    def drop_stream(self) -> RecordStream | None:
+        """
+        Take the stream, delivering or paused, off its slot, without a word
+        to its receiver (C{stopProducing}, C{abort_rw}, C{inactivate}).
+        """
+        stream = self.read.take_stream()
+        if stream is not None:
+            self._move(Move.STOP_STREAM)
+        return stream
+
+    def _move(self, move: Move) -> None:
+        """
+        Move L{mode} as L{TRANSITIONS} says.
+
+        @raise LocalProtocolError: C{move} is not possible now.
+        """
+        new = TRANSITIONS.get((self.mode, move))
+        if new is None:
+            raise LocalProtocolError(
+                f"{move.value} is not possible while reading is {self.mode.value}"
+            )
+        self.mode = cast(Reading, new)
+
+
+@implementer(IRpcMultiplexController, IRecordStreaming)
 class DatagramController(DatagramProtocol):
     """
     The multiplex controller for UDP sockets, IPv4 and IPv6.
@@ -771,6 +1062,16 @@ class DatagramController(DatagramProtocol):
     pending, the first is kept and fails the next read or write (which then
     sends nothing). When the port is closed under the
     controller, pending and later operations fail with C{ConnectionLost}.
+
+    Streaming (L{IRecordStreaming}): L{receive_records} delivers every
+    datagram to one receiver, C{record_received(message, sender)} or
+    C{record_refused(record, sender)}, in the reactor turn it arrived, under
+    the same rules, limits, refusals and counters as a one-shot read, and
+    without a Deferred. Paused, it leaves datagrams to the queue (same
+    bounds); stopped, it leaves them to the next read. C{receiving_ended}
+    comes once, when no more datagrams will come: the error a one-shot read
+    would fail with (see L{receive_records}). L{send_record} and
+    L{send_records} send without a Deferred.
 
     C{stats} counts what happened (see L{STAT_KEYS}); L{counters} counts
     refusals and errors per reason.
@@ -847,8 +1148,8 @@ class DatagramController(DatagramProtocol):
         self._tally = _Tally(self, self._addresses, counters_parent, on_peer_error)
         self._timer = InactivityTimer(self._reactor)
         self._inbound = _Inbound(self, self._tally, self._timer)
-        self._outbound = _Outbound(self, self._tally, self._timer)
         self._read = self._inbound.read
+        self._outbound = _Outbound(self, self._tally, self._timer, self._read)
 
     # -- Properties of the contract ---------------------------------------
 
@@ -878,7 +1179,7 @@ class DatagramController(DatagramProtocol):
     @property
     def reading(self) -> bool:
         """
-        Whether a read is pending.
+        Whether a one-shot read is pending (a stream of records is not one).
         """
         return self._read.d is not None
 
@@ -963,12 +1264,13 @@ class DatagramController(DatagramProtocol):
             return
         assert self.transport is not None
         self._port.port = self.transport
-        self._addresses.inet6 = isinstance(self.transport.getHost(), IPv6Address)
+        self._addresses.bound(isinstance(self.transport.getHost(), IPv6Address))
         self._life = Life.OPEN
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         """
-        One datagram, one record: hand it to the pending read, or queue it.
+        One datagram, one record: hand it to the pending read or the stream
+        of records, or queue it.
         """
         if self._life is not Life.OPEN or self._read_side is not Side.IDLE:
             return
@@ -992,8 +1294,9 @@ class DatagramController(DatagramProtocol):
         C{addr}, when known): count it, log it, and offer it to
         C{on_peer_error}. On a server socket that is all, since it concerns
         one peer among many. On a client socket, whose one peer is its
-        server, it also fails the pending read, or is kept for the next read
-        or write.
+        server, it also fails the pending read or ends the stream of records
+        (after what is queued), or is kept for the next read, stream or
+        C{start_writing}.
 
         @param number: the C{errno} the socket gave, when known (it names
             the counter).
@@ -1016,7 +1319,8 @@ class DatagramController(DatagramProtocol):
     def stopProtocol(self) -> None:
         """
         The port is closed: if the controller did not close it, fail what is
-        pending (after the datagrams already queued) with the reason.
+        pending, or end the stream of records, (after the datagrams already
+        queued) with the reason.
         """
         waiters = self._port.now_closed()
         if self._life is not Life.INACTIVE:
@@ -1045,9 +1349,15 @@ class DatagramController(DatagramProtocol):
     ) -> Deferred[Any]:
         """
         Start one read; see L{IRpcMultiplexController.start_reading}.
+
+        @raise ControllerBusy: a read is pending, or records stream
+            (L{receive_records}, delivering or paused).
         """
-        if self._read.d is not None or self._read_side is not Side.IDLE or (
-            self._life is Life.INACTIVE
+        if (
+            self._read.d is not None
+            or self._read_side is not Side.IDLE
+            or self._life is Life.INACTIVE
+            or self._inbound.mode is not Reading.ONE_SHOT
         ):
             self._refuse_read()
         d = self._read.begin(peek, before_record)
@@ -1063,14 +1373,85 @@ class DatagramController(DatagramProtocol):
         check_usable(self._life, self._read_side, "start_reading", "reader")
         if self._read_side is Side.SHUT:
             raise ControllerInactive("start_reading: the controller was shut down")
+        mode = self._inbound.mode
+        if mode is not Reading.ONE_SHOT:
+            raise ControllerBusy(f"start_reading: records are {mode.value} (receive_records)")
         raise ControllerBusy("start_reading: a read is already pending")
 
     def cancel_rd_polling(self) -> None:
         """
         Stop the pending read (its Deferred fails with C{CancelledError});
-        the queued datagrams stay for the next read.
+        the queued datagrams stay for the next read. A stream of records is
+        stopped with its handle's C{stopProducing} instead.
         """
         self._inbound.cancel()
+
+    def receive_records(
+        self, receiver: IRecordReceiver, before_record: BeforeRecord | None = None
+    ) -> IPushProducer:
+        """
+        Deliver every datagram to C{receiver} as it arrives; see
+        L{IRecordStreaming.receive_records}.
+
+        Each datagram the controller takes (the same ones a read would take:
+        within L{max_record_size}, and from the peer on a client socket) is
+        decided by C{before_record(size, sender)} as for a read, and goes to
+        C{receiver.record_received(message, sender)} when accepted (every
+        one, without a question each, when there is no C{before_record}),
+        or to C{receiver.record_refused(record, sender)} with the
+        C{Rejected}, C{RejectedWith}, C{Denied} or C{Dropped} a read would
+        deliver. C{sender} is the Twisted address a read gives. The
+        datagrams queued before are delivered first, before this returns.
+
+        The handle's C{pauseProducing} leaves datagrams to the queue, within
+        its bounds (past them they are dropped and counted as
+        C{queue_overflow}, as while no read is pending); C{resumeProducing}
+        delivers them, then goes on; C{stopProducing} ends the stream
+        without C{receiving_ended}, and the queue stays for the next read or
+        stream. A C{before_record} that pauses or stops the stream leaves
+        the datagram it was asked about at the head of the queue.
+
+        What C{before_record} or the receiver raises fails that one
+        datagram, as C{before_record} raising fails a one-shot read: it is
+        counted in C{errors}, logged, and ends the stream with
+        C{receiving_ended(Failure(exception))}; the socket and the queue are
+        untouched, and a new read or stream may start (from
+        C{receiving_ended}, even).
+
+        C{receiving_ended} is called once, with what a one-shot read would
+        fail with: C{ConnectionDone} on L{start_shutting_down};
+        C{ConnectionLost} (or the port's reason) when the port is closed
+        under the controller, after what is queued (a paused stream gets it
+        once resumed); on a client socket, the error about its server
+        (C{ConnectionRefusedError}, ...), after what is queued. A UDP socket
+        has no end of file. After L{abort_rw} and L{inactivate} nothing is
+        called.
+
+        @raise ControllerBusy: a one-shot read is pending, or records
+            already stream (delivering or paused).
+        @raise ControllerInactive: the controller was inactivated, or its
+            reader aborted or shut down.
+        """
+        inbound = self._inbound
+        if (
+            self._read.d is not None
+            or self._read_side is not Side.IDLE
+            or self._life is Life.INACTIVE
+            or inbound.mode is not Reading.ONE_SHOT
+        ):
+            self._refuse_stream()
+        return inbound.start_stream(receiver, before_record)
+
+    def _refuse_stream(self) -> NoReturn:
+        """
+        Raise why a stream of records may not start now.
+        """
+        check_usable(self._life, self._read_side, "receive_records", "reader")
+        if self._read_side is Side.SHUT:
+            raise ControllerInactive("receive_records: the controller was shut down")
+        if self._read.d is not None:
+            raise ControllerBusy("receive_records: a one-shot read is pending")
+        raise ControllerBusy(f"receive_records: records are already {self._inbound.mode.value}")
 
     # -- Writing -------------------------------------------------------------
 
@@ -1098,9 +1479,7 @@ class DatagramController(DatagramProtocol):
         @raise InvalidAddressError: the host is not an IP address of the
             socket's family.
         """
-        check_usable(self._life, self._write_side, "start_writing", "writer")
-        if self._write_side is Side.SHUT:
-            raise ControllerInactive("start_writing: the writing side was shut down")
+        self._check_write("start_writing")
         dest = self._addresses.destination(addr)
         data = _join(message)
         self._outbound.check_size(len(data))
@@ -1115,13 +1494,108 @@ class DatagramController(DatagramProtocol):
             return fail(Failure(error))
         return self._outbound.send(transport, data, dest)
 
+    def _check_write(self, what: str) -> None:
+        """
+        Raise L{ControllerInactive} when the operation C{what} may not
+        write now.
+        """
+        check_usable(self._life, self._write_side, what, "writer")
+        if self._write_side is Side.SHUT:
+            raise ControllerInactive(f"{what}: the writing side was shut down")
+
+    def send_record(self, message: Message, addr: object = IMPLIED) -> None:
+        """
+        Send one datagram now, without a Deferred; see
+        L{IRecordStreaming.send_record}.
+
+        The address rules, the size limit and the counters are those of
+        L{start_writing}, and so is misuse: it raises. What the socket
+        refuses for this one datagram (C{EINVAL} for port 0, C{ENETUNREACH},
+        C{EACCES}, C{EAGAIN}, C{ENOBUFS}, ...: what fails a write with
+        L{SendFailed}) is counted in C{errors} and under
+        C{udp.send.<ERRNO>}, logged at debug level, and that is all: there
+        is no Deferred to fail, and UDP may lose any datagram anyway. An
+        unusable socket (C{EBADF}) is counted and logged at error level.
+        Once the port was closed under the controller, datagrams are
+        discarded, as Twisted's transports discard what is written after
+        the end (the stream of records, if any, ended with the reason). An
+        error a client socket kept about its server is left for the next
+        read or C{start_writing}, which can report it; this sends anyway.
+
+        @param addr: as for L{start_writing}.
+        @raise AddressRequired: C{IMPLIED} on a socket with no fixed peer.
+        @raise AddressMismatch: an address other than a client socket's peer.
+        @raise DatagramTooLarge: C{message} is larger than
+            L{max_datagram_size}; nothing was sent.
+        @raise InvalidAddressError: the host is not an IP address of the
+            socket's family.
+        @raise ControllerInactive: the controller was inactivated, its writer
+            aborted or shut down, or it has no socket yet.
+        """
+        self._send((message,), addr, "send_record")
+
+    def send_records(self, messages: Sequence[Message], addr: object = IMPLIED) -> None:
+        """
+        Send several datagrams now, one per message, all to C{addr}, as
+        L{send_record} sends one; see L{IRecordStreaming.send_records}.
+        Every message is checked before any is sent: when one is too large
+        (L{DatagramTooLarge}, saying which), nothing was sent.
+        """
+        self._send(messages, addr, "send_records")
+
+    def _send(self, messages: Sequence[Message], addr: object, what: str) -> None:
+        """
+        L{send_record} and L{send_records}, as the operation C{what}.
+        """
+        if self._life is not Life.OPEN or self._write_side is not Side.IDLE:
+            self._check_write(what)
+        dest = self._addresses.destination(addr, what)
+        outbound = self._outbound
+        limit = self.max_datagram_size
+        count = len(messages)
+        datagrams = [_join(message) for message in messages]
+        for i, data in enumerate(datagrams):
+            if len(data) > limit:
+                outbound.check_size(len(data), f"message {i + 1} of {count} given to {what}")
+        if self._life is Life.LOST:
+            return
+        transport = self.transport
+        if transport is None:
+            raise ControllerInactive(f"{what}: the datagram controller has no socket yet")
+        for data in datagrams:
+            outbound.send_now(transport, data, dest)
+
+    def register_producer(self, producer: IPushProducer) -> None:
+        """
+        Keep C{producer}, the one to pause while the socket pushes back on
+        what is sent; see L{IRecordStreaming.register_producer}.
+
+        UDP never pushes back (Twisted's UDP port is no consumer, and a full
+        socket buffer refuses the datagram with C{EAGAIN}, see
+        L{send_record}), so the producer is never paused nor resumed: it is
+        only kept, until L{unregister_producer} or L{inactivate}.
+
+        @raise RuntimeError: another producer is registered.
+        """
+        outbound = self._outbound
+        if outbound.producer is not None:
+            raise RuntimeError(f"register_producer: {outbound.producer!r} is already registered")
+        outbound.producer = producer
+
+    def unregister_producer(self) -> None:
+        """
+        Forget the producer registered with L{register_producer}, if any.
+        """
+        self._outbound.producer = None
+
     # -- Shutting down ------------------------------------------------------
 
     def start_shutting_down(self) -> Deferred[None]:
         """
         There is no handshake on UDP: stop reading and writing, drop the
         queue, and succeed at once. A pending read fails with
-        C{ConnectionDone}; later reads and writes raise L{ControllerInactive}.
+        C{ConnectionDone}, and a stream of records (delivering or paused)
+        ends with it; later reads and writes raise L{ControllerInactive}.
         The socket stays open until L{inactivate}.
         """
         if self._life is Life.INACTIVE:
@@ -1133,7 +1607,9 @@ class DatagramController(DatagramProtocol):
             self._write_side = Side.SHUT
         self._inbound.drop()
         self._port.stop_reading()
-        self._inbound.fail(Failure(ConnectionDone("the datagram controller was shut down")))
+        done = Failure(ConnectionDone("the datagram controller was shut down"))
+        self._inbound.fail(done)
+        self._inbound.end_stream(done)
         self._timer.busy(self._busy())
         if self._life is Life.LOST:
             reason = self._lost_reason
@@ -1149,7 +1625,7 @@ class DatagramController(DatagramProtocol):
     # -- Timeouts, aborting, inactivation -------------------------------------
 
     def _busy(self) -> bool:
-        return self._read.d is not None
+        return self._read.wanted
 
     def set_timeout(self, notify: Callable[[], object], seconds: float) -> None:
         """
@@ -1159,11 +1635,14 @@ class DatagramController(DatagramProtocol):
 
     def abort_rw(self) -> None:
         """
-        End reader and writer for good; the pending read never fires. The
-        queue is dropped and the socket no longer read.
+        End reader and writer for good; the pending read never fires, and
+        a stream of records gets no further call (not even
+        C{receiving_ended}). The queue is dropped and the socket no longer
+        read.
         """
         self._read_side = self._write_side = Side.ABORTED
         self._read.take()
+        self._inbound.drop_stream()
         self._inbound.drop()
         self._port.stop_reading()
         self._timer.busy(False)
@@ -1171,6 +1650,8 @@ class DatagramController(DatagramProtocol):
     def inactivate(self) -> None:
         """
         Release everything now; see L{IRpcMultiplexController.inactivate}.
+        A stream of records gets no further call (not even
+        C{receiving_ended}), and the registered producer is forgotten.
 
         The port closes on the next reactor turn; L{when_closed} tells when.
         With C{close_inactive_descr} false an adopted descriptor goes back to
@@ -1183,7 +1664,9 @@ class DatagramController(DatagramProtocol):
         self._life = Life.INACTIVE
         self._read_side = self._write_side = Side.ABORTED
         self._read.take()
+        self._inbound.drop_stream()
         self._inbound.drop()
+        self._outbound.producer = None
         self._timer.cancel()
         descr = self._descr
         if descr.close_on_inactivate:
