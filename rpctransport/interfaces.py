@@ -307,11 +307,14 @@ class IRecordStreaming(Interface):
         """
         Send one record now, without a Deferred: it goes to the transport,
         which buffers what the peer does not take yet. Watch the
-        backpressure with L{register_producer}.
+        backpressure with L{register_producer}. Once the connection (or the
+        socket) is gone, what is sent is discarded, as Twisted's transports
+        discard writes after their end; on UDP, a datagram one peer refuses
+        is counted, not raised.
 
         @param addr: as for C{start_writing}.
-        @raise ControllerInactive: the controller was inactivated, its writer
-            aborted or shut down, or the connection is gone.
+        @raise ControllerInactive: the controller was inactivated, or its
+            writer aborted or shut down.
         @raise AddressMismatch: as for C{start_writing}.
         """
 

@@ -170,6 +170,16 @@ class DirectWrites:
             self._transport.doWrite()
 
 
+def held_bytes(transport: object) -> int | None:
+    """
+    How many bytes a socket transport holds, not yet sent; L{None} when it
+    is not one whose buffer can be looked at.
+    """
+    if not _DIRECT_WRITES or not isinstance(transport, abstract.FileDescriptor):
+        return None
+    return int(transport._tempDataLen + len(transport.dataBuffer) - transport.offset)
+
+
 def read_size(transport: object) -> int | None:
     """
     How many bytes a socket transport reads per reactor turn, or L{None}

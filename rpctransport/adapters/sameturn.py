@@ -10,10 +10,11 @@ handles received bytes, the L{SameTurnWrites} it holds sends:
   - the first record written, at once, when the transport holds nothing
     else, no more input is waiting, and the record is small
     (L{SEND_AT_ONCE_LIMIT});
-  - everything else written meanwhile through the transport's buffer, which
-    it flushes every L{FLUSH_AFTER} seconds and before returning to the
-    reactor, so that pipelined calls go out in one C{send} per chunk of
-    input, or a few for a long chunk.
+  - everything else written meanwhile is held, then handed to the
+    transport's buffer in one C{writeSequence} and flushed, every
+    L{FLUSH_AFTER} seconds and before returning to the reactor, so that
+    pipelined calls go out in one C{send} per chunk of input, or a few for a
+    long chunk.
 
 The socket work itself is L{DirectWrites <rpctransport.adapters._twisted.DirectWrites>},
 which relies on Twisted's internals; transports it cannot drive (TLS, IOCP,
@@ -25,7 +26,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from ._twisted import DirectWrites
 
@@ -68,11 +69,15 @@ class SameTurnWrites:
     meanwhile (L{write}, while L{turn} is not C{OUTSIDE}).
     """
 
-    def __init__(self, direct: DirectWrites) -> None:
+    def __init__(self, transport: object, direct: DirectWrites) -> None:
+        self._transport: Any = transport
         self._direct = direct
         self.turn = Turn.OUTSIDE
         self._written = 0
         self._flushed_at = 0.0
+        # Records written in this turn and not yet handed to the transport:
+        # one writeSequence per flush, not one per record.
+        self._held: list[bytes] = []
 
     @classmethod
     def for_transport(cls, transport: object) -> SameTurnWrites | None:
@@ -81,7 +86,7 @@ class SameTurnWrites:
         socket transport whose writes can be driven.
         """
         direct = DirectWrites.for_transport(transport)
-        return None if direct is None else cls(direct)
+        return None if direct is None else cls(transport, direct)
 
     def begin(self) -> None:
         """
@@ -92,12 +97,15 @@ class SameTurnWrites:
 
     def end(self, may_flush: bool) -> None:
         """
-        The received bytes are handled: flush what was left in the
-        transport's buffer meanwhile, if C{may_flush} (plaintext, open).
+        The received bytes are handled: hand what was held to the transport
+        and flush it, if C{may_flush} (plaintext, open).
         """
         holding = self.turn is Turn.HOLDING
         self.turn = Turn.OUTSIDE
         self._written = 0
+        if self._held:
+            self._transport.writeSequence(self._held)
+            self._held = []
         if holding and may_flush:
             self._direct.flush()
 
@@ -109,22 +117,24 @@ class SameTurnWrites:
             Twisted's TLS layer, which this does not drive).
         @param more_input: more received bytes wait to be handled.
         """
-        direct = self._direct
         self._written += 1
-        if (
-            self._written == 1
-            and plain
-            and not more_input
-            and sum(map(len, pieces)) <= SEND_AT_ONCE_LIMIT
-            and direct.holds_nothing()
-        ):
-            direct.send(b"".join(pieces))
-            return
-        transport.writeSequence(pieces)  # type: ignore[attr-defined]
-        now = time.monotonic()
-        if now - self._flushed_at < FLUSH_AFTER or not plain:
+        if not plain:
+            transport.writeSequence(pieces)  # type: ignore[attr-defined]
             self.turn = Turn.HOLDING
-        else:
+            return
+        if self._written == 1 and not more_input and self._direct.holds_nothing():
+            size = 0
+            for piece in pieces:
+                size += len(piece)
+            if size <= SEND_AT_ONCE_LIMIT:
+                self._direct.send(b"".join(pieces))
+                return
+        self._held += pieces
+        self.turn = Turn.HOLDING
+        now = time.monotonic()
+        if now - self._flushed_at >= FLUSH_AFTER:
             self._flushed_at = now
             self.turn = Turn.RECEIVING
-            direct.flush()
+            self._transport.writeSequence(self._held)
+            self._held = []
+            self._direct.flush()

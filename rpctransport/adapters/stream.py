@@ -534,7 +534,7 @@ class StreamController(Protocol):
 
     def send_record(self, message: Message, addr: object = IMPLIED) -> None:
         """Send one record, without a Deferred; see L{IRecordStreaming.send_record}."""
-        self._writes.send((message,), addr, "send_record")
+        self._writes.send_one(message, addr)
 
     def send_records(self, messages: Sequence[Message], addr: object = IMPLIED) -> None:
         """

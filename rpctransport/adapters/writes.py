@@ -22,6 +22,7 @@ from ..sansio.errors import AddressMismatch
 from ..sansio.record import encode_record
 from ..sansio.types import IMPLIED
 from .link import StreamLink
+from ._twisted import held_bytes
 from .sameturn import SameTurnWrites, Turn
 
 __all__ = ["StreamWrites"]
@@ -114,17 +115,47 @@ class StreamWrites:
             same_turn.write(
                 transport, pieces, conn.tls is TLSState.PLAIN, conn.reader.buffered > 0
             )
-        if conn.output is Output.PUSHED_BACK:
-            link.arm_deadline(conn.sends_waiting(sum(map(len, pieces)), link.reactor.seconds()))
-        elif link.timer.enabled:
+        if link.timer.enabled:
+            link.timer.activity(link.busy())
+
+    def send_one(self, message: Message, addr: object) -> None:
+        """
+        L{send} for one record: the per-reply path of a server, with what
+        is rare (a write pending, an address given, the connection gone)
+        left to L{send}.
+        """
+        conn = self._conn
+        link = self._link
+        if (
+            conn.writer_side is not Side.IDLE
+            or conn.life is not Life.OPEN
+            or addr is not IMPLIED
+            or link.lost_reason is not None
+        ):
+            self.send((message,), addr, "send_record")
+            return
+        pieces = encode_record(message, max_fragment_size=self.max_fragment_size)
+        same_turn = self.same_turn
+        if same_turn is None or same_turn.turn is Turn.OUTSIDE:
+            link.transport.writeSequence(pieces)
+        else:
+            same_turn.write(
+                link.transport, pieces, conn.tls is TLSState.PLAIN, conn.reader.buffered > 0
+            )
+        if link.timer.enabled:
             link.timer.activity(link.busy())
 
     def pushed_back(self) -> None:
         """
         The transport's buffer is full: writes wait, and so does the
-        registered producer.
+        registered producer; the write deadline runs for what was sent.
         """
-        self._conn.pushed_back()
+        conn = self._conn
+        link = self._link
+        conn.pushed_back()
+        if conn.deadlines.write_deadline is not None and link.transport is not None:
+            size = held_bytes(link.transport)
+            link.arm_deadline(conn.sends_waiting(size, link.reactor.seconds()))
         producer = self.producer
         if producer is not None:
             producer.pauseProducing()

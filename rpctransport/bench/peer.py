@@ -11,13 +11,16 @@ L{rpctransport.bench.cases}:
     C{V} is
     C{bare} (a C{Protocol} whose C{dataReceived} only counts bytes: the
     ceiling of anything on Twisted), C{int32} (Twisted's
-    C{Int32StringReceiver}, C{MAX_LENGTH} raised) or C{controller} (the
-    stream controller's C{start_reading} loop, one Deferred per record).
+    C{Int32StringReceiver}, C{MAX_LENGTH} raised), C{controller} (the
+    stream controller's C{start_reading} loop, one Deferred per record) or
+    C{stream} (the stream controller's C{receive_records}, a call per
+    record).
     With C{--memory}, the line also has the process's resident memory
     before the connection and its peak during it.
   - C{python -m rpctransport.bench.peer echo-server --variant V}: echo every
-    record back, with the controller API (C{start_reading},
-    C{start_writing}) or with C{Int32StringReceiver}; no RPC decoding.
+    record back, with the controller's one-shot API (C{start_reading},
+    C{start_writing}), its streaming API (C{receive_records},
+    C{send_record}) or with C{Int32StringReceiver}; no RPC decoding.
   - C{python -m rpctransport.bench.peer echo-client --variant V --port P
     --size S --count N --depth D}: the other end, C{D} records in flight;
     prints one JSON line and exits.
@@ -185,11 +188,58 @@ def _controller_receiver(memory: bool) -> Factory:
     return StreamControllerFactory(on_connection, _reactor(), max_record_size=LARGEST)
 
 
+class _CountingReceiver:
+    """
+    A receiver of C{receive_records} that counts records until the end of
+    the input.
+    """
+
+    def __init__(self, controller: Any, timed: _Timed) -> None:
+        self.controller = controller
+        self.timed = timed
+        self.records = 0
+        self.payload = 0
+
+    def record_received(self, message: bytes, peer: object) -> None:
+        self.records += 1
+        self.payload += len(message)
+
+    def record_refused(self, record: object, peer: object) -> None:
+        _emit({"error": f"refused: {record!r}"})
+
+    def receiving_ended(self, reason: Any) -> None:
+        from twisted.internet.error import ConnectionDone
+
+        if not reason.check(ConnectionDone):
+            _emit({"error": str(reason.value), "records": self.records})
+            self.controller.inactivate()
+            return
+        self.timed.report(self.records, self.payload, self.controller.inactivate)
+
+
+def _stream_receiver(memory: bool) -> Factory:
+    """
+    A factory of stream controllers that take records with
+    C{receive_records} until the end of the input.
+    """
+    from ..entry.stream import StreamControllerFactory
+
+    def on_connection(controller: Any) -> None:
+        timed = _Timed()
+        timed.memory = memory
+        timed.begin()
+        controller.receive_records(_CountingReceiver(controller, timed))
+
+    return StreamControllerFactory(on_connection, _reactor(), max_record_size=LARGEST)
+
+
 def _receive(args: argparse.Namespace) -> Factory:
     kinds: dict[str, type[BareReceiver] | type[Int32Receiver]] = {
         "bare": BareReceiver,
         "int32": Int32Receiver,
     }
+    if args.variant == "stream":
+        return _stream_receiver(args.memory)
     kind = kinds.get(args.variant)
     if kind is None:
         return _controller_receiver(args.memory)
@@ -213,11 +263,32 @@ class Int32Echo(Int32StringReceiver):
         self.sendString(string)
 
 
+class _StreamEcho:
+    """
+    Sends every record back with C{send_record}; the stream pauses while
+    the transport pushes back.
+    """
+
+    def __init__(self, controller: Any) -> None:
+        self.controller = controller
+        self.record_received = lambda message, peer: controller.send_record(message)
+        controller.register_producer(controller.receive_records(self))
+
+    def record_refused(self, record: object, peer: object) -> None:
+        pass
+
+    def receiving_ended(self, reason: Any) -> None:
+        self.controller.inactivate()
+
+
 def _echo_server(args: argparse.Namespace) -> Factory:
     if args.variant == "int32":
         return Factory.forProtocol(Int32Echo)
     from ..entry.stream import StreamControllerFactory
     from ..sansio.types import END_OF_FILE
+
+    if args.variant == "stream":
+        return StreamControllerFactory(_StreamEcho, _reactor(), max_record_size=LARGEST)
 
     def on_connection(controller: Any) -> None:
         def on_read(result: Any) -> None:
@@ -347,6 +418,62 @@ def _controller_echo_client(controller: Any, client: _EchoClient) -> None:
     write_more()
 
 
+class _StreamEchoClient:
+    """
+    The L{_EchoClient} on a stream controller's streaming API: replies come
+    to C{record_received}, calls go out with C{send_record}, and sending
+    waits while the transport pushes back (this is its producer).
+    """
+
+    def __init__(self, controller: Any, client: _EchoClient) -> None:
+        self.controller = controller
+        self.client = client
+        self.paused = False
+        controller.register_producer(self)
+        controller.receive_records(self)
+        client.begin()
+        self.write_more()
+
+    def write_more(self) -> None:
+        client = self.client
+        send = self.controller.send_record
+        payload = client.payload
+        while (
+            not self.paused
+            and client.sent < client.count
+            and client.sent - client.received < client.depth
+        ):
+            client.sent += 1
+            send(payload)
+
+    def record_received(self, message: bytes, peer: object) -> None:
+        client = self.client
+        client.received += 1
+        if message != client.payload:
+            client.fail("an echo differs")
+        elif client.received == client.count:
+            client.done()
+        else:
+            self.write_more()
+
+    def record_refused(self, record: object, peer: object) -> None:
+        self.client.fail(f"refused: {record!r}")
+
+    def receiving_ended(self, reason: Any) -> None:
+        if self.client.received < self.client.count:
+            self.client.fail(f"the server closed the connection: {reason.value}")
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.write_more()
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+
 def _reactor() -> Any:
     from twisted.internet import reactor
 
@@ -362,12 +489,14 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m rpctransport.bench.peer")
     modes = parser.add_subparsers(dest="mode", required=True)
     receive = modes.add_parser("receive")
-    receive.add_argument("--variant", choices=("bare", "int32", "controller"), required=True)
+    receive.add_argument(
+        "--variant", choices=("bare", "int32", "controller", "stream"), required=True
+    )
     receive.add_argument("--memory", action="store_true")
     server = modes.add_parser("echo-server")
-    server.add_argument("--variant", choices=("int32", "controller"), required=True)
+    server.add_argument("--variant", choices=("int32", "controller", "stream"), required=True)
     client = modes.add_parser("echo-client")
-    client.add_argument("--variant", choices=("int32", "controller"), required=True)
+    client.add_argument("--variant", choices=("int32", "controller", "stream"), required=True)
     client.add_argument("--port", type=int, required=True)
     client.add_argument("--size", type=int, required=True)
     client.add_argument("--count", type=int, required=True)
@@ -449,8 +578,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             from ..entry.stream import connect_stream
 
             d = connect_stream(f"tcp:host=127.0.0.1:port={args.port}", reactor=reactor)
+            start: Callable[[Any, _EchoClient], object] = (
+                _StreamEchoClient if args.variant == "stream" else _controller_echo_client
+            )
             d.addCallbacks(
-                lambda controller: _controller_echo_client(controller, client),
+                lambda controller: start(controller, client),
                 lambda failure: client.fail(str(failure.value)),
             )
     reactor.run()

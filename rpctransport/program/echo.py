@@ -91,6 +91,13 @@ ends (40 bytes): the calls L{_fast_headers} recognises.
 _SUCCESS_AFTER_XID: Final = success_reply_header(0)[4:]
 """An accepted SUCCESS reply header (null verifier), after its xid."""
 
+_JOIN_BELOW: Final = 4096
+"""
+An echoed argument up to this size is joined to its reply header into one
+C{bytes} (cheaper to send than two pieces); a larger one is sent as a piece
+of its own, not copied again.
+"""
+
 
 def answer_call(message: bytes, program: int, version: int) -> bytes | None:
     """
@@ -350,6 +357,7 @@ class _EchoReceiver:
         # A datagram reply goes to whoever sent the call; a stream has one
         # peer, which the controller already knows.
         self._addressed = controller.protocol is not RpcProtocol.TCP
+        self._fast = _fast_headers(server.program, server.version)
         self.done: Deferred[None] = Deferred()
 
     def start(self) -> Deferred[None]:
@@ -365,8 +373,25 @@ class _EchoReceiver:
 
     def record_received(self, message: bytes, peer: object) -> None:
         """
-        Answer one call (the per-call path of C{serve}).
+        Answer one call (the per-call path of C{serve}): an ECHO whose
+        header is one L{_fast_headers} knows and whose argument ends the
+        call exactly is answered here, from slices; everything else by
+        L{_answer}.
         """
+        reply: bytes | list[bytes] | None
+        if self._fast.get(message[4:_FAST_HEADER_END]) == PROC_ECHO:
+            length = _OPAQUE_LENGTH.unpack_from(message, _FAST_HEADER_END)[0] if (
+                len(message) >= _FAST_HEADER_END + 4
+            ) else -1
+            if len(message) == _FAST_HEADER_END + 4 + length + (-length % 4):
+                head = message[:4] + _SUCCESS_AFTER_XID
+                tail = message[_FAST_HEADER_END:]
+                reply = head + tail if len(tail) <= _JOIN_BELOW else [head, tail]
+                if self._addressed:
+                    self._send(reply, peer)
+                else:
+                    self._send(reply)
+                return
         reply = _answer(message, self._program, self._version)
         if reply is None:
             return

@@ -593,12 +593,12 @@ class StreamConnection:
         self.track.write_bytes = size
         return now + limit
 
-    def sends_waiting(self, size: int, now: float) -> float | None:
+    def sends_waiting(self, size: int | None, now: float) -> float | None:
         """
-        Records sent without a Deferred (the last C{size} bytes of them)
-        wait in the transport, which pushes back, from C{now}; returns when
-        the write deadline passes, if one is set and was not already
-        running.
+        What was sent waits in the transport, which pushes back, from
+        C{now} (C{size} bytes of it, when known); returns when the write
+        deadline passes, if one is set and was not already running. A
+        one-shot write that waits sets its own (L{write_waiting}).
         """
         limit = self.deadlines.write_deadline
         if limit is None or self.track.write_since is not None:

@@ -150,7 +150,8 @@ class ConnectionDeadlines:
     @ivar record_since: since when a record has been in progress, or L{None}.
     @ivar record_bytes: how much of it had arrived when last reported.
     @ivar write_since: since when a write has been pushed back, or L{None}.
-    @ivar write_bytes: the size of that write.
+    @ivar write_bytes: the size of that write (or of what the transport
+        held, for records sent without a Deferred; L{None}: unknown).
     """
 
     __slots__ = (
@@ -172,7 +173,7 @@ class ConnectionDeadlines:
         self.record_since: float | None = None
         self.record_bytes = 0
         self.write_since: float | None = None
-        self.write_bytes = 0
+        self.write_bytes: int | None = 0
 
     def idle_limit(self) -> float | None:
         """

@@ -894,14 +894,20 @@ def _one_fragment(
     if type(message) is not list:
         return None
     total = 0
+    empty = False
     for p in message:
         if type(p) is not bytes:
             return None
+        if not p:
+            empty = True
         total += len(p)
     if total > MAX_FRAGMENT_LENGTH:
         return None
     out = [_pack_mark(_LAST_FRAGMENT | total)]
-    out.extend(p for p in message if p)
+    if empty:
+        out.extend(p for p in message if p)
+    else:
+        out += message
     return out
 
 
