@@ -88,6 +88,18 @@ class ExampleTests(TestCase):
         )
         return d
 
+    def test_streaming_echo_example(self) -> Any:
+        """
+        The streaming echo example of C{docs/streaming.rst} gets its
+        messages back.
+        """
+        example = load_example("streaming_echo")
+        d = example.main(reactor)
+        d.addCallback(
+            self.assertEqual, [b"\x00\x00\x00\x01hello", b"\x00\x00\x00\x02world"]
+        )
+        return d
+
     def test_udp_echo_example(self) -> Any:
         """
         The UDP echo example of C{docs/udp.rst} gets its messages back.
