@@ -2,9 +2,12 @@
 """
 Every use of Twisted beyond its published interfaces, in one module.
 
-The controllers need four things Twisted's interfaces do not offer:
+The controllers need five things Twisted's interfaces do not offer:
   - to send on the socket in the reactor turn that received a call
     (L{DirectWrites}: C{FileDescriptor}'s write buffer and C{doWrite});
+  - under TLS, to hand the small writes Twisted's TLS layer aggregates for
+    its next reactor iteration to TLS now (L{flush_tls}:
+    C{BufferingTLSTransport._aggregator});
   - to read larger chunks while records are large (C{bufferSize});
   - to close only Twisted's duplicate of an adopted socket
     (C{_shouldShutdown}), and to start TLS the way RFC 9289 says rather than
@@ -28,11 +31,18 @@ from typing import Any, Final
 
 from twisted.internet import abstract, tcp, udp
 
+try:
+    from twisted.protocols import tls as _tls
+except ImportError:  # pragma: no cover - without pyOpenSSL there is no TLS at all
+    _tls = None  # type: ignore[assignment]
+
 __all__ = [
     "MISSING",
     "DirectWrites",
     "HookedUDPPort",
     "close_duplicate_only",
+    "flush_tls",
+    "held_bytes",
     "read_size",
     "set_read_size",
     "start_tls_as",
@@ -61,6 +71,8 @@ _REQUIRED: Final[dict[str, tuple[type, tuple[str, ...]]]] = {
         ("_bindSocket", "_connectToProtocol", "_loseConnection", "_fromListeningDescriptor"),
     ),
 }
+if _tls is not None:
+    _REQUIRED["TLS write aggregation"] = (_tls.BufferingTLSTransport, ("_aggregator",))
 
 
 def _missing() -> tuple[str, ...]:
@@ -97,6 +109,7 @@ def _have(feature: str) -> bool:
 
 _DIRECT_WRITES: Final = _have("direct writes")
 _READ_SIZE: Final = _have("read size")
+_TLS_FLUSH: Final = _tls is not None and _have("TLS write aggregation")
 _CLOSE_DUPLICATE: Final = _have("closing an adopted duplicate")
 _UDP_HOOKS: Final = _have("UDP port hooks")
 
@@ -168,6 +181,23 @@ class DirectWrites:
         """
         if self._open():
             self._transport.doWrite()
+
+
+def flush_tls(transport: object) -> None:
+    """
+    Hand what Twisted's TLS layer over C{transport} holds back (it gathers
+    small writes for its next reactor iteration) to TLS now, so that it
+    reaches the socket transport under it. C{transport} is the TLS layer
+    (implicit TLS) or a socket transport that started TLS (its protocol slot
+    then holds the layer); anything else is left alone.
+    """
+    if not _TLS_FLUSH:
+        return
+    layer = transport if isinstance(transport, _tls.BufferingTLSTransport) else getattr(
+        transport, "protocol", None
+    )
+    if isinstance(layer, _tls.BufferingTLSTransport):
+        layer._aggregator.flush()
 
 
 def held_bytes(transport: object) -> int | None:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from ._twisted import DirectWrites
+from ._twisted import DirectWrites, flush_tls
 
 __all__ = ["FLUSH_AFTER", "SEND_AT_ONCE_LIMIT", "SameTurnWrites", "Turn"]
 
@@ -51,13 +51,14 @@ after it, and two pipelining peers overlap instead of working in lock step
 class Turn(enum.Enum):
     """
     Where the controller is with received bytes: outside L{dataReceived},
-    inside it, or inside it with records left in the transport's buffer to
-    flush at its end.
+    inside it, or inside it with records held to flush at its end (by us,
+    or under TLS by Twisted's TLS layer, which gathers small writes).
     """
 
     OUTSIDE = "outside"
     RECEIVING = "receiving"
     HOLDING = "receiving, holding writes"
+    HOLDING_TLS = "receiving, writes held by the TLS layer"
 
 
 class SameTurnWrites:
@@ -88,6 +89,17 @@ class SameTurnWrites:
         direct = DirectWrites.for_transport(transport)
         return None if direct is None else cls(transport, direct)
 
+    @classmethod
+    def under_tls(cls, transport: object) -> SameTurnWrites | None:
+        """
+        A L{SameTurnWrites} for Twisted's TLS layer (C{TLSMemoryBIOProtocol})
+        over a socket transport: records go through TLS as they are written,
+        and the socket under it is flushed before the turn ends; L{None} when
+        the transport under TLS cannot be driven.
+        """
+        direct = DirectWrites.for_transport(getattr(transport, "transport", None))
+        return None if direct is None else cls(transport, direct)
+
     def begin(self) -> None:
         """
         Received bytes are about to be handled.
@@ -98,15 +110,19 @@ class SameTurnWrites:
     def end(self, may_flush: bool) -> None:
         """
         The received bytes are handled: hand what was held to the transport
-        and flush it, if C{may_flush} (plaintext, open).
+        and flush it, if C{may_flush} (open, and plaintext or with TLS
+        established).
         """
-        holding = self.turn is Turn.HOLDING
+        turn = self.turn
         self.turn = Turn.OUTSIDE
         self._written = 0
         if self._held:
             self._transport.writeSequence(self._held)
             self._held = []
-        if holding and may_flush:
+        if turn is Turn.HOLDING_TLS and may_flush:
+            flush_tls(self._transport)
+            self._direct.flush()
+        elif turn is Turn.HOLDING and may_flush:
             self._direct.flush()
 
     def write(self, transport: object, pieces: Sequence[bytes], plain: bool, more_input: bool) -> None:
@@ -114,13 +130,14 @@ class SameTurnWrites:
         Write one record while received bytes are being handled.
 
         @param plain: the connection is not TLS (TLS writes go through
-            Twisted's TLS layer, which this does not drive).
+            Twisted's TLS layer as they come; only the socket under it is
+            flushed, at the end of the turn).
         @param more_input: more received bytes wait to be handled.
         """
         self._written += 1
         if not plain:
             transport.writeSequence(pieces)  # type: ignore[attr-defined]
-            self.turn = Turn.HOLDING
+            self.turn = Turn.HOLDING_TLS
             return
         if self._written == 1 and not more_input and self._direct.holds_nothing():
             size = 0

@@ -417,6 +417,8 @@ class StreamController(Protocol):
         if implicit_tls:
             # Twisted's TLS layer is our transport; its handshake has begun.
             self._tls.begin_handshake(TLSOrigin.IMPLICIT)
+            if self.prompt_writes:
+                self._writes.same_turn = SameTurnWrites.under_tls(transport)
         elif self.prompt_writes:
             self._writes.same_turn = SameTurnWrites.for_transport(transport)
         on_connection, self._on_connection = self._on_connection, None
@@ -444,7 +446,10 @@ class StreamController(Protocol):
             self._reads.received(data)
         finally:
             conn = self._conn
-            same_turn.end(conn.tls is TLSState.PLAIN and conn.life is Life.OPEN)
+            same_turn.end(
+                conn.life is Life.OPEN
+                and (conn.tls is TLSState.PLAIN or conn.tls is TLSState.ESTABLISHED)
+            )
 
     def readConnectionLost(self) -> None:
         """The peer closed its side: end the input, keep the output open."""

@@ -34,8 +34,8 @@ class StreamWrites:
 
     @ivar max_fragment_size: written records are split into fragments of at
         most this many bytes (L{None}: one fragment per record).
-    @ivar same_turn: same-turn replies, on a plaintext socket transport with
-        C{prompt_writes}; else L{None}.
+    @ivar same_turn: same-turn replies, on a socket transport (or Twisted's
+        TLS over one) with C{prompt_writes}; else L{None}.
     """
 
     def __init__(self, link: StreamLink, max_fragment_size: int | None) -> None:

@@ -1598,3 +1598,76 @@ class InactivateTests(_TLSTestCase):
             "the server's connection to close",
             seconds=2.0,
         )
+
+
+class SameTurnTests(_TLSTestCase):
+    """
+    Replies under TLS leave in the reactor turn that received their call:
+    Twisted's TLS layer, which gathers small writes for its next reactor
+    iteration, is flushed, and so is the socket under it, before
+    C{dataReceived} returns.
+    """
+
+    @inlineCallbacks
+    def reply_seen_in_turn(self, prompt_writes: bool) -> Generator[Any, Any, int]:
+        """
+        Bytes the client's socket could read when the implicit TLS server's
+        C{dataReceived} that wrote the reply to the second call returns (the
+        first call leaves the session settled: tickets read, nothing else in
+        flight).
+        """
+        seen: list[int] = []
+        replies: list[int] = []
+        client_socket: list[socket.socket] = []
+
+        def echo(controller: StreamController) -> None:
+            self.track(controller)
+            original = controller.dataReceived
+
+            def received(data: bytes) -> None:
+                original(data)
+                if len(replies) == 2 and not seen:
+                    try:
+                        peeked = client_socket[0].recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        peeked = b""
+                    seen.append(len(peeked))
+
+            controller.dataReceived = received  # type: ignore[method-assign]
+
+            def reply(result: Any) -> None:
+                controller.start_writing(result[0].message)
+                replies.append(1)
+                controller.start_reading().addCallback(reply)
+
+            controller.start_reading().addCallback(reply)
+
+        port = yield self.listen(
+            tls=server_options(), on_connection=echo, prompt_writes=prompt_writes
+        )
+        client = yield self.connect(self.tcp(port), tls=client_options())
+        client_socket.append(client.transport.transport.socket)  # type: ignore[union-attr]
+        for n in (1, 2):
+            reading = client.start_reading()
+            yield self.within(client.start_writing(pattern(100, seed=n)), "the call")
+            result = yield self.within(reading, "the reply")
+            self.assertEqual(result[0], Accepted(pattern(100, seed=n)))
+        self.assertEqual(len(seen), 1)
+        return seen[0]
+
+    @inlineCallbacks
+    def test_reply_sent_in_turn(self) -> Generator[Any, Any, None]:
+        """
+        With C{prompt_writes} (the default), the reply has reached the
+        client's socket when the turn ends.
+        """
+        seen = yield self.reply_seen_in_turn(True)
+        self.assertGreater(seen, 100)
+
+    @inlineCallbacks
+    def test_reply_waits_without_prompt_writes(self) -> Generator[Any, Any, None]:
+        """
+        With C{prompt_writes=False}, the reply waits for the reactor.
+        """
+        seen = yield self.reply_seen_in_turn(False)
+        self.assertEqual(seen, 0)
