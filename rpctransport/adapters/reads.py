@@ -271,7 +271,7 @@ class StreamReads:
                     delivered = True
                     n = self._deliver_batch(records)
                     if n < len(records):
-                        conn.reader.put_back(len(records) - n)
+                        conn.reader.put_back(records[n:])
                     if timer.enabled:
                         timer.activity(link.busy())
                     if n and self._size is not None:
@@ -381,7 +381,7 @@ class StreamReads:
                     else:
                         n = self._decide_batch(stream, records, peer)
                     if n < len(records):
-                        conn.reader.put_back(len(records) - n)
+                        conn.reader.put_back(records[n:])
                     if timer.enabled:
                         timer.activity(link.busy())
                     if self._size is not None:

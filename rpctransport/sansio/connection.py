@@ -431,7 +431,7 @@ class StreamConnection:
             n = 0
             for message in records:
                 if looks_like_auth_tls(message):
-                    self.reader.put_back(len(records) - n)
+                    self.reader.put_back(records[n:])
                     return records[:n]
                 n += 1
         return records

@@ -239,10 +239,6 @@ class RecordReader:
         # whole there (next_event's common case).
         self._whole_at: int | None = None
 
-        # What the last take_whole() took: its chunk, where it began and
-        # ended in it (for put_back()).
-        self._batch: tuple[bytes | bytearray, int, int, bool] | None = None
-
         # A record that ended while it was being discarded in feed().
         self._ready: InRecord | None = None
         self._error: BaseException | None = None
@@ -323,7 +319,6 @@ class RecordReader:
         Release every buffer now and fail the reader with C{reason}.
         """
         self._chunks.clear()
-        self._batch = None
         self._buffered = 0
         self._offset = 0
         self._parts = []
@@ -421,7 +416,8 @@ class RecordReader:
 
         The records are taken undecided: the caller applies its rule to each
         (L{record_for_rule <rpctransport.sansio.types.record_for_rule>}), and
-        gives back with L{put_back} those it stops before.
+        gives back with L{put_back} those it stops before. Nothing of the
+        batch is kept here.
 
         @return: the records' bytes, in order; empty when none is there
             (between records only).
@@ -447,41 +443,37 @@ class RecordReader:
         if pos == base:
             return out
         self._buffered -= pos - base
-        popped = pos == end
-        if popped:
+        if pos == end:
             self._chunks.popleft()
             self._offset = 0
         else:
             self._offset = pos
-        self._batch = (first, base, pos, popped)
         self._given = self._asked = self._whole_at = None
         return out
 
-    def put_back(self, count: int) -> None:
+    def put_back(self, records: list[bytes]) -> None:
         """
-        Give back the last C{count} records the last L{take_whole} returned,
-        unread: they are handed out again, as if never taken (the caller
-        stopped before them). Nothing else may have been taken or fed since.
+        Give back C{records}, the last ones the last L{take_whole} returned,
+        unread: they are handed out again first, as if never taken (the
+        caller stopped before them). They are marked again as the
+        single-fragment records they were; nothing else may have been taken
+        since (bytes may have been fed).
 
-        @raise LocalProtocolError: there is no such batch to give back from.
+        @raise LocalProtocolError: a record is in progress, so these cannot
+            be the ones just taken.
         """
-        if not count or self._state is _State.FAILED:
+        if not records or self._state is _State.FAILED:
             return
-        batch = self._batch
-        if batch is None:
-            raise LocalProtocolError("put_back: no records were taken")
-        chunk, pos, end, popped = batch
-        # Walk the records kept; what follows goes back.
-        kept = _records_in(chunk, pos, end) - count
-        if kept < 0:
-            raise LocalProtocolError(f"put_back: {count} records were not taken")
-        for _ in range(kept):
-            pos += 4 + _unpack_mark(chunk, pos)[0] - _LAST_FRAGMENT
-        if popped:
-            self._chunks.appendleft(chunk)
-        self._offset = pos
-        self._buffered += end - pos
-        self._batch = None
+        if self._rule is not None or self._ready is not None:
+            raise LocalProtocolError("put_back: a record was taken since these")
+        data = b"".join([piece for m in records for piece in (_pack_mark(_LAST_FRAGMENT | len(m)), m)])
+        chunks = self._chunks
+        if self._offset:
+            # The chunk the batch came from, what follows the batch in it.
+            chunks[0] = chunks[0][self._offset :]
+            self._offset = 0
+        chunks.appendleft(data)
+        self._buffered += len(data)
 
     def _whole(self, chunk: bytes | bytearray, start: int, stop: int) -> Accepted:
         """
@@ -801,18 +793,6 @@ def _incomplete(reader: RecordReader) -> IncompleteRecord:
         where = f"inside the record mark after fragment {reader._fragments}"
         expected = reader._wire_bytes + 4
     return IncompleteRecord(reader._wire_bytes + reader.buffered, expected, where)
-
-
-def _records_in(chunk: bytes | bytearray, pos: int, end: int) -> int:
-    """
-    How many back-to-back single-fragment records lie in C{chunk[pos:end]}
-    (which L{RecordReader.take_whole} took whole).
-    """
-    n = 0
-    while pos < end:
-        pos += 4 + _unpack_mark(chunk, pos)[0] - _LAST_FRAGMENT
-        n += 1
-    return n
 
 
 def _peek(chunks: Iterable[bytes | bytearray], offset: int, n: int) -> bytes:

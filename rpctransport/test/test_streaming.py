@@ -112,7 +112,7 @@ class TakeWholeTests(SynchronousTestCase):
         reader.feed(data)
         self.assertEqual(reader.take_whole(), [b"one", b"two", b"three"])
         self.assertEqual(reader.buffered, 0)
-        reader.put_back(2)
+        reader.put_back([b"two", b"three"])
         self.assertEqual(reader.buffered, len(record(b"two") + record(b"three")))
         self.assertFalse(reader.at_record_boundary)
         self.assertEqual(reader.take_whole(), [b"two", b"three"])
@@ -127,10 +127,28 @@ class TakeWholeTests(SynchronousTestCase):
         reader.accept_all = True
         reader.feed(records(b"one", b"two") + mark(4) + b"th")
         self.assertEqual(reader.take_whole(), [b"one", b"two"])
-        reader.put_back(1)
+        reader.put_back([b"two"])
         reader.feed(b"re")
         self.assertEqual(reader.next_event(), Accepted(b"two"))
         self.assertEqual(reader.next_event(), Accepted(b"thre"))
+
+    def test_put_back_keeps_nothing(self) -> None:
+        """
+        The reader keeps no reference to a batch's chunk once it is taken
+        whole: records given back are marked again, in order, before what
+        was fed after them.
+        """
+        reader = RecordReader()
+        reader.accept_all = True
+        reader.feed(records(b"one", b"two", b"three"))
+        batch = reader.take_whole()
+        self.assertEqual(reader.buffered, 0)
+        reader.feed(record(b"four"))
+        reader.put_back(batch[1:])
+        self.assertEqual([reader.next_event() for _ in range(3)], [
+            Accepted(b"two"), Accepted(b"three"), Accepted(b"four")
+        ])
+        self.assertTrue(reader.at_record_boundary)
 
     def test_random_segmentation(self) -> None:
         """
@@ -153,7 +171,7 @@ class TakeWholeTests(SynchronousTestCase):
                 if batch:
                     keep = rng.randrange(0, len(batch) + 1)
                     got += batch[:keep]
-                    reader.put_back(len(batch) - keep)
+                    reader.put_back(batch[keep:])
                     if keep:
                         continue
                 event = reader.next_event()
