@@ -116,14 +116,22 @@ class SameTurnWrites:
         turn = self.turn
         self.turn = Turn.OUTSIDE
         self._written = 0
-        if self._held:
-            self._transport.writeSequence(self._held)
-            self._held = []
+        self.hand_over()
         if turn is Turn.HOLDING_TLS and may_flush:
             flush_tls(self._transport)
             self._direct.flush()
         elif turn is Turn.HOLDING and may_flush:
             self._direct.flush()
+
+    def hand_over(self) -> None:
+        """
+        Hand what is held to the transport now, in order (before a write
+        that must not overtake it: the answer to an RFC 9289 probe, which
+        TLS follows).
+        """
+        if self._held:
+            self._transport.writeSequence(self._held)
+            self._held = []
 
     def write(self, transport: object, pieces: Sequence[bytes], plain: bool, more_input: bool) -> None:
         """

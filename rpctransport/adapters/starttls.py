@@ -89,6 +89,9 @@ class TLSHost(Protocol):
     def abort_with(self, error: Exception, quiet: bool = False) -> None:
         """Close the connection because of C{error}."""
 
+    def hand_over_writes(self) -> None:
+        """Hand the records held for the end of the turn to the transport."""
+
     def tls_established(self) -> None:
         """The handshake completed: waiting writes may go on."""
 
@@ -267,6 +270,9 @@ class TLSDriver:
         """
         transport = self._host.transport
         assert transport is not None
+        # Replies written before the probe go out before its answer, in
+        # plaintext, whatever follows.
+        self._host.hand_over_writes()
         transport.writeSequence(encode_record(answer.reply))
         if answer.upgrade:
             self._upgrade(self._starttls, client=False)

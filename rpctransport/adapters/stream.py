@@ -51,7 +51,7 @@ from ..interfaces import (
     IRpcMultiplexController,
     Message,
 )
-from ..sansio.connection import Life, StreamConnection, TLSState
+from ..sansio.connection import Life, Output, StreamConnection, TLSState
 from ..sansio.counters import Counters
 from ..sansio.deadlines import Deadlines
 from ..sansio.errors import Evicted
@@ -483,8 +483,13 @@ class StreamController(Protocol):
         # one or a receiver that inactivated it first, then pins nothing of
         # the connection.
         self._writes.same_turn = None
-        self._writes.producer = None
+        producer, self._writes.producer = self._writes.producer, None
         self.transport = self._link.transport = None
+        if producer is not None and self._conn.output is Output.PUSHED_BACK:
+            # The transport will never drain now: what it paused goes on (a
+            # stream of records delivers what was received, then its end;
+            # what is sent is discarded).
+            producer.resumeProducing()
 
     def pauseProducing(self) -> None:
         """
@@ -609,6 +614,15 @@ class StreamController(Protocol):
         @param quiet: log at debug level only (whoever closes it logs).
         """
         self._link.abort_with(error, quiet)
+
+    def hand_over_writes(self) -> None:
+        """
+        Hand the records held for the end of this turn (same-turn writes) to
+        the transport now, in order.
+        """
+        same_turn = self._writes.same_turn
+        if same_turn is not None:
+            same_turn.hand_over()
 
     def evict(self, error: Evicted) -> None:
         """

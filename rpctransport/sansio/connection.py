@@ -613,7 +613,10 @@ class StreamConnection:
         """
         if self.writer_side is Side.BUSY or self.writer_side is Side.SHUT:
             self._move("writer_side", Move.WRITE_DONE)
-        self.track.write_since = None
+        if self.output is not Output.PUSHED_BACK:
+            # (Still pushed back, what else was sent still waits: a
+            # cancelled write leaves the deadline running.)
+            self.track.write_since = None
 
     def pushed_back(self) -> None:
         """
@@ -638,6 +641,9 @@ class StreamConnection:
         """
         producing = self.output is Output.FLOWING or self.output is Output.PUSHED_BACK
         self._move("output", Move.RELEASE)
+        # Closing: the transport is not asked to drain any more, and the
+        # close has its own limit (the linger time), not the write deadline.
+        self.track.write_since = None
         return producing
 
     # -- Shutting down -----------------------------------------------------------

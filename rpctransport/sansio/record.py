@@ -117,6 +117,17 @@ must cost bytes, not objects.
 
 _SNIFF_BYTES: Final = 64
 
+_BATCH_FIRST: Final = 16
+_BATCH_MOST: Final = 4096
+"""
+L{RecordReader.take_whole} takes at most this many records at once. The
+bound starts at C{_BATCH_FIRST} and doubles while batches are used up; when
+records are given back, it falls to the number the consumer took. A consumer
+that takes one record at a time (a read loop that does not start the next
+read from the callback, a receiver that pauses after each record) then costs
+one record's work per record, not a chunk's.
+"""
+
 
 class NeedData(Sentinel):
     """
@@ -238,6 +249,13 @@ class RecordReader:
         # Where the record asked about ends in the first chunk, when it lies
         # whole there (next_event's common case).
         self._whole_at: int | None = None
+
+        # The bound on take_whole's batches (see _BATCH_MOST), how many the
+        # last one took, and where it ended in the first chunk when that
+        # chunk is still there (-1: it was used up).
+        self._batch_limit = _BATCH_FIRST
+        self._taken = 0
+        self._rewind = -1
 
         # A record that ended while it was being discarded in feed().
         self._ready: InRecord | None = None
@@ -429,25 +447,31 @@ class RecordReader:
         chunk = first if type(first) is bytes else bytes(first)
         base = pos = self._offset
         end = len(chunk)
-        limit = self.max_record_size
+        largest = self.max_record_size
+        batch = left = self._batch_limit
         unpack = _unpack_mark
         out: list[bytes] = []
         append = out.append
-        while pos + 4 <= end:
+        while left and pos + 4 <= end:
             size = unpack(chunk, pos)[0] - _LAST_FRAGMENT
             stop = pos + 4 + size
-            if size < 0 or stop > end or size > limit:
+            if size < 0 or stop > end or size > largest:
                 break
             append(chunk[pos + 4 : stop])
             pos = stop
+            left -= 1
         if pos == base:
             return out
         self._buffered -= pos - base
         if pos == end:
             self._chunks.popleft()
             self._offset = 0
+            self._rewind = -1
         else:
-            self._offset = pos
+            self._offset = self._rewind = pos
+        self._taken = batch - left
+        if not left and batch < _BATCH_MOST:
+            self._batch_limit = batch * 2
         self._given = self._asked = self._whole_at = None
         return out
 
@@ -455,9 +479,8 @@ class RecordReader:
         """
         Give back C{records}, the last ones the last L{take_whole} returned,
         unread: they are handed out again first, as if never taken (the
-        caller stopped before them). They are marked again as the
-        single-fragment records they were; nothing else may have been taken
-        since (bytes may have been fed).
+        caller stopped before them). Nothing else may have been taken since
+        (bytes may have been fed).
 
         @raise LocalProtocolError: a record is in progress, so these cannot
             be the ones just taken.
@@ -466,14 +489,24 @@ class RecordReader:
             return
         if self._rule is not None or self._ready is not None:
             raise LocalProtocolError("put_back: a record was taken since these")
-        data = b"".join([piece for m in records for piece in (_pack_mark(_LAST_FRAGMENT | len(m)), m)])
-        chunks = self._chunks
-        if self._offset:
-            # The chunk the batch came from, what follows the batch in it.
-            chunks[0] = chunks[0][self._offset :]
-            self._offset = 0
-        chunks.appendleft(data)
-        self._buffered += len(data)
+        size = 0
+        for message in records:
+            size += 4 + len(message)
+        self._batch_limit = max(1, self._taken - len(records))
+        if self._rewind >= size and self._offset == self._rewind:
+            # They lie just before where the batch stopped, in the chunk
+            # still at the head.
+            self._offset -= size
+        else:
+            # The batch used its chunk up: mark them again, in front.
+            chunks = self._chunks
+            if self._offset:
+                chunks[0] = chunks[0][self._offset :]
+                self._offset = 0
+            marked = [_pack_mark(_LAST_FRAGMENT | len(m)) + m for m in records]
+            chunks.appendleft(b"".join(marked))
+        self._rewind = -1
+        self._buffered += size
 
     def _whole(self, chunk: bytes | bytearray, start: int, stop: int) -> Accepted:
         """

@@ -115,8 +115,36 @@ class TakeWholeTests(SynchronousTestCase):
         reader.put_back([b"two", b"three"])
         self.assertEqual(reader.buffered, len(record(b"two") + record(b"three")))
         self.assertFalse(reader.at_record_boundary)
-        self.assertEqual(reader.take_whole(), [b"two", b"three"])
+        # One was used of the batch: the next batch is one record, then two.
+        self.assertEqual(reader.take_whole(), [b"two"])
+        self.assertEqual(reader.take_whole(), [b"three"])
         self.assertTrue(reader.at_record_boundary)
+
+    def test_batch_follows_consumer(self) -> None:
+        """
+        A batch is at most as large as what its consumer used of the last
+        one, and doubles while batches are used up: a consumer that takes
+        one record at a time is not handed a whole chunk each time (that
+        would make a chunk of small records cost its square).
+        """
+        reader = RecordReader()
+        reader.feed(records(*[b""] * 20000))
+        sizes = []
+        for _ in range(6):
+            batch = reader.take_whole()
+            sizes.append(len(batch))
+            reader.put_back(batch[1:])
+        self.assertEqual(sizes, [16, 1, 2, 1, 2, 1])
+        got = 6
+        while True:
+            batch = reader.take_whole()
+            if not batch:
+                break
+            sizes.append(len(batch))
+            got += len(batch)
+        self.assertEqual(got, 20000)
+        self.assertLessEqual(max(sizes), 4096)
+        self.assertIn(4096, sizes)
 
     def test_put_back_partial_chunk(self) -> None:
         """
@@ -443,6 +471,63 @@ class SendTests(SynchronousTestCase):
         controller.resumeProducing()
         clock.advance(10)
         self.assertEqual(receiver.ended, [])
+
+
+class ReviewRegressionTests(SynchronousTestCase):
+    """
+    What the review of the streaming work found, each seen failing before
+    its fix.
+    """
+
+    def test_serve_ends_when_lost_while_pushed_back(self) -> None:
+        """
+        A stream paused by the transport's backpressure (its registered
+        producer) when the connection is lost is resumed, so it delivers what
+        waits and ends: C{serve} lets go of the controller.
+        """
+        from rpctransport.program.echo import EchoServer
+
+        controller, _, _ = connected()
+        server = EchoServer()
+        done = server.serve(controller)
+        controller.pauseProducing()
+        controller.dataReceived(record(b"\0\0\0\1"))
+        controller.connectionLost(Failure(ConnectionDone()))
+        self.successResultOf(done)
+        self.assertEqual(server.controllers, set())
+
+    def test_shutdown_after_pushback(self) -> None:
+        """
+        A shutdown after the transport pushed back on records sent without
+        a Deferred is not cut short by the write deadline: the close has its
+        linger time.
+        """
+        controller, transport, clock = connected(write_deadline=5.0, linger=60.0)
+        controller.send_record(b"x" * 100)
+        controller.pauseProducing()
+        d = controller.start_shutting_down()
+        controller.writeConnectionLost()
+        clock.advance(6)
+        self.assertNoResult(d)
+        self.assertFalse(transport.disconnecting)
+        self.assertNotIn("deadline.write", controller.counters)
+
+    def test_cancelled_write_keeps_deadline(self) -> None:
+        """
+        Cancelling a one-shot write while the transport still pushes back
+        leaves the write deadline running for what else was sent.
+        """
+        controller, transport, clock = connected(write_deadline=5.0)
+        receiver = Receiver()
+        controller.register_producer(controller.receive_records(receiver))
+        controller.send_record(b"reply")
+        controller.pauseProducing()
+        d = controller.start_writing(b"one-shot")
+        d.addErrback(lambda f: None)
+        d.cancel()
+        clock.advance(6)
+        self.assertEqual(controller.counters.get("deadline.write"), 1)
+        self.assertTrue(receiver.ended[0].check(WriteDeadlineExceeded))
 
 
 class EchoReceiver(Receiver):

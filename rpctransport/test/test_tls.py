@@ -1671,3 +1671,73 @@ class SameTurnTests(_TLSTestCase):
         """
         seen = yield self.reply_seen_in_turn(False)
         self.assertEqual(seen, 0)
+
+
+class ProbeOrderTests(_TLSTestCase):
+    """
+    A reply written in the same turn as a client's RFC 9289 probe, to a call
+    pipelined before it, leaves before the STARTTLS answer, in plaintext.
+    """
+
+    @inlineCallbacks
+    def check_order(self, streaming: bool) -> Generator[Any, Any, None]:
+        def on_connection(controller: StreamController) -> None:
+            self.track(controller)
+            if streaming:
+                receiver = _Replier(controller)
+                controller.receive_records(receiver)
+                return
+
+            def got(result: Any) -> None:
+                controller.start_writing(b"reply-to:" + result[0].message)
+                controller.start_reading().addCallback(got)
+
+            controller.start_reading().addCallback(got)
+
+        port = yield self.listen(starttls=server_options(), on_connection=on_connection)
+        sock = self.track_socket(socket.create_connection(("127.0.0.1", port.getHost().port)))
+        probe = encode_call_header(
+            CallHeader(7, ECHO_PROGRAM, ECHO_VERSION, 0, cred=OpaqueAuth(AuthFlavor.AUTH_TLS, b""))
+        )
+        sock.sendall(record(b"\0\0\0\x2acall A") + record(probe))
+        sock.setblocking(False)
+        data = bytearray()
+
+        def two_records() -> bool:
+            try:
+                data.extend(sock.recv(65536))
+            except BlockingIOError:
+                pass
+            if len(data) < 4:
+                return False
+            first = 4 + (int.from_bytes(data[:4], "big") & 0x7FFFFFFF)
+            return len(data) >= first + 4 + 24
+
+        yield self.until(two_records, "two records")
+        first = 4 + (int.from_bytes(data[:4], "big") & 0x7FFFFFFF)
+        self.assertEqual(bytes(data[4:first]), b"reply-to:\0\0\0\x2acall A")
+        self.assertIn(b"STARTTLS", bytes(data[first:]))
+
+    def test_one_shot(self) -> Any:
+        """With one-shot reads and writes."""
+        return self.check_order(False)
+
+    def test_streaming(self) -> Any:
+        """With a stream of records and C{send_record}."""
+        return self.check_order(True)
+
+
+class _Replier:
+    """A receiver that replies to every record from C{record_received}."""
+
+    def __init__(self, controller: StreamController) -> None:
+        self.controller = controller
+
+    def record_received(self, message: bytes, peer: object) -> None:
+        self.controller.send_record(b"reply-to:" + message)
+
+    def record_refused(self, record: Any, peer: object) -> None:
+        pass
+
+    def receiving_ended(self, reason: Any) -> None:
+        pass
