@@ -269,13 +269,7 @@ class StreamReads:
                 records = conn.take_records()
                 if records:
                     delivered = True
-                    n = self._deliver_batch(records)
-                    if n < len(records):
-                        conn.reader.put_back(records[n:])
-                    if timer.enabled:
-                        timer.activity(link.busy())
-                    if n and self._size is not None:
-                        self._size_for(len(records[n - 1]))
+                    self._batch_done(records, self._deliver_batch(records))
                     continue
                 event = next_event()
                 while type(event) is FragmentHeader:
@@ -309,6 +303,19 @@ class StreamReads:
                 self._size_for(len(event.message))
             d.callback((event, link.peer))
         return delivered, read.stream is not None
+
+    def _batch_done(self, records: list[bytes], n: int) -> None:
+        """
+        C{n} of a batch of whole C{records} were handed out: give the rest
+        back, note the activity, follow the records' size.
+        """
+        if n < len(records):
+            self._reader.put_back(records[n:])
+        link = self._link
+        if link.timer.enabled:
+            link.timer.activity(link.busy())
+        if n and self._size is not None:
+            self._size_for(len(records[n - 1]))
 
     def _deliver_batch(self, records: list[bytes]) -> int:
         """
@@ -380,12 +387,7 @@ class StreamReads:
                                 break
                     else:
                         n = self._decide_batch(stream, records, peer)
-                    if n < len(records):
-                        conn.reader.put_back(records[n:])
-                    if timer.enabled:
-                        timer.activity(link.busy())
-                    if self._size is not None:
-                        self._size_for(len(records[n - 1]))
+                    self._batch_done(records, n)
                     continue
                 event = conn.next_event()
                 while type(event) is FragmentHeader:

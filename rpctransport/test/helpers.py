@@ -14,7 +14,9 @@ Helpers shared by the test modules; a test module imports helpers from here
   - socket tests: L{RawPeer}, L{pattern}, L{TLS_CLIENT_HELLO},
     L{socket_transport} and L{SocketTestMixin} (a registry of what a test
     opens, torn down in one cleanup);
-  - certificates: L{pki}, L{server_options}, L{client_options}.
+  - certificates: L{pki}, L{server_options}, L{client_options};
+  - datagram controllers on fakes: L{FakePort}, L{make_datagram}, L{Hook},
+    L{refused}; L{ipv6_skip} for IPv6 socket tests.
 """
 
 from __future__ import annotations
@@ -26,14 +28,17 @@ import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IUDPTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
 
 from rpctransport import (
     SUNRPC_ALPN,
@@ -41,9 +46,11 @@ from rpctransport import (
     client_tls_options,
     server_tls_options,
 )
+from rpctransport.adapters.datagram import DatagramController
 from rpctransport.program.echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, encode_opaque
 from rpctransport.sansio.record import FragmentHeader, RecordReader
 from rpctransport.sansio.rpcmsg import CallHeader, encode_call_header
+from rpctransport.sansio.types import ACCEPT, InRule
 from rpctransport.testing import CertificateAuthority, IssuedCertificate
 
 # -- Record-marked bytes -------------------------------------------------------
@@ -593,3 +600,110 @@ def client_options(
             "extraCertChain": [ssl.Certificate.loadPEM(pki().ca.certificate).original]
         },
     )
+
+
+# -- Datagram controllers on fakes ------------------------------------------------
+
+
+@implementer(IUDPTransport)
+class FakePort:
+    """
+    A UDP port in memory: records what is written, can be told to fail
+    writes, and closes (telling its protocol) when asked.
+
+    @ivar written: C{(datagram, addr)} for each write.
+    @ivar write_error: raised by the next L{write}, when set.
+    @ivar reading: whether the protocol wants datagrams.
+    """
+
+    def __init__(self, host: IPv4Address | IPv6Address) -> None:
+        self.host = host
+        self.written: list[tuple[bytes, Any]] = []
+        self.write_error: Exception | None = None
+        self.reading = True
+        self.stopped = False
+        self.protocol: DatagramController | None = None
+
+    def attach(self, protocol: DatagramController) -> None:
+        self.protocol = protocol
+        protocol.makeConnection(self)
+
+    def write(self, packet: bytes, addr: Any = None) -> None:
+        if self.write_error is not None:
+            error, self.write_error = self.write_error, None
+            raise error
+        self.written.append((packet, addr))
+
+    def connect(self, host: str, port: int) -> None:
+        raise AssertionError("the controller must not connect its socket")
+
+    def getHost(self) -> IPv4Address | IPv6Address:
+        return self.host
+
+    def stopListening(self) -> Deferred[None]:
+        self.stopped = True
+        self.reading = False
+        assert self.protocol is not None
+        self.protocol.doStop()
+        return succeed(None)
+
+    def stopReading(self) -> None:
+        self.reading = False
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        pass
+
+    def getBroadcastAllowed(self) -> bool:
+        return False
+
+
+def make_datagram(
+    inet6: bool = False, **options: Any
+) -> tuple[DatagramController, FakePort, Clock]:
+    """
+    A controller on a L{FakePort}, with a L{Clock} for its timers.
+    """
+    clock = Clock()
+    controller = DatagramController(clock, **options)
+    host: IPv4Address | IPv6Address = (
+        IPv6Address("UDP", "::1", 5000) if inet6 else IPv4Address("UDP", "127.0.0.1", 5000)
+    )
+    port = FakePort(host)
+    port.attach(controller)
+    return controller, port, clock
+
+
+class Hook:
+    """
+    A C{before_record} hook that answers C{rule} and remembers its calls.
+    """
+
+    def __init__(self, rule: InRule = ACCEPT) -> None:
+        self.rule = rule
+        self.calls: list[tuple[int, object]] = []
+
+    def __call__(self, size: int, peer: object) -> InRule:
+        self.calls.append((size, peer))
+        return self.rule
+
+
+def refused(port: int = 9) -> ConnectionRefusedError:
+    """
+    The error the port makes of an ICMP port unreachable about a datagram
+    sent to C{127.0.0.1:port}.
+    """
+    return ConnectionRefusedError(string=f"the datagram sent to 127.0.0.1:{port} failed")
+
+
+def ipv6_skip() -> str | None:
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    except OSError as e:
+        return f"no IPv6 sockets here: {e}"
+    try:
+        probe.bind(("::1", 0))
+    except OSError as e:
+        return f"cannot bind ::1: {e}"
+    finally:
+        probe.close()
+    return None

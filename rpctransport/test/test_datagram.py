@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError
 from twisted.internet.error import (
     ConnectionDone,
     ConnectionLost,
@@ -23,12 +23,10 @@ from twisted.internet.error import (
     MessageLengthError,
     NoRouteError,
 )
-from twisted.internet.interfaces import IUDPTransport
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from rpctransport.adapters.recverr import ErrorQueuePort
@@ -68,78 +66,11 @@ from rpctransport.sansio.types import (
     RpcProtocol,
     ServerError,
 )
+from rpctransport.test.helpers import FakePort, Hook, make_datagram, refused
 
 CLIENT = ("127.0.0.1", 40000)
 OTHER = ("127.0.0.1", 40001)
 SERVER = ("127.0.0.1", 111)
-
-
-@implementer(IUDPTransport)
-class FakePort:
-    """
-    A UDP port in memory: records what is written, can be told to fail
-    writes, and closes (telling its protocol) when asked.
-
-    @ivar written: C{(datagram, addr)} for each write.
-    @ivar write_error: raised by the next L{write}, when set.
-    @ivar reading: whether the protocol wants datagrams.
-    """
-
-    def __init__(self, host: IPv4Address | IPv6Address) -> None:
-        self.host = host
-        self.written: list[tuple[bytes, Any]] = []
-        self.write_error: Exception | None = None
-        self.reading = True
-        self.stopped = False
-        self.protocol: DatagramController | None = None
-
-    def attach(self, protocol: DatagramController) -> None:
-        self.protocol = protocol
-        protocol.makeConnection(self)
-
-    def write(self, packet: bytes, addr: Any = None) -> None:
-        if self.write_error is not None:
-            error, self.write_error = self.write_error, None
-            raise error
-        self.written.append((packet, addr))
-
-    def connect(self, host: str, port: int) -> None:
-        raise AssertionError("the controller must not connect its socket")
-
-    def getHost(self) -> IPv4Address | IPv6Address:
-        return self.host
-
-    def stopListening(self) -> Deferred[None]:
-        self.stopped = True
-        self.reading = False
-        assert self.protocol is not None
-        self.protocol.doStop()
-        return succeed(None)
-
-    def stopReading(self) -> None:
-        self.reading = False
-
-    def setBroadcastAllowed(self, enabled: bool) -> None:
-        pass
-
-    def getBroadcastAllowed(self) -> bool:
-        return False
-
-
-def make(
-    inet6: bool = False, **options: Any
-) -> tuple[DatagramController, FakePort, Clock]:
-    """
-    A controller on a L{FakePort}, with a L{Clock} for its timers.
-    """
-    clock = Clock()
-    controller = DatagramController(clock, **options)
-    host: IPv4Address | IPv6Address = (
-        IPv6Address("UDP", "::1", 5000) if inet6 else IPv4Address("UDP", "127.0.0.1", 5000)
-    )
-    port = FakePort(host)
-    port.attach(controller)
-    return controller, port, clock
 
 
 class FakeSocket:
@@ -170,20 +101,6 @@ class FakeSocket:
         return ("127.0.0.1", 5000)
 
 
-class Hook:
-    """
-    A C{before_record} hook that answers C{rule} and remembers its calls.
-    """
-
-    def __init__(self, rule: InRule = ACCEPT) -> None:
-        self.rule = rule
-        self.calls: list[tuple[int, object]] = []
-
-    def __call__(self, size: int, peer: object) -> InRule:
-        self.calls.append((size, peer))
-        return self.rule
-
-
 class ContractTests(SynchronousTestCase):
     """
     The controller provides the contract and says what it is.
@@ -193,7 +110,7 @@ class ContractTests(SynchronousTestCase):
         """
         A datagram controller provides L{IRpcMultiplexController}.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         self.assertTrue(verifyObject(IRpcMultiplexController, controller))
 
     def test_properties(self) -> None:
@@ -217,7 +134,7 @@ class ContractTests(SynchronousTestCase):
         """
         C{getsockname()} is the port's address.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         self.assertEqual(controller.getsockname(), IPv4Address("UDP", "127.0.0.1", 5000))
 
     def test_getpeername_server(self) -> None:
@@ -225,7 +142,7 @@ class ContractTests(SynchronousTestCase):
         A socket with no fixed peer raises L{NotConnected} for
         C{getpeername()}.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         self.assertRaises(NotConnected, controller.getpeername)
 
     def test_getpeername_client(self) -> None:
@@ -233,9 +150,9 @@ class ContractTests(SynchronousTestCase):
         The client form's peer is its server, as a Twisted address of type
         UDP, in the canonical form of the address.
         """
-        controller, _, _ = make(peer=SERVER)
+        controller, _, _ = make_datagram(peer=SERVER)
         self.assertEqual(controller.getpeername(), IPv4Address("UDP", *SERVER))
-        controller6, _, _ = make(inet6=True, peer=("0:0:0:0:0:0:0:1", 111))
+        controller6, _, _ = make_datagram(inet6=True, peer=("0:0:0:0:0:0:0:1", 111))
         self.assertEqual(controller6.getpeername(), IPv6Address("UDP", "::1", 111))
 
     def test_peer_must_be_an_address(self) -> None:
@@ -258,7 +175,7 @@ class ContractTests(SynchronousTestCase):
         C{stats} is a plain C{dict} with every counter, a copy that later
         traffic does not change.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         stats = controller.stats
         self.assertIs(type(stats), dict)
         self.assertEqual(sorted(stats), sorted(STAT_KEYS))
@@ -290,7 +207,7 @@ class RuleTests(SynchronousTestCase):
     """
 
     def read(self, rule: InRule, datagram: bytes) -> tuple[object, object, Hook]:
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         hook = Hook(rule)
         d = controller.start_reading(before_record=hook)
         controller.datagramReceived(datagram, CLIENT)
@@ -313,7 +230,7 @@ class RuleTests(SynchronousTestCase):
         Without C{before_record} every datagram is accepted, even an empty
         one.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         d = controller.start_reading()
         controller.datagramReceived(b"", CLIENT)
         self.assertEqual(self.successResultOf(d), (Accepted(b""), IPv4Address("UDP", *CLIENT)))
@@ -363,7 +280,7 @@ class RuleTests(SynchronousTestCase):
         On an IPv6 socket the sender is a Twisted C{IPv6Address} of type
         UDP.
         """
-        controller, _, _ = make(inet6=True)
+        controller, _, _ = make_datagram(inet6=True)
         hook = Hook()
         d = controller.start_reading(before_record=hook)
         controller.datagramReceived(b"abcd", ("::1", 4000))
@@ -376,7 +293,7 @@ class RuleTests(SynchronousTestCase):
         """
         C{peek()} is called once just before each datagram is consumed.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         calls: list[int] = []
         d = controller.start_reading(peek=lambda: calls.append(len(calls)))
         self.assertEqual(calls, [])
@@ -389,7 +306,7 @@ class RuleTests(SynchronousTestCase):
         A hook that raises fails that read with its exception, counts an
         error, and the socket goes on serving.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
 
         def broken(size: int, peer: object) -> InRule:
             raise ZeroDivisionError("hook")
@@ -410,7 +327,7 @@ class RuleTests(SynchronousTestCase):
         A hook that answers something other than a rule fails the read with
         C{TypeError}.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         not_a_rule: Any = lambda size, peer: "yes"
         d = controller.start_reading(before_record=not_a_rule)
         controller.datagramReceived(b"abcd", CLIENT)
@@ -421,7 +338,7 @@ class RuleTests(SynchronousTestCase):
         """
         C{cancel_rd_polling} from inside C{before_record} is refused.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         seen: list[Exception] = []
 
         def hook(size: int, peer: object) -> InRule:
@@ -440,7 +357,7 @@ class RuleTests(SynchronousTestCase):
         """
         A hook that inactivates the controller: the read never fires.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
 
         def hook(size: int, peer: object) -> InRule:
             controller.inactivate()
@@ -456,7 +373,7 @@ class RuleTests(SynchronousTestCase):
         even shortened, and the rule is not asked: it is counted as
         C{too_large}. One of exactly the limit is delivered.
         """
-        controller, _, _ = make(max_record_size=100)
+        controller, _, _ = make_datagram(max_record_size=100)
         hook = Hook()
         d = controller.start_reading(before_record=hook)
         controller.datagramReceived(b"x" * 101, CLIENT)
@@ -471,7 +388,7 @@ class RuleTests(SynchronousTestCase):
         A datagram that fills the receive buffer was truncated by the
         kernel: it is too large even when C{max_record_size} is larger.
         """
-        controller, _, _ = make(max_record_size=1 << 20)
+        controller, _, _ = make_datagram(max_record_size=1 << 20)
         d = controller.start_reading()
         controller.datagramReceived(b"x" * controller.receive_buffer_size, CLIENT)
         self.assertNoResult(d)
@@ -488,7 +405,7 @@ class QueueTests(SynchronousTestCase):
         Datagrams queued while no read was pending are delivered in order,
         each with its sender.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         controller.datagramReceived(b"one", CLIENT)
         controller.datagramReceived(b"two", OTHER)
         self.assertEqual(
@@ -505,7 +422,7 @@ class QueueTests(SynchronousTestCase):
         """
         Past C{max_queued_datagrams} datagrams are dropped and counted.
         """
-        controller, _, _ = make(max_queued_datagrams=2)
+        controller, _, _ = make_datagram(max_queued_datagrams=2)
         for i in range(5):
             controller.datagramReceived(b"d%d" % i, CLIENT)
         self.assertEqual(controller.stats["queue_overflow"], 3)
@@ -518,7 +435,7 @@ class QueueTests(SynchronousTestCase):
         Past C{max_queued_bytes} datagrams are dropped and counted; a
         smaller one that still fits is kept.
         """
-        controller, _, _ = make(max_queued_bytes=10)
+        controller, _, _ = make_datagram(max_queued_bytes=10)
         controller.datagramReceived(b"x" * 6, CLIENT)
         controller.datagramReceived(b"y" * 5, CLIENT)
         controller.datagramReceived(b"z" * 4, CLIENT)
@@ -531,7 +448,7 @@ class QueueTests(SynchronousTestCase):
         C{cancel_rd_polling} fails the pending read with C{CancelledError}
         and keeps what is queued for the next read.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         d = controller.start_reading()
         controller.cancel_rd_polling()
         self.failureResultOf(d, CancelledError)
@@ -542,7 +459,7 @@ class QueueTests(SynchronousTestCase):
         """
         Cancelling the read's Deferred is C{cancel_rd_polling}.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         d = controller.start_reading()
         d.cancel()
         self.failureResultOf(d, CancelledError)
@@ -552,7 +469,7 @@ class QueueTests(SynchronousTestCase):
         """
         A second read while one is pending raises L{ControllerBusy}.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         controller.start_reading()
         self.assertRaises(ControllerBusy, controller.start_reading)
 
@@ -560,7 +477,7 @@ class QueueTests(SynchronousTestCase):
         """
         A read started from a read's callback is served from the queue.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         got: list[object] = []
 
         def again(result: tuple[object, object]) -> None:
@@ -584,7 +501,7 @@ class ClientFormTests(SynchronousTestCase):
         """
         Datagrams from any other address are ignored and counted.
         """
-        controller, _, _ = make(peer=SERVER)
+        controller, _, _ = make_datagram(peer=SERVER)
         d = controller.start_reading()
         controller.datagramReceived(b"spoof", OTHER)
         controller.datagramReceived(b"spoof", (SERVER[0], SERVER[1] + 1))
@@ -600,7 +517,7 @@ class ClientFormTests(SynchronousTestCase):
         """
         C{IMPLIED} sends to the peer.
         """
-        controller, port, _ = make(peer=SERVER)
+        controller, port, _ = make_datagram(peer=SERVER)
         self.successResultOf(controller.start_writing(b"call"))
         self.assertEqual(port.written, [(b"call", SERVER)])
 
@@ -608,7 +525,7 @@ class ClientFormTests(SynchronousTestCase):
         """
         The peer may be named, as a Twisted address or a tuple.
         """
-        controller, port, _ = make(peer=SERVER)
+        controller, port, _ = make_datagram(peer=SERVER)
         self.successResultOf(controller.start_writing(b"a", IPv4Address("UDP", *SERVER)))
         self.successResultOf(controller.start_writing(b"b", SERVER))
         self.assertEqual(port.written, [(b"a", SERVER), (b"b", SERVER)])
@@ -617,7 +534,7 @@ class ClientFormTests(SynchronousTestCase):
         """
         Any other address raises L{AddressMismatch} and sends nothing.
         """
-        controller, port, _ = make(peer=SERVER)
+        controller, port, _ = make_datagram(peer=SERVER)
         self.assertRaises(AddressMismatch, controller.start_writing, b"x", OTHER)
         self.assertEqual(port.written, [])
 
@@ -632,7 +549,7 @@ class WriteTests(SynchronousTestCase):
         C{IMPLIED} on a socket with no fixed peer raises L{AddressRequired},
         which says why.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         e = self.assertRaises(AddressRequired, controller.start_writing, b"x")
         self.assertIn("no fixed peer", str(e))
         self.assertIn("IMPLIED", str(e))
@@ -643,7 +560,7 @@ class WriteTests(SynchronousTestCase):
         A write completes at once and is counted; the address may be a
         tuple or a Twisted address.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         self.assertIsNone(self.successResultOf(controller.start_writing(b"abc", CLIENT)))
         self.successResultOf(controller.start_writing(b"de", IPv4Address("UDP", *OTHER)))
         self.assertEqual(port.written, [(b"abc", CLIENT), (b"de", OTHER)])
@@ -655,7 +572,7 @@ class WriteTests(SynchronousTestCase):
         """
         A sequence of bytes-like pieces goes out as one datagram.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         self.successResultOf(
             controller.start_writing([b"ab", bytearray(b"cd"), memoryview(b"ef")], CLIENT)
         )
@@ -668,11 +585,11 @@ class WriteTests(SynchronousTestCase):
         A host name, an address of the other family, or something that is
         not an address is refused at once.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         self.assertRaises(InvalidAddressError, controller.start_writing, b"x", ("localhost", 9))
         self.assertRaises(InvalidAddressError, controller.start_writing, b"x", ("::1", 9))
         self.assertRaises(TypeError, controller.start_writing, b"x", "127.0.0.1:9")
-        controller6, _, _ = make(inet6=True)
+        controller6, _, _ = make_datagram(inet6=True)
         self.assertRaises(InvalidAddressError, controller6.start_writing, b"x", CLIENT)
         self.assertEqual(port.written, [])
 
@@ -680,7 +597,7 @@ class WriteTests(SynchronousTestCase):
         """
         An C{IPv6Address} with a scope keeps it for the kernel.
         """
-        controller, port, _ = make(inet6=True)
+        controller, port, _ = make_datagram(inet6=True)
         self.successResultOf(
             controller.start_writing(b"x", IPv6Address("UDP", "fe80::1", 9, scopeID=2))
         )
@@ -691,7 +608,7 @@ class WriteTests(SynchronousTestCase):
         Over IPv4 a message of 65507 bytes goes out; one more byte raises
         L{DatagramTooLarge}, which gives the numbers, and nothing is sent.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         self.successResultOf(controller.start_writing(b"x" * MAX_UDP_PAYLOAD_IPV4, CLIENT))
         e = self.assertRaises(
             DatagramTooLarge, controller.start_writing, b"x" * (MAX_UDP_PAYLOAD_IPV4 + 1), CLIENT
@@ -705,7 +622,7 @@ class WriteTests(SynchronousTestCase):
         """
         Over IPv6 the limit is 65527 bytes.
         """
-        controller, port, _ = make(inet6=True)
+        controller, port, _ = make_datagram(inet6=True)
         self.assertEqual(controller.max_datagram_size, MAX_UDP_PAYLOAD_IPV6)
         self.successResultOf(controller.start_writing(b"x" * 65527, ("::1", 9)))
         self.assertRaises(DatagramTooLarge, controller.start_writing, b"x" * 65528, ("::1", 9))
@@ -715,7 +632,7 @@ class WriteTests(SynchronousTestCase):
         """
         A smaller C{max_record_size} bounds what is sent too.
         """
-        controller, port, _ = make(max_record_size=10)
+        controller, port, _ = make_datagram(max_record_size=10)
         e = self.assertRaises(DatagramTooLarge, controller.start_writing, b"x" * 11, CLIENT)
         self.assertEqual(e.limit, 10)
         self.assertIn("max_record_size", str(e))
@@ -727,7 +644,7 @@ class WriteTests(SynchronousTestCase):
         L{SendFailed}, which keeps the errno and names the destination, and
         are counted; nothing is raised, and the next write goes out.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         for number in (errno.EAGAIN, errno.ENOBUFS):
             port.write_error = OSError(number, "nope")
             f = self.failureResultOf(controller.start_writing(b"x", CLIENT), SendFailed)
@@ -750,7 +667,7 @@ class WriteTests(SynchronousTestCase):
         the pending read stays pending, the controller alive, and the next
         write goes out.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         reading = controller.start_reading()
         dead = ("127.0.0.1", 0)
         refusals = (errno.EINVAL, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES, errno.EPERM)
@@ -771,7 +688,7 @@ class WriteTests(SynchronousTestCase):
         Twisted's own C{MessageLengthError} (a plain port's C{EMSGSIZE})
         fails the write with L{SendFailed} and C{EMSGSIZE}.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         port.write_error = MessageLengthError("message too long")
         f = self.failureResultOf(controller.start_writing(b"x", CLIENT), SendFailed)
         self.assertEqual(f.value.errno, errno.EMSGSIZE)
@@ -782,20 +699,12 @@ class WriteTests(SynchronousTestCase):
         C{EBADF} says the socket itself is gone: the write fails with the
         C{OSError}, not L{SendFailed}, naming the destination.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         port.write_error = OSError(errno.EBADF, "Bad file descriptor")
         f = self.failureResultOf(controller.start_writing(b"x", CLIENT), OSError)
         self.assertEqual(f.value.errno, errno.EBADF)
         self.assertIn("127.0.0.1:40000", str(f.value))
         self.assertEqual(dict(controller.counters), {})
-
-
-def refused(port: int = 9) -> ConnectionRefusedError:
-    """
-    The error the port makes of an ICMP port unreachable about a datagram
-    sent to C{127.0.0.1:port}.
-    """
-    return ConnectionRefusedError(string=f"the datagram sent to 127.0.0.1:{port} failed")
 
 
 class PeerErrorTests(SynchronousTestCase):
@@ -823,7 +732,7 @@ class PeerErrorTests(SynchronousTestCase):
         With a read pending, an ICMP port unreachable leaves it pending; the
         next datagram is delivered to it, and the controller stays alive.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         reading = controller.start_reading()
         controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
         self.assertNoResult(reading)
@@ -838,7 +747,7 @@ class PeerErrorTests(SynchronousTestCase):
         With no read pending, the error is not kept: the next write goes
         out and the next read waits for a datagram.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
         self.successResultOf(controller.start_writing(b"x", CLIENT))
         self.assertEqual(port.written, [(b"x", CLIENT)])
@@ -851,7 +760,7 @@ class PeerErrorTests(SynchronousTestCase):
         error's type; a parent's counters count the same.
         """
         parent = Counters()
-        controller, _, _ = make(counters_parent=parent)
+        controller, _, _ = make_datagram(counters_parent=parent)
         for _ in range(3):
             controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
         no_route = NoRouteError(string="no route")
@@ -867,7 +776,7 @@ class PeerErrorTests(SynchronousTestCase):
         """
         C{counters} is a read-only mapping that follows the counts.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         counters = controller.counters
         self.assertIsInstance(counters, Mapping)
         with self.assertRaises(TypeError):
@@ -881,12 +790,12 @@ class PeerErrorTests(SynchronousTestCase):
         sent to, as a Twisted address (L{None} when unknown).
         """
         seen: list[tuple[Exception, object]] = []
-        controller, _, _ = make(on_peer_error=lambda e, a: seen.append((e, a)))
+        controller, _, _ = make_datagram(on_peer_error=lambda e, a: seen.append((e, a)))
         first, second = refused(9), refused(10)
         controller.errorReceived(first, ("127.0.0.1", 9), errno.ECONNREFUSED)
         controller.errorReceived(second, None, errno.ECONNREFUSED)
         self.assertEqual(seen, [(first, IPv4Address("UDP", "127.0.0.1", 9)), (second, None)])
-        controller6, _, _ = make(inet6=True, on_peer_error=lambda e, a: seen.append((e, a)))
+        controller6, _, _ = make_datagram(inet6=True, on_peer_error=lambda e, a: seen.append((e, a)))
         controller6.errorReceived(first, ("::1", 9, 0, 0), errno.ECONNREFUSED)
         self.assertEqual(seen[-1][1], IPv6Address("UDP", "::1", 9))
 
@@ -899,7 +808,7 @@ class PeerErrorTests(SynchronousTestCase):
         def broken(error: Exception, address: object) -> None:
             raise RuntimeError("broken callback")
 
-        controller, _, _ = make(on_peer_error=broken)
+        controller, _, _ = make_datagram(on_peer_error=broken)
         reading = controller.start_reading()
         controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
@@ -912,7 +821,7 @@ class PeerErrorTests(SynchronousTestCase):
         error there.
         """
         controller: DatagramController
-        controller, _, _ = make(on_peer_error=lambda e, a: controller.inactivate())
+        controller, _, _ = make_datagram(on_peer_error=lambda e, a: controller.inactivate())
         controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
         self.assertFalse(controller.alive)
         controller.errorReceived(refused(), ("127.0.0.1", 9), errno.ECONNREFUSED)
@@ -925,7 +834,7 @@ class PeerErrorTests(SynchronousTestCase):
         level; the next info line says how many there were meanwhile. Each
         kind has its own interval.
         """
-        controller, _, clock = make()
+        controller, _, clock = make_datagram()
         for port in range(100, 200):
             controller.errorReceived(refused(port), ("127.0.0.1", port), errno.ECONNREFUSED)
         controller.errorReceived(NoRouteError(string="to 127.0.0.1:7"), None, errno.EHOSTUNREACH)
@@ -958,7 +867,7 @@ class ClientSocketErrorTests(SynchronousTestCase):
         With a read pending, the error fails it; it is counted.
         """
         seen: list[object] = []
-        controller, _, _ = make(peer=SERVER, on_peer_error=lambda e, a: seen.append(a))
+        controller, _, _ = make_datagram(peer=SERVER, on_peer_error=lambda e, a: seen.append(a))
         d = controller.start_reading()
         controller.errorReceived(refused(111), SERVER, errno.ECONNREFUSED)
         self.failureResultOf(d, ConnectionRefusedError)
@@ -975,7 +884,7 @@ class ClientSocketErrorTests(SynchronousTestCase):
         events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        controller, _, _ = make(peer=SERVER)
+        controller, _, _ = make_datagram(peer=SERVER)
         d = controller.start_reading()
         controller.errorReceived(refused(111), SERVER, errno.ECONNREFUSED)
         self.failureResultOf(d, ConnectionRefusedError)
@@ -988,7 +897,7 @@ class ClientSocketErrorTests(SynchronousTestCase):
         With no read pending, the error fails the next write, which sends
         nothing; the write after that goes out.
         """
-        controller, port, _ = make(peer=SERVER)
+        controller, port, _ = make_datagram(peer=SERVER)
         controller.errorReceived(refused(111), SERVER)
         self.failureResultOf(controller.start_writing(b"x"), ConnectionRefusedError)
         self.assertEqual(port.written, [])
@@ -1000,7 +909,7 @@ class ClientSocketErrorTests(SynchronousTestCase):
         With no read pending, datagrams queued before are read first, then
         the error fails a read; only the first error is kept.
         """
-        controller, _, _ = make(peer=SERVER)
+        controller, _, _ = make_datagram(peer=SERVER)
         controller.datagramReceived(b"before", SERVER)
         controller.errorReceived(refused(111), SERVER)
         controller.errorReceived(ConnectionRefusedError(string="second"), SERVER)
@@ -1064,7 +973,7 @@ class PortWriteTests(SynchronousTestCase):
         with the reason, later reads fail after what was queued, writes
         fail, and the controller is no longer alive.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         controller.datagramReceived(b"queued", CLIENT)
         controller.datagramReceived(b"queued2", CLIENT)
         self.successResultOf(controller.start_reading())
@@ -1084,7 +993,7 @@ class PortWriteTests(SynchronousTestCase):
         A port closed without a reason fails the pending read with
         C{ConnectionLost}.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         d = controller.start_reading()
         port.stopListening()
         self.failureResultOf(d, ConnectionLost)
@@ -1101,7 +1010,7 @@ class CountersTests(SynchronousTestCase):
         Each record delivered as rejected, denied or dropped counts once as
         C{refused.rule}; accepted ones do not.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         for rule in (ACCEPT, REJECT, RejectWith(ServerError.GARBAGE_ARGS), DENY, DROP):
             d = controller.start_reading(before_record=Hook(rule))
             controller.datagramReceived(b"\0\0\0\1call", CLIENT)
@@ -1112,7 +1021,7 @@ class CountersTests(SynchronousTestCase):
         """
         A datagram over C{max_record_size} counts as C{refused.limit}.
         """
-        controller, _, _ = make(max_record_size=10)
+        controller, _, _ = make_datagram(max_record_size=10)
         controller.datagramReceived(b"x" * 11, CLIENT)
         self.assertEqual(dict(controller.counters), {"refused.limit": 1})
 
@@ -1127,7 +1036,7 @@ class LifeTests(SynchronousTestCase):
         A read pending for the timeout calls C{notify()} once; a datagram
         re-arms it; with no read pending it never fires.
         """
-        controller, _, clock = make()
+        controller, _, clock = make_datagram()
         calls: list[None] = []
         controller.set_timeout(lambda: calls.append(None), 10)
         clock.advance(20)
@@ -1150,7 +1059,7 @@ class LifeTests(SynchronousTestCase):
         socket is no longer read, later reads and writes raise
         L{ControllerInactive}; the socket stays open.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         controller.datagramReceived(b"queued", CLIENT)
         d0 = controller.start_reading()
         self.successResultOf(d0)
@@ -1172,7 +1081,7 @@ class LifeTests(SynchronousTestCase):
         raise L{ControllerInactive}, the socket is no longer read; shutdown
         and C{inactivate()} remain allowed.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         controller.datagramReceived(b"queued", CLIENT)
         d = controller.start_reading()
         self.successResultOf(d)
@@ -1193,7 +1102,7 @@ class LifeTests(SynchronousTestCase):
         afterwards, makes every operation raise, and may be called again.
         """
         closes: list[None] = []
-        controller, port, clock = make(preclose=lambda: closes.append(None))
+        controller, port, clock = make_datagram(preclose=lambda: closes.append(None))
         calls: list[None] = []
         controller.set_timeout(lambda: calls.append(None), 1)
         d = controller.start_reading()
@@ -1220,7 +1129,7 @@ class LifeTests(SynchronousTestCase):
         With C{close_inactive_descr} false, C{preclose()} is not called.
         """
         closes: list[None] = []
-        controller, port, _ = make(
+        controller, port, _ = make_datagram(
             close_inactive_descr=False, preclose=lambda: closes.append(None)
         )
         controller.inactivate()
@@ -1235,7 +1144,7 @@ class LifeTests(SynchronousTestCase):
         def preclose() -> None:
             raise ZeroDivisionError("preclose")
 
-        controller, port, _ = make(preclose=preclose)
+        controller, port, _ = make_datagram(preclose=preclose)
         controller.inactivate()
         self.assertTrue(port.stopped)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)

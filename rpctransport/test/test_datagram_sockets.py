@@ -77,7 +77,14 @@ from rpctransport.sansio.types import (
     RpcProtocol,
     ServerError,
 )
-from rpctransport.test.helpers import WAIT, MixinBase, eventually, get_reactor, pattern
+from rpctransport.test.helpers import (
+    WAIT,
+    MixinBase,
+    eventually,
+    get_reactor,
+    ipv6_skip,
+    pattern,
+)
 
 KiB = 1024
 
@@ -114,20 +121,6 @@ is dropped before the server reads it.
 
 NULL_CALL = encode_call_header(CallHeader(0x00C0FFEE, ECHO_PROGRAM, ECHO_VERSION, PROC_NULL))
 """A NULL call of the echo program, as the departing clients send it."""
-
-
-def _ipv6_skip() -> str | None:
-    try:
-        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    except OSError as e:
-        return f"no IPv6 sockets here: {e}"
-    try:
-        probe.bind(("::1", 0))
-    except OSError as e:
-        return f"cannot bind ::1: {e}"
-    finally:
-        probe.close()
-    return None
 
 
 def within(d: Deferred[Any]) -> Deferred[Any]:
@@ -911,4 +904,4 @@ class IPv6Tests(LoopbackMixin, TestCase):
     family = socket.AF_INET6
     address_type = IPv6Address
     max_payload = MAX_UDP_PAYLOAD_IPV6
-    skip = _ipv6_skip()
+    skip = ipv6_skip()

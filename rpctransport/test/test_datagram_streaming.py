@@ -26,8 +26,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
-from twisted.internet.defer import succeed
-from twisted.internet.interfaces import IPushProducer, IUDPTransport
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
@@ -62,99 +61,22 @@ from rpctransport.sansio.types import (
     RejectWith,
     ServerError,
 )
-from rpctransport.test.helpers import WAIT, MixinBase, eventually, get_reactor, pattern
+from rpctransport.test.helpers import (
+    WAIT,
+    Hook,
+    MixinBase,
+    eventually,
+    get_reactor,
+    ipv6_skip,
+    make_datagram,
+    pattern,
+    refused,
+)
 
 CLIENT = ("127.0.0.1", 40000)
 OTHER = ("127.0.0.1", 40001)
 SERVER = ("127.0.0.1", 111)
 CALL = b"\x00\x00\x00\x07call"
-
-
-@implementer(IUDPTransport)
-class FakePort:
-    """
-    A UDP port in memory: records what is written, can be told to fail
-    the next write, and closes (telling its protocol) when asked.
-
-    @ivar written: C{(datagram, addr)} for each write.
-    @ivar write_error: raised by the next L{write}, when set.
-    """
-
-    def __init__(self, host: IPv4Address | IPv6Address) -> None:
-        self.host = host
-        self.written: list[tuple[bytes, Any]] = []
-        self.write_error: Exception | None = None
-        self.reading = True
-        self.stopped = False
-        self.protocol: DatagramController | None = None
-
-    def attach(self, protocol: DatagramController) -> None:
-        self.protocol = protocol
-        protocol.makeConnection(self)
-
-    def write(self, packet: bytes, addr: Any = None) -> None:
-        if self.write_error is not None:
-            error, self.write_error = self.write_error, None
-            raise error
-        self.written.append((packet, addr))
-
-    def connect(self, host: str, port: int) -> None:
-        raise AssertionError("the controller must not connect its socket")
-
-    def getHost(self) -> IPv4Address | IPv6Address:
-        return self.host
-
-    def stopListening(self) -> Deferred[None]:
-        self.stopped = True
-        self.reading = False
-        assert self.protocol is not None
-        self.protocol.doStop()
-        return succeed(None)
-
-    def stopReading(self) -> None:
-        self.reading = False
-
-    def setBroadcastAllowed(self, enabled: bool) -> None:
-        pass
-
-    def getBroadcastAllowed(self) -> bool:
-        return False
-
-
-def make(inet6: bool = False, **options: Any) -> tuple[DatagramController, FakePort, Clock]:
-    """
-    A controller on a L{FakePort}, with a L{Clock} for its timers.
-    """
-    clock = Clock()
-    controller = DatagramController(clock, **options)
-    host: IPv4Address | IPv6Address = (
-        IPv6Address("UDP", "::1", 5000) if inet6 else IPv4Address("UDP", "127.0.0.1", 5000)
-    )
-    port = FakePort(host)
-    port.attach(controller)
-    return controller, port, clock
-
-
-class Hook:
-    """
-    A C{before_record} hook that answers C{rule} and remembers its calls.
-    """
-
-    def __init__(self, rule: InRule = ACCEPT) -> None:
-        self.rule = rule
-        self.calls: list[tuple[int, object]] = []
-
-    def __call__(self, size: int, peer: object) -> InRule:
-        self.calls.append((size, peer))
-        return self.rule
-
-
-def refused(port: int = 9) -> ConnectionRefusedError:
-    """
-    The error the port makes of an ICMP port unreachable about a datagram
-    sent to C{127.0.0.1:port}.
-    """
-    return ConnectionRefusedError(string=f"the datagram sent to 127.0.0.1:{port} failed")
 
 
 @implementer(IRecordReceiver)
@@ -221,7 +143,7 @@ class ContractTests(SynchronousTestCase):
         L{IRpcMultiplexController}; C{receive_records} returns an
         L{IPushProducer}.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         self.assertTrue(verifyObject(IRecordStreaming, controller))
         self.assertTrue(verifyObject(IRpcMultiplexController, controller))
         self.assertTrue(verifyObject(IPushProducer, controller.receive_records(Receiver())))
@@ -239,7 +161,7 @@ class DeliveryTests(SynchronousTestCase):
         sender as a Twisted C{IPv4Address} of type UDP; they are counted as
         a read counts them, and no one-shot read is pending.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
         controller.receive_records(receiver)
         controller.datagramReceived(b"one", CLIENT)
@@ -262,7 +184,7 @@ class DeliveryTests(SynchronousTestCase):
         Datagrams queued before the stream starts are delivered, in order,
         before C{receive_records} returns; later ones follow.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         controller.datagramReceived(b"a", CLIENT)
         controller.datagramReceived(b"b", OTHER)
         receiver = Receiver()
@@ -277,7 +199,7 @@ class DeliveryTests(SynchronousTestCase):
         read does: the queue's bounds concern only datagrams that wait, so
         with no room at all nothing is lost until the stream pauses.
         """
-        controller, _, _ = make(max_queued_datagrams=0, max_queued_bytes=0)
+        controller, _, _ = make_datagram(max_queued_datagrams=0, max_queued_bytes=0)
         receiver = Receiver()
         stream = controller.receive_records(receiver)
         for name in (b"a", b"b", b"c"):
@@ -294,7 +216,7 @@ class DeliveryTests(SynchronousTestCase):
         On an IPv6 socket the sender is a Twisted C{IPv6Address} of type
         UDP, and C{before_record} is asked with it.
         """
-        controller, _, _ = make(inet6=True)
+        controller, _, _ = make_datagram(inet6=True)
         hook = Hook()
         receiver = Receiver()
         controller.receive_records(receiver, hook)
@@ -309,7 +231,7 @@ class DeliveryTests(SynchronousTestCase):
         one-shot read reports; datagrams from anyone else are ignored and
         counted.
         """
-        controller, _, _ = make(peer=SERVER)
+        controller, _, _ = make_datagram(peer=SERVER)
         d = controller.start_reading()
         controller.datagramReceived(b"reply0", SERVER)
         _, one_shot_sender = self.successResultOf(d)
@@ -349,8 +271,8 @@ class RuleTests(SynchronousTestCase):
         (C{at_once} or not), C{Denied} or C{Dropped}; the hook sees the
         same size and sender, and the stats and counters are the same.
         """
-        one_shot, _, _ = make()
-        streaming, _, _ = make()
+        one_shot, _, _ = make_datagram()
+        streaming, _, _ = make_datagram()
         for rule, expected in RULES:
             hook_read, hook_stream = Hook(rule), Hook(rule)
             d = one_shot.start_reading(before_record=hook_read)
@@ -376,7 +298,7 @@ class RuleTests(SynchronousTestCase):
         Without C{before_record} every datagram is accepted, even an empty
         one.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
         controller.receive_records(receiver)
         controller.datagramReceived(b"", CLIENT)
@@ -389,7 +311,7 @@ class RuleTests(SynchronousTestCase):
         nothing is delivered, it is counted as C{too_large} and
         C{refused.limit}, and the stream goes on.
         """
-        controller, _, _ = make(max_record_size=100)
+        controller, _, _ = make_datagram(max_record_size=100)
         hook = Hook()
         receiver = Receiver()
         controller.receive_records(receiver, hook)
@@ -405,7 +327,7 @@ class RuleTests(SynchronousTestCase):
         A datagram that fills the receive buffer was truncated by the
         kernel: refused even when C{max_record_size} is larger.
         """
-        controller, _, _ = make(max_record_size=1 << 20)
+        controller, _, _ = make_datagram(max_record_size=1 << 20)
         receiver = Receiver()
         controller.receive_records(receiver)
         controller.datagramReceived(b"x" * controller.receive_buffer_size, CLIENT)
@@ -424,7 +346,7 @@ class PauseTests(SynchronousTestCase):
         Paused, nothing is delivered and datagrams are queued; resumed, the
         queue is delivered in order, then the stream goes on.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
         stream = controller.receive_records(receiver)
         controller.datagramReceived(b"a", CLIENT)
@@ -446,7 +368,7 @@ class PauseTests(SynchronousTestCase):
         Paused, the queue keeps its bound: past C{max_queued_datagrams} the
         datagrams are dropped and counted as C{queue_overflow}.
         """
-        controller, _, _ = make(max_queued_datagrams=2)
+        controller, _, _ = make_datagram(max_queued_datagrams=2)
         receiver = Receiver()
         stream = controller.receive_records(receiver)
         stream.pauseProducing()
@@ -461,7 +383,7 @@ class PauseTests(SynchronousTestCase):
         C{stopProducing} ends the stream without C{receiving_ended}; what
         was queued meanwhile goes to the next one-shot reads, in order.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
         stream = controller.receive_records(receiver)
         stream.pauseProducing()
@@ -486,7 +408,7 @@ class PauseTests(SynchronousTestCase):
         delivered leaves the rest to the next read; it may start that read
         from C{record_received}.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
         stream = controller.receive_records(receiver)
         stream.pauseProducing()
@@ -509,7 +431,7 @@ class PauseTests(SynchronousTestCase):
         A receiver that pauses the stream gets nothing more until it
         resumes it.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
         stream = controller.receive_records(receiver)
         stream.pauseProducing()
@@ -528,7 +450,7 @@ class PauseTests(SynchronousTestCase):
         was asked about at the head of the queue: after the resume the hook
         is asked again and the datagram delivered, before the next one.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         calls: list[int] = []
 
         def hook(size: int, peer: object) -> InRule:
@@ -552,7 +474,7 @@ class PauseTests(SynchronousTestCase):
         A C{before_record} that stops the stream leaves the datagram for the
         next read.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
 
         def hook(size: int, peer: object) -> InRule:
             stream.stopProducing()
@@ -570,7 +492,7 @@ class PauseTests(SynchronousTestCase):
         A delivering stream counts as a pending read for C{set_timeout}: a
         datagram re-arms it; a paused or stopped stream does not.
         """
-        controller, _, clock = make()
+        controller, _, clock = make_datagram()
         calls: list[None] = []
         controller.set_timeout(lambda: calls.append(None), 10)
         stream = controller.receive_records(Receiver())
@@ -594,7 +516,7 @@ class PauseTests(SynchronousTestCase):
         A timeout set while a stream delivers is armed at once; a datagram
         sent meanwhile re-arms it, as one received does.
         """
-        controller, _, clock = make()
+        controller, _, clock = make_datagram()
         controller.receive_records(Receiver())
         calls: list[None] = []
         controller.set_timeout(lambda: calls.append(None), 10)
@@ -619,7 +541,7 @@ class ModeTests(SynchronousTestCase):
         The reading side's mode is one-shot, streaming or paused, and
         one-shot again once the stream is stopped.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         inbound: Any = controller._inbound
         self.assertIs(inbound.mode, Reading.ONE_SHOT)
         stream = controller.receive_records(Receiver())
@@ -636,7 +558,7 @@ class ModeTests(SynchronousTestCase):
         A one-shot read while records stream, delivering or paused, raises
         L{ControllerBusy} saying so.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         stream = controller.receive_records(Receiver())
         e = self.assertRaises(ControllerBusy, controller.start_reading)
         self.assertIn("streaming", str(e))
@@ -651,7 +573,7 @@ class ModeTests(SynchronousTestCase):
         C{receive_records} while a one-shot read is pending raises
         L{ControllerBusy}; the read is untouched.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         d = controller.start_reading()
         e = self.assertRaises(ControllerBusy, controller.receive_records, Receiver())
         self.assertIn("one-shot read is pending", str(e))
@@ -663,7 +585,7 @@ class ModeTests(SynchronousTestCase):
         A second stream while one exists, delivering or paused, raises
         L{ControllerBusy}.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         stream = controller.receive_records(Receiver())
         self.assertRaises(ControllerBusy, controller.receive_records, Receiver())
         stream.pauseProducing()
@@ -675,7 +597,7 @@ class ModeTests(SynchronousTestCase):
         shut down controller raises L{ControllerInactive}.
         """
         for end in ("inactivate", "abort_rw", "start_shutting_down"):
-            controller, _, _ = make()
+            controller, _, _ = make_datagram()
             getattr(controller, end)()
             e = self.assertRaises(ControllerInactive, controller.receive_records, Receiver())
             self.assertTrue(str(e).startswith("receive_records: "), str(e))
@@ -685,7 +607,7 @@ class ModeTests(SynchronousTestCase):
         The mode moves only as the transitions say: a pause without a
         stream is refused.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         inbound: Any = controller._inbound
         e = self.assertRaises(LocalProtocolError, inbound._move, Move.PAUSE_STREAM)
         self.assertIn("one-shot", str(e))
@@ -702,7 +624,7 @@ class EndTests(SynchronousTestCase):
         After C{inactivate()}, nothing more is delivered and
         C{receiving_ended} is not called; the handle does nothing.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
         stream = controller.receive_records(receiver)
         controller.datagramReceived(b"a", CLIENT)
@@ -719,7 +641,7 @@ class EndTests(SynchronousTestCase):
         A receiver that inactivates the controller gets nothing more, not
         even the datagrams that were queued.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         controller.datagramReceived(b"a", CLIENT)
         controller.datagramReceived(b"b", CLIENT)
         receiver = Receiver()
@@ -733,7 +655,7 @@ class EndTests(SynchronousTestCase):
         further call.
         """
         for pause in (False, True):
-            controller, _, _ = make()
+            controller, _, _ = make_datagram()
             receiver = Receiver()
             stream = controller.receive_records(receiver)
             if pause:
@@ -750,7 +672,7 @@ class EndTests(SynchronousTestCase):
         C{ConnectionDone}, once; the queue is dropped.
         """
         for pause in (False, True):
-            controller, _, _ = make()
+            controller, _, _ = make_datagram()
             receiver = Receiver()
             stream = controller.receive_records(receiver)
             if pause:
@@ -769,7 +691,7 @@ class EndTests(SynchronousTestCase):
         are delivered, then the stream ends with the port's reason; a
         paused stream gets them once resumed.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         receiver = Receiver()
         stream = controller.receive_records(receiver)
         stream.pauseProducing()
@@ -790,7 +712,7 @@ class EndTests(SynchronousTestCase):
         C{ConnectionLost}, as it fails a pending read; a new stream then
         ends at once, as a new read fails.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         receiver = Receiver()
         controller.receive_records(receiver)
         port.stopListening()
@@ -806,7 +728,7 @@ class EndTests(SynchronousTestCase):
         it, as it fails a pending read: counted, and the socket stays open
         for the next stream.
         """
-        controller, _, _ = make(peer=SERVER)
+        controller, _, _ = make_datagram(peer=SERVER)
         receiver = Receiver()
         controller.receive_records(receiver)
         controller.errorReceived(refused(111), SERVER, errno.ECONNREFUSED)
@@ -825,7 +747,7 @@ class EndTests(SynchronousTestCase):
         On a client socket whose stream is paused, the error is kept: on
         resuming, the queued datagrams come first, then the end.
         """
-        controller, _, _ = make(peer=SERVER)
+        controller, _, _ = make_datagram(peer=SERVER)
         receiver = Receiver()
         stream = controller.receive_records(receiver)
         stream.pauseProducing()
@@ -842,7 +764,7 @@ class EndTests(SynchronousTestCase):
         other peers are served by untouched.
         """
         seen: list[object] = []
-        controller, _, _ = make(on_peer_error=lambda e, a: seen.append(a))
+        controller, _, _ = make_datagram(on_peer_error=lambda e, a: seen.append(a))
         receiver = Receiver()
         controller.receive_records(receiver)
         controller.errorReceived(refused(9), ("127.0.0.1", 9), errno.ECONNREFUSED)
@@ -880,7 +802,7 @@ class RaisingTests(SynchronousTestCase):
         A C{before_record} that raises ends the stream with its exception,
         as it fails a one-shot read; the datagram is consumed.
         """
-        one_shot, _, _ = make()
+        one_shot, _, _ = make_datagram()
 
         def broken(size: int, peer: object) -> InRule:
             raise ZeroDivisionError("hook")
@@ -890,7 +812,7 @@ class RaisingTests(SynchronousTestCase):
         self.failureResultOf(d, ZeroDivisionError)
         self.flushLoggedErrors(ZeroDivisionError)
 
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
         controller.receive_records(receiver, broken)
         controller.datagramReceived(b"abcd", CLIENT)
@@ -905,7 +827,7 @@ class RaisingTests(SynchronousTestCase):
         A hook that answers something other than a rule ends the stream
         with C{TypeError}.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         not_a_rule: Any = lambda size, peer: "yes"
         receiver = Receiver()
         controller.receive_records(receiver, not_a_rule)
@@ -918,7 +840,7 @@ class RaisingTests(SynchronousTestCase):
         A C{record_received} that raises ends the stream with its exception;
         the datagrams still queued stay for the next read.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         controller.datagramReceived(b"a", CLIENT)
         controller.datagramReceived(b"b", CLIENT)
         receiver = Receiver()
@@ -939,7 +861,7 @@ class RaisingTests(SynchronousTestCase):
         """
         A C{record_refused} that raises ends the stream too.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
 
         def broken(record: InRecord) -> None:
@@ -955,7 +877,7 @@ class RaisingTests(SynchronousTestCase):
         """
         A C{receiving_ended} that raises is logged; the controller goes on.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         receiver = Receiver()
 
         def broken(reason: Failure) -> None:
@@ -972,7 +894,7 @@ class RaisingTests(SynchronousTestCase):
         A new stream may start from C{receiving_ended}; it gets the datagrams
         queued after the one that failed.
         """
-        controller, _, _ = make()
+        controller, _, _ = make_datagram()
         for name in (b"bad", b"good"):
             controller.datagramReceived(name, CLIENT)
         second = Receiver()
@@ -999,12 +921,12 @@ class SendTests(SynchronousTestCase):
         A datagram goes to the address given (a tuple or a Twisted address),
         or to a client socket's peer with C{IMPLIED}; it is counted.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         self.assertIsNone(controller.send_record(b"one", CLIENT))
         controller.send_record([b"t", b"wo"], at(OTHER))
         self.assertEqual(port.written, [(b"one", CLIENT), (b"two", OTHER)])
         self.assertEqual((controller.stats["datagrams_out"], controller.stats["bytes_out"]), (2, 6))
-        client, client_port, _ = make(peer=SERVER)
+        client, client_port, _ = make_datagram(peer=SERVER)
         client.send_record(b"call")
         self.assertEqual(client_port.written, [(b"call", SERVER)])
 
@@ -1012,7 +934,7 @@ class SendTests(SynchronousTestCase):
         """
         Several messages go out as several datagrams, in order.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         controller.send_records([b"a", b"bb", memoryview(b"ccc")], CLIENT)
         self.assertEqual(port.written, [(b"a", CLIENT), (b"bb", CLIENT), (b"ccc", CLIENT)])
         controller.send_records([], CLIENT)
@@ -1023,7 +945,7 @@ class SendTests(SynchronousTestCase):
         A message over C{max_datagram_size} raises L{DatagramTooLarge}
         saying which, and nothing is sent, not even the messages before it.
         """
-        controller, port, _ = make(max_record_size=10)
+        controller, port, _ = make_datagram(max_record_size=10)
         e = self.assertRaises(
             DatagramTooLarge, controller.send_records, [b"ok", b"x" * 11, b"ok"], CLIENT
         )
@@ -1038,11 +960,11 @@ class SendTests(SynchronousTestCase):
         peer, a client socket sends to its peer only, an address must be
         one; each error names the operation.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         e = self.assertRaises(AddressRequired, controller.send_record, b"x")
         self.assertIn("send_record:", str(e))
         self.assertRaises(TypeError, controller.send_records, [b"x"], "127.0.0.1")
-        client, client_port, _ = make(peer=SERVER)
+        client, client_port, _ = make_datagram(peer=SERVER)
         e2 = self.assertRaises(AddressMismatch, client.send_record, b"x", OTHER)
         self.assertIn("send_record: 127.0.0.1:40001", str(e2))
         self.assertEqual((port.written, client_port.written), ([], []))
@@ -1056,7 +978,7 @@ class SendTests(SynchronousTestCase):
         events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         for number in (errno.EINVAL, errno.EAGAIN, errno.ECONNREFUSED):
             port.write_error = OSError(number, "refused")
             controller.send_record(b"x", ("127.0.0.1", 0))
@@ -1077,7 +999,7 @@ class SendTests(SynchronousTestCase):
         An unusable socket (C{EBADF}) is not one peer's refusal: with no
         Deferred to fail, it is counted and logged as an error.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         port.write_error = OSError(errno.EBADF, "Bad file descriptor")
         controller.send_record(b"x", CLIENT)
         [logged] = self.flushLoggedErrors(OSError)
@@ -1091,7 +1013,7 @@ class SendTests(SynchronousTestCase):
         bound too.
         """
         for end in ("inactivate", "abort_rw", "start_shutting_down"):
-            controller, port, _ = make()
+            controller, port, _ = make_datagram()
             getattr(controller, end)()
             e = self.assertRaises(ControllerInactive, controller.send_record, b"x", CLIENT)
             self.assertTrue(str(e).startswith("send_record: "), str(e))
@@ -1106,7 +1028,7 @@ class SendTests(SynchronousTestCase):
         Once the port was closed under the controller, datagrams are
         discarded, as a transport discards what is written after its end.
         """
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         port.stopListening()
         controller.send_record(b"x", CLIENT)
         controller.send_records([b"y"], CLIENT)
@@ -1118,7 +1040,7 @@ class SendTests(SynchronousTestCase):
         A client socket's kept error about its server is left for the next
         read, which can report it; C{send_record} sends anyway.
         """
-        controller, port, _ = make(peer=SERVER)
+        controller, port, _ = make_datagram(peer=SERVER)
         controller.errorReceived(refused(111), SERVER)
         controller.send_record(b"x")
         self.assertEqual(port.written, [(b"x", SERVER)])
@@ -1145,7 +1067,7 @@ class SendTests(SynchronousTestCase):
             def stopProducing(self) -> None:
                 self.calls.append("stop")
 
-        controller, port, _ = make()
+        controller, port, _ = make_datagram()
         producer = Producer()
         controller.register_producer(producer)
         e = self.assertRaises(RuntimeError, controller.register_producer, Producer())
@@ -1159,20 +1081,6 @@ class SendTests(SynchronousTestCase):
 
 
 # -- Over real loopback sockets ----------------------------------------------------
-
-
-def _ipv6_skip() -> str | None:
-    try:
-        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    except OSError as e:
-        return f"no IPv6 sockets here: {e}"
-    try:
-        probe.bind(("::1", 0))
-    except OSError as e:
-        return f"cannot bind ::1: {e}"
-    finally:
-        probe.close()
-    return None
 
 
 class LoopbackStreamingMixin(MixinBase):
@@ -1392,4 +1300,4 @@ class IPv6StreamingTests(LoopbackStreamingMixin, TestCase):
     host = "::1"
     family = socket.AF_INET6
     address_type = IPv6Address
-    skip = _ipv6_skip()
+    skip = ipv6_skip()
