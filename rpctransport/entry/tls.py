@@ -89,14 +89,20 @@ def client_tls_options(
     """
     from twisted.internet import ssl
 
-    client_certificate = None
+    extra: dict[str, Any] = {}
     if certificate is not None:
         pem = _pem(certificate) + (b"\n" + _pem(key) if key is not None else b"")
-        client_certificate = ssl.PrivateCertificate.loadPEM(pem)
+        own = ssl.PrivateCertificate.loadPEM(pem)
+        # As cryptography objects, as for servers: optionsForClientTLS's
+        # clientCertificate hands pyOpenSSL's on, which Twisted deprecates.
+        extra = {
+            "privateKey": own.privateKey.original.to_cryptography_key(),
+            "certificate": own.original.to_cryptography(),
+        }
     trust_root = ssl.Certificate.loadPEM(_pem(ca)) if ca is not None else None
     return ssl.optionsForClientTLS(
         hostname,
         trustRoot=trust_root,
-        clientCertificate=client_certificate,
         acceptableProtocols=[SUNRPC_ALPN] if alpn else None,
+        extraCertificateOptions=extra,
     )

@@ -557,9 +557,9 @@ def server_options(
     if alpn:
         extra["acceptableProtocols"] = [SUNRPC_ALPN]
     return ssl.CertificateOptions(
-        privateKey=own.privateKey.original,
-        certificate=own.original,
-        extraCertChain=[ssl.Certificate.loadPEM(pki().ca.certificate).original],
+        privateKey=own.privateKey.original.to_cryptography_key(),
+        certificate=own.original.to_cryptography(),
+        extraCertChain=[ssl.Certificate.loadPEM(pki().ca.certificate).original.to_cryptography()],
         **extra,
     )
 
@@ -591,13 +591,17 @@ def client_options(
     from twisted.internet import ssl
 
     assert certificate is not None
+    own = ssl.PrivateCertificate.loadPEM(certificate.pem)
     return ssl.optionsForClientTLS(
         hostname,
         trustRoot=ssl.Certificate.loadPEM(ca.certificate),
-        clientCertificate=ssl.PrivateCertificate.loadPEM(certificate.pem),
         acceptableProtocols=[SUNRPC_ALPN] if alpn else None,
         extraCertificateOptions={
-            "extraCertChain": [ssl.Certificate.loadPEM(pki().ca.certificate).original]
+            "privateKey": own.privateKey.original.to_cryptography_key(),
+            "certificate": own.original.to_cryptography(),
+            "extraCertChain": [
+                ssl.Certificate.loadPEM(pki().ca.certificate).original.to_cryptography()
+            ],
         },
     )
 

@@ -657,6 +657,20 @@ class MutualTLSTests(_TLSTestCase):
         """
         return self._check_identity(self.pki.rfc822_client, "alice@example.org")
 
+    @inlineCallbacks
+    def test_no_deprecated_objects(self) -> Generator[Any, Any, None]:
+        """
+        A client certificate goes to Twisted as cryptography objects: a
+        mutual TLS round trip warns of no pyOpenSSL object (Twisted
+        deprecates them, and a program run with C{-W error} failed).
+        """
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DeprecationWarning)
+            yield self._check_identity(self.pki.rfc822_client, "alice@example.org")
+        self.assertEqual([str(w.message) for w in caught if "pyOpenSSL" in str(w.message)], [])
+
     def test_uid(self) -> Deferred[None]:
         """
         Without an rfc822 name, the subject's uid.
