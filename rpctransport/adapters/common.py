@@ -185,6 +185,34 @@ class PendingRead:
         """
         return self.d is not None or self.stream is not None
 
+    def hold(self, stream: RecordStream) -> bool:
+        """
+        Pause C{stream}: from the delivering slot to the held one. Returns
+        L{False} (and does nothing) when it is not the one delivering.
+        """
+        if self.stream is not stream:
+            return False
+        self.stream = None
+        self.held = stream
+        return True
+
+    def unhold(self, stream: RecordStream) -> bool:
+        """
+        Resume C{stream}: from the held slot back to the delivering one.
+        Returns L{False} (and does nothing) when it is not the one held.
+        """
+        if self.held is not stream:
+            return False
+        self.held = None
+        self.stream = stream
+        return True
+
+    def has_stream(self, stream: RecordStream) -> bool:
+        """
+        Whether C{stream} is this read's stream, delivering or held.
+        """
+        return self.stream is stream or self.held is stream
+
     def take_stream(self) -> RecordStream | None:
         """
         Take the stream, delivering or paused, off its slots, to end it.

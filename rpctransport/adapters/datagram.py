@@ -869,7 +869,7 @@ class _Inbound:
                 stream=stream,
                 sender=sender,
             )
-            if read.stream is stream or read.held is stream:
+            if read.has_stream(stream):
                 self.end_stream(Failure(e))
 
     def _not_taken(self, datagram: bytes, addr: SockAddr) -> None:
@@ -949,24 +949,17 @@ class _Inbound:
         """
         Stop delivering to C{stream}: datagrams are queued meanwhile.
         """
-        read = self.read
-        if read.stream is not stream:
-            return
-        self._move(Move.PAUSE_STREAM)
-        read.stream = None
-        read.held = stream
-        self._timer.busy(False)
+        if self.read.hold(stream):
+            self._move(Move.PAUSE_STREAM)
+            self._timer.busy(False)
 
     def resume_stream(self, stream: RecordStream) -> None:
         """
         Deliver to C{stream} again, starting with what is queued.
         """
-        read = self.read
-        if read.held is not stream:
+        if not self.read.unhold(stream):
             return
         self._move(Move.RESUME_STREAM)
-        read.held = None
-        read.stream = stream
         self._serve(stream)
         self._timer.busy(True)
         self.pump()
@@ -976,8 +969,7 @@ class _Inbound:
         End C{stream} without a word to its receiver; what is queued stays
         for the next read.
         """
-        read = self.read
-        if read.stream is not stream and read.held is not stream:
+        if not self.read.has_stream(stream):
             return
         self.drop_stream()
         self._timer.busy(False)

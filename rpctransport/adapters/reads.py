@@ -152,43 +152,36 @@ class StreamReads:
         Stop delivering to C{stream} (the transport is paused once the
         buffer is full).
         """
-        link = self._link
-        read = link.read
-        if read.stream is not stream:
-            return
-        self._conn.stream_moves(Move.PAUSE_STREAM)
-        read.stream = None
-        read.held = stream
-        link.timer.busy(link.busy())
-        self._conn.after_delivery(False, False)
-        self.flow()
+        if self._read.hold(stream):
+            self._conn.stream_moves(Move.PAUSE_STREAM)
+            self._not_delivering()
 
     def resume_stream(self, stream: RecordStream) -> None:
         """
         Deliver to C{stream} again, starting with what waits.
         """
-        link = self._link
-        read = link.read
-        if read.held is not stream:
-            return
-        self._conn.stream_moves(Move.RESUME_STREAM)
-        read.held = None
-        read.stream = stream
-        self._reader.accept_all = stream.before_record is None
-        link.timer.busy(True)
-        self.pump()
+        if self._read.unhold(stream):
+            self._conn.stream_moves(Move.RESUME_STREAM)
+            self._reader.accept_all = stream.before_record is None
+            self._timer.busy(True)
+            self.pump()
 
     def stop_stream(self, stream: RecordStream) -> None:
         """
         End C{stream} without a word to its receiver; what is buffered stays
         for the next read.
         """
+        if self._read.has_stream(stream):
+            self._read.take_stream()
+            self._conn.stream_moves(Move.STOP_STREAM)
+            self._not_delivering()
+
+    def _not_delivering(self) -> None:
+        """
+        The stream no longer delivers: the timer, the record deadline and
+        the transport's flow follow.
+        """
         link = self._link
-        read = link.read
-        if read.stream is not stream and read.held is not stream:
-            return
-        read.take_stream()
-        self._conn.stream_moves(Move.STOP_STREAM)
         link.timer.busy(link.busy())
         self._conn.after_delivery(False, False)
         self.flow()

@@ -16,7 +16,9 @@ Helpers shared by the test modules; a test module imports helpers from here
     opens, torn down in one cleanup);
   - certificates: L{pki}, L{server_options}, L{client_options};
   - datagram controllers on fakes: L{FakePort}, L{make_datagram}, L{Hook},
-    L{refused}; L{ipv6_skip} for IPv6 socket tests.
+    L{refused}; L{ipv6_skip} for IPv6 socket tests;
+  - L{RecordingProducer}, a push producer that notes how it was told to
+    produce.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.interfaces import IUDPTransport
+from twisted.internet.interfaces import IPushProducer, IUDPTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
@@ -711,3 +713,24 @@ def ipv6_skip() -> str | None:
     finally:
         probe.close()
     return None
+
+
+@implementer(IPushProducer)
+class RecordingProducer:
+    """
+    A push producer that notes how it was told to produce.
+
+    @ivar calls: C{"pause"}, C{"resume"} and C{"stop"}, in order.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")

@@ -65,6 +65,7 @@ from rpctransport.test.helpers import (
     WAIT,
     Hook,
     MixinBase,
+    RecordingProducer,
     eventually,
     get_reactor,
     ipv6_skip,
@@ -1053,31 +1054,17 @@ class SendTests(SynchronousTestCase):
         another may register.
         """
 
-        @implementer(IPushProducer)
-        class Producer:
-            def __init__(self) -> None:
-                self.calls: list[str] = []
-
-            def pauseProducing(self) -> None:
-                self.calls.append("pause")
-
-            def resumeProducing(self) -> None:
-                self.calls.append("resume")
-
-            def stopProducing(self) -> None:
-                self.calls.append("stop")
-
         controller, port, _ = make_datagram()
-        producer = Producer()
+        producer = RecordingProducer()
         controller.register_producer(producer)
-        e = self.assertRaises(RuntimeError, controller.register_producer, Producer())
+        e = self.assertRaises(RuntimeError, controller.register_producer, RecordingProducer())
         self.assertIn("already registered", str(e))
         port.write_error = OSError(errno.EAGAIN, "full")
         controller.send_records([b"x"] * 100, CLIENT)
         self.assertEqual(producer.calls, [])
         controller.unregister_producer()
         controller.unregister_producer()
-        controller.register_producer(Producer())
+        controller.register_producer(RecordingProducer())
 
 
 # -- Over real loopback sockets ----------------------------------------------------

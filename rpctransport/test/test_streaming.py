@@ -20,7 +20,6 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from rpctransport import (
@@ -33,7 +32,7 @@ from rpctransport import (
     listen_stream,
 )
 from rpctransport.sansio.record import RecordReader
-from rpctransport.test.helpers import SocketTestMixin, connected, mark, record
+from rpctransport.test.helpers import RecordingProducer, SocketTestMixin, connected, mark, record
 
 
 class Receiver:
@@ -57,25 +56,6 @@ class Receiver:
 
     def receiving_ended(self, reason: Failure) -> None:
         self.ended.append(reason)
-
-
-@implementer(IPushProducer)
-class Producer:
-    """
-    A push producer that writes down how it was told to produce.
-    """
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
 
 
 def records(*messages: bytes) -> bytes:
@@ -418,9 +398,9 @@ class SendTests(SynchronousTestCase):
         resumed when it drains; a second registration is refused.
         """
         controller, _, _ = connected()
-        producer = Producer()
+        producer = RecordingProducer()
         controller.register_producer(producer)
-        self.assertRaises(RuntimeError, controller.register_producer, Producer())
+        self.assertRaises(RuntimeError, controller.register_producer, RecordingProducer())
         controller.pauseProducing()
         controller.resumeProducing()
         self.assertEqual(producer.calls, ["pause", "resume"])
