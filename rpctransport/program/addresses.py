@@ -9,11 +9,30 @@ from __future__ import annotations
 
 import argparse
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
-__all__ = ["describe_address", "host_port", "is_ipv6", "socket_text"]
+__all__ = [
+    "NO_REACTOR",
+    "CallAddress",
+    "describe_address",
+    "host_port",
+    "is_ipv6",
+    "parse_call_address",
+    "socket_text",
+]
+
+
+class _NoReactor:
+    """
+    What endpoint strings are parsed with to check them: Twisted's endpoint
+    parsers keep their reactor for later and do not use it while parsing.
+    """
+
+
+NO_REACTOR: Any = _NoReactor()
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -58,3 +77,59 @@ def socket_text(sock: socket.socket) -> str:
     """
     host, port = sock.getsockname()[:2]
     return f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
+
+
+_CALL_FORMS = "tcp:HOST:PORT, tls:HOST:PORT, udp:HOST:PORT, unix:PATH or a client endpoint string"
+
+
+@dataclass(frozen=True)
+class CallAddress:
+    """
+    Where C{rpctransport call} calls: a short form (C{tcp:HOST:PORT},
+    C{tls:HOST:PORT}, C{udp:HOST:PORT}, C{unix:PATH}) or a Twisted client
+    endpoint string (C{kind} C{"endpoint"}).
+
+    @ivar host: the host of a short form; the TLS server name by default.
+    """
+
+    kind: str
+    text: str
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+
+    @property
+    def stream(self) -> bool:
+        """
+        Whether it is a stream (not UDP).
+        """
+        return self.kind != "udp"
+
+
+def parse_call_address(text: str) -> CallAddress:
+    """
+    Read C{call}'s ADDRESS: one of the short forms, else a Twisted client
+    endpoint string (checked by parsing it; nothing connects yet).
+
+    @raise argparse.ArgumentTypeError: naming the forms, when it is none.
+    """
+    kind, sep, rest = text.partition(":")
+    if sep and rest and kind in ("tcp", "tls", "udp"):
+        try:
+            host, port = host_port(rest)
+        except argparse.ArgumentTypeError:
+            pass
+        else:
+            return CallAddress(kind, text, host=host, port=port)
+        if kind == "udp":
+            raise argparse.ArgumentTypeError(f"ADDRESS {text!r}: UDP addresses are udp:HOST:PORT")
+    if sep and rest and kind == "unix" and "=" not in rest:
+        return CallAddress("unix", text, path=rest)
+    from twisted.internet.endpoints import clientFromString
+
+    try:
+        clientFromString(NO_REACTOR, text)
+    except Exception as e:
+        reason = str(e) or type(e).__name__
+        raise argparse.ArgumentTypeError(f"ADDRESS {text!r} is not {_CALL_FORMS} ({reason})")
+    return CallAddress("endpoint", text)

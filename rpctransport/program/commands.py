@@ -26,7 +26,9 @@ from twisted.internet.endpoints import (
     TCP6ClientEndpoint,
     TCP6ServerEndpoint,
     UNIXClientEndpoint,
+    SSL4ServerEndpoint,
     UNIXServerEndpoint,
+    clientFromString,
     serverFromString,
 )
 from twisted.internet.error import ConnectError
@@ -34,8 +36,15 @@ from twisted.internet.error import ConnectError
 from ..entry.stream import StreamControllerFactory, connect_stream, listen_stream
 from ..sansio.counters import Counters
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
-from .addresses import describe_address, host_port, is_ipv6
+from .addresses import CallAddress, describe_address, is_ipv6, parse_call_address
 from .echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, PROC_NULL, CallStats, EchoServer, run_calls
+from .errors import (
+    ProgramError,
+    explain_call_failure,
+    explain_listen_failure,
+    read_tls_files,
+)
+from .options import OptionError, resolve_datagram_host, serve_namespace
 from .tuning import keep_large_allocations
 from .workers import say_ready, watch_parent
 
@@ -43,6 +52,7 @@ __all__ = [
     "adopt_listeners",
     "call",
     "demo",
+    "prepare_serving",
     "print_counters",
     "run_demo",
     "serve",
@@ -89,53 +99,68 @@ def start_listeners(
     @param counters: what every listener and connection counts is counted
         here too.
     @return: a Deferred firing with a list of C{(kind, text, stop)}, where
-        C{stop()} stops that listener (and may return a Deferred).
+        C{stop()} stops that listener (and may return a Deferred); or
+        failing with L{ProgramError} naming the listener that could not
+        start (those started before it are stopped).
     """
     limits, stream_limits = _limits(server, stream_options, counters)
     started: list[tuple[str, str, Callable[[], Any]]] = []
-    endpoints: list[Any] = []
+    # (kind, what the user wrote, endpoint, options of its controllers)
+    endpoints: list[tuple[str, str, Any, dict[str, Any]]] = []
+    plain_options = dict(stream_limits)
+    if starttls:
+        plain_options["starttls"] = tls_options
     for host, port in tcp:
         cls = TCP6ServerEndpoint if is_ipv6(host) else TCP4ServerEndpoint
         # The kernel's largest backlog: a burst of connections then reaches
         # admission control instead of being dropped by the kernel (Twisted's
         # default is 50).
-        endpoints.append(cls(reactor, port, backlog=socket.SOMAXCONN, interface=host))
+        endpoint: Any = cls(reactor, port, backlog=socket.SOMAXCONN, interface=host)
+        endpoints.append(("tcp", _host_text(host, port), endpoint, plain_options))
     for path in unix:
         # wantPID: a lock file beside the socket, so that a socket left by a
         # killed server is recognised as stale and replaced.
-        endpoints.append(
-            UNIXServerEndpoint(reactor, path, backlog=socket.SOMAXCONN, wantPID=True)
-        )
+        endpoint = UNIXServerEndpoint(reactor, path, backlog=socket.SOMAXCONN, wantPID=True)
+        endpoints.append(("unix", path, endpoint, plain_options))
     for description in listen:
-        endpoints.append(serverFromString(reactor, description))
-    plain_options = dict(stream_limits)
-    if starttls:
-        plain_options["starttls"] = tls_options
-    for endpoint in endpoints:
-        port = yield listen_stream(endpoint, server.serve, reactor=reactor, **plain_options)
-        kind, text = describe_address(port.getHost())
-        started.append((kind, text, port.stopListening))
-    for host, port_number in tls:
+        endpoint = serverFromString(reactor, description)
+        # An ssl: endpoint is TLS from the first byte: no STARTTLS on it.
+        kind = "tls" if isinstance(endpoint, SSL4ServerEndpoint) else "stream"
+        options = stream_limits if kind == "tls" else plain_options
+        endpoints.append((kind, description, endpoint, options))
+    for host, port in tls:
         cls = TCP6ServerEndpoint if is_ipv6(host) else TCP4ServerEndpoint
-        port = yield listen_stream(
-            cls(reactor, port_number, backlog=socket.SOMAXCONN, interface=host),
-            server.serve,
-            reactor=reactor,
-            tls=tls_options,
-            **stream_limits,
-        )
-        _, text = describe_address(port.getHost())
-        started.append(("tls", text, port.stopListening))
-    for host, port_number in udp:
-        from ..entry.datagram import listen_datagram
+        endpoint = cls(reactor, port, backlog=socket.SOMAXCONN, interface=host)
+        endpoints.append(("tls", _host_text(host, port), endpoint, {**stream_limits, "tls": tls_options}))
+    try:
+        for kind, text, endpoint, options in endpoints:
+            try:
+                port = yield listen_stream(endpoint, server.serve, reactor=reactor, **options)
+            except Exception as e:
+                raise ProgramError(explain_listen_failure(kind, text, e))
+            address_kind, address = describe_address(port.getHost())
+            started.append((kind if kind != "stream" else address_kind, address, port.stopListening))
+        for host, port_number in udp:
+            from ..entry.datagram import listen_datagram
 
-        controller = listen_datagram(
-            port_number, interface=host, reactor=reactor, counters_parent=counters, **limits
-        )
-        server.serve(controller)
-        kind, text = describe_address(controller.getsockname())
-        started.append((kind, text, controller.inactivate))
+            try:
+                controller = listen_datagram(
+                    port_number, interface=host, reactor=reactor, counters_parent=counters, **limits
+                )
+            except Exception as e:
+                raise ProgramError(explain_listen_failure("udp", _host_text(host, port_number), e))
+            server.serve(controller)
+            kind, text = describe_address(controller.getsockname())
+            started.append((kind, text, controller.inactivate))
+    except ProgramError:
+        for _, _, stop in started:
+            stop()
+        raise
     return started
+
+
+def _host_text(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if is_ipv6(host) else f"{host}:{port}"
 
 
 def adopt_listeners(
@@ -187,45 +212,22 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     """
     keep_large_allocations()
     _log_to_stderr()
-    server = EchoServer(args.program, args.version, args.max_record_size)
+    server = EchoServer(args.program, args.program_version, args.max_record_size)
     totals = Counters()
-    stream_options = _stream_options(args)
     adopted = getattr(args, "adopt", [])
-    tcp, udp = args.tcp, args.udp
-    if not (tcp or udp or args.unix or args.listen or args.tls or adopted):
-        tcp, udp = [("127.0.0.1", 0)], [("127.0.0.1", 0)]
     try:
         if adopted:
-            listeners = adopt_listeners(reactor, server, adopted, stream_options, totals)
+            listeners = adopt_listeners(reactor, server, adopted, _stream_options(args), totals)
         else:
-            tls_options = None
-            if args.tls_cert:
-                from ..entry.tls import server_tls_options
-
-                tls_options = server_tls_options(
-                    args.tls_cert, args.tls_key, client_ca=args.tls_ca
-                )
-            listeners = yield start_listeners(
-                reactor,
-                server,
-                tcp=tcp,
-                udp=udp,
-                unix=args.unix,
-                listen=args.listen,
-                tls=args.tls,
-                tls_options=tls_options,
-                starttls=args.starttls,
-                stream_options=stream_options,
-                counters=totals,
-            )
-    except Exception as e:
-        print(f"rpctransport serve: cannot listen: {e}", file=sys.stderr, flush=True)
-        raise SystemExit(2)
+            listeners = yield start_serving(reactor, server, args, totals)
+    except ProgramError as e:
+        print(f"rpctransport serve: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(e.status)
     if not adopted:
         for kind, text, _ in listeners:
             print(f"listening {kind} {text}", flush=True)
         print(
-            f"serving program {args.program} ({args.program:#x}) version {args.version}; "
+            f"serving program {args.program} ({args.program:#x}) version {args.program_version}; "
             "stop with Ctrl-C",
             file=sys.stderr,
             flush=True,
@@ -267,6 +269,65 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
         # Tell the parent this worker serves (once the reactor runs).
         reactor.callWhenRunning(say_ready, ready_fd)
     yield stopped
+
+
+def prepare_serving(args: argparse.Namespace) -> Any:
+    """
+    What C{serve} (and the C{twistd} plugin) checks before it listens: the
+    TLS files, read into TLS options; the UDP hosts, resolved (Twisted's
+    UDP ports take addresses only). Loopback TCP and UDP when no listener
+    was asked for.
+
+    @return: the server TLS options (L{None} without TLS listeners).
+    @raise ProgramError: naming what is wrong.
+    """
+    serve_namespace(args)
+    try:
+        args.udp = [(resolve_datagram_host(host), port) for host, port in args.udp]
+    except OptionError as e:
+        raise ProgramError(f"--udp: {e}")
+    if not (args.tls or args.starttls):
+        return None
+    files = read_tls_files(args.tls_cert, args.tls_key, args.tls_ca, server=True)
+    assert files is not None
+    from ..entry.tls import server_tls_options
+
+    try:
+        return server_tls_options(files.certificate, files.key, client_ca=files.ca)
+    except Exception as e:
+        raise ProgramError(f"--tls-cert {args.tls_cert}: {e}")
+
+
+def start_serving(
+    reactor: Any, server: EchoServer, args: argparse.Namespace, counters: Counters | None = None
+) -> Deferred[list[tuple[str, str, Callable[[], Any]]]]:
+    """
+    Check what C{args} asks for (L{prepare_serving}) and start its
+    listeners (L{start_listeners}).
+
+    @return: L{start_listeners}'s Deferred; failing with L{ProgramError}
+        (also when the checks fail).
+    """
+    try:
+        tls_options = prepare_serving(args)
+    except ProgramError:
+        from twisted.internet.defer import fail
+
+        return fail()
+    started: Deferred[list[tuple[str, str, Callable[[], Any]]]] = start_listeners(
+        reactor,
+        server,
+        tcp=args.tcp,
+        udp=args.udp,
+        unix=args.unix,
+        listen=args.listen,
+        tls=args.tls,
+        tls_options=tls_options,
+        starttls=args.starttls,
+        stream_options=_stream_options(args),
+        counters=counters,
+    )
+    return started
 
 
 def _stream_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -324,14 +385,28 @@ def _log_to_stderr() -> None:
 
 
 def _client_tls(args: argparse.Namespace | None, default_name: str) -> Any:
+    """
+    Client TLS options from C{call}'s C{--tls-*} and C{--server-name}.
+
+    @raise ProgramError: when a file cannot be used, or TLS is not installed.
+    """
+    from .errors import require_tls
+
+    require_tls()
     from ..entry.tls import client_tls_options
 
+    files = read_tls_files(
+        getattr(args, "tls_cert", None),
+        getattr(args, "tls_key", None),
+        getattr(args, "tls_ca", None),
+        server=False,
+    )
     name = getattr(args, "server_name", None) or default_name
     return client_tls_options(
         name,
-        ca=getattr(args, "tls_ca", None),
-        certificate=getattr(args, "tls_cert", None),
-        key=getattr(args, "tls_key", None),
+        ca=files.ca if files else None,
+        certificate=(files.certificate or None) if files else None,
+        key=files.key if files else None,
     )
 
 
@@ -341,14 +416,16 @@ def _connect(reactor: Any, args: argparse.Namespace) -> Any:
     The controller C{rpctransport call} uses: connected, and upgraded with
     RFC 9289 when C{--starttls} says so.
     """
-    kind, _, rest = args.address.partition(":")
-    default_name = "localhost" if kind == "unix" else host_port(rest)[0]
-    tls = _client_tls(args, default_name) if kind == "tls" else None
-    controller = yield _client_for(reactor, args.address, args.max_record_size, tls)
+    target: CallAddress = getattr(args, "target", None) or parse_call_address(args.address)
+    default_name = target.host or "localhost"
+    tls = _client_tls(args, default_name) if target.kind == "tls" else None
+    controller = yield _client_for(
+        reactor, target, args.max_record_size, tls, handshake_timeout=args.timeout
+    )
     if args.starttls:
         try:
             yield controller.start_tls(
-                _client_tls(args, default_name), args.program, args.version
+                _client_tls(args, default_name), args.program, args.program_version
             )
         except Exception:
             controller.inactivate()
@@ -357,25 +434,40 @@ def _connect(reactor: Any, args: argparse.Namespace) -> Any:
 
 
 def _client_for(
-    reactor: Any, address: str, max_record_size: int, tls: Any = None
+    reactor: Any,
+    address: str | CallAddress,
+    max_record_size: int,
+    tls: Any = None,
+    handshake_timeout: float | None = None,
 ) -> Any:
     """
     A Deferred firing with a controller connected to C{address} (with
     C{tls}, client TLS options, for C{tls:} addresses).
     """
-    kind, _, rest = address.partition(":")
-    limits = {"max_record_size": max_record_size}
-    if kind == "unix":
-        return connect_stream(UNIXClientEndpoint(reactor, rest), reactor=reactor, **limits)
-    host, port = host_port(rest)
-    if kind == "udp":
+    target = address if isinstance(address, CallAddress) else parse_call_address(address)
+    limits: dict[str, Any] = {"max_record_size": max_record_size}
+    if handshake_timeout is not None:
+        limits["handshake_timeout"] = handshake_timeout
+    if target.kind == "udp":
         from twisted.internet.defer import succeed
 
         from ..entry.datagram import connect_datagram
 
-        return succeed(connect_datagram(host, port, reactor, max_record_size=max_record_size))
-    cls = TCP6ClientEndpoint if is_ipv6(host) else TCP4ClientEndpoint
-    return connect_stream(cls(reactor, host, port), reactor=reactor, tls=tls, **limits)
+        assert target.host is not None and target.port is not None
+        return succeed(
+            connect_datagram(target.host, target.port, reactor, max_record_size=max_record_size)
+        )
+    endpoint: Any
+    if target.kind == "unix":
+        assert target.path is not None
+        endpoint = UNIXClientEndpoint(reactor, target.path)
+    elif target.kind == "endpoint":
+        endpoint = clientFromString(reactor, target.text)
+    else:
+        assert target.host is not None and target.port is not None
+        cls = TCP6ClientEndpoint if is_ipv6(target.host) else TCP4ClientEndpoint
+        endpoint = cls(reactor, target.host, target.port)
+    return connect_stream(endpoint, reactor=reactor, tls=tls, **limits)
 
 
 class _ProgressBar:
@@ -403,14 +495,19 @@ class _ProgressBar:
 
 def summary(stats: CallStats) -> str:
     """
-    One line that sums a run of calls up.
+    One line that sums a run of calls up (rate and latency only when some
+    call succeeded).
     """
-    rate = stats.calls / stats.elapsed if stats.elapsed > 0 else 0.0
-    line = (
-        f"calls {stats.calls}  ok {stats.calls - stats.failures}  failed {stats.failures}  "
-        f"elapsed {stats.elapsed:.3f} s  calls/s {rate:.0f}  "
-        f"latency p50 {stats.percentile(50) * 1000:.3f} ms  p99 {stats.percentile(99) * 1000:.3f} ms"
-    )
+    ok = stats.calls - stats.failures
+    line = f"calls {stats.calls}  ok {ok}  failed {stats.failures}  elapsed {stats.elapsed:.3f} s"
+    if ok:
+        rate = stats.calls / stats.elapsed if stats.elapsed > 0 else 0.0
+        line += (
+            f"  calls/s {rate:.0f}  latency p50 {stats.percentile(50) * 1000:.3f} ms"
+            f"  p99 {stats.percentile(99) * 1000:.3f} ms"
+        )
+    else:
+        line += "  no call succeeded"
     if stats.retransmissions:
         line += f"  retransmitted {stats.retransmissions}"
     return line
@@ -420,14 +517,22 @@ def summary(stats: CallStats) -> str:
 def call(reactor: Any, args: argparse.Namespace) -> Any:
     """
     C{rpctransport call ADDRESS}: exit 0 only when every call succeeded.
+
+    A connection that fails before any call succeeded (refused, a TLS
+    handshake that fails or times out) is said in one line, in the user's
+    terms (L{explain_call_failure}), with exit status 1.
     """
     try:
         controller = yield _connect(reactor, args)
+    except ProgramError as e:
+        print(f"rpctransport call: {e}", file=sys.stderr)
+        raise SystemExit(e.status)
     except (ConnectError, OSError) as e:
         print(f"rpctransport call: cannot reach {args.address}: {e}", file=sys.stderr)
         raise SystemExit(1)
     except Exception as e:
-        print(f"rpctransport call: {args.address}: {e}", file=sys.stderr)
+        reason = explain_call_failure(e, address=args.address, timeout=args.timeout)
+        print(f"rpctransport call: {args.address}: {reason}", file=sys.stderr)
         raise SystemExit(1)
     bar = _ProgressBar(args.count)
     try:
@@ -435,7 +540,7 @@ def call(reactor: Any, args: argparse.Namespace) -> Any:
             controller,
             reactor,
             program=args.program,
-            version=args.version,
+            version=args.program_version,
             proc=PROC_ECHO if args.proc == "echo" else PROC_NULL,
             size=args.size,
             count=args.count,
@@ -455,10 +560,20 @@ def call(reactor: Any, args: argparse.Namespace) -> Any:
     finally:
         bar.close()
         controller.inactivate()
+    if stats.connection_error is not None and stats.failures == stats.calls:
+        # Nothing got through: the connection's end is the one thing to say.
+        reason = explain_call_failure(
+            stats.connection_error,
+            address=args.address,
+            timeout=args.timeout,
+            tls=args.target.kind == "tls" or args.starttls,
+        )
+        print(f"rpctransport call: {args.address}: {reason}", file=sys.stderr)
+        raise SystemExit(1)
     for reason in stats.reasons:
         print(f"failed: {reason}", file=sys.stderr)
     if not (args.quiet and stats.ok):
-        if tls_line is not None:
+        if tls_line is not None and stats.failures < stats.calls:
             print(tls_line, flush=True)
         print(summary(stats), flush=True)
     if not stats.ok:

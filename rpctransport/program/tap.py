@@ -1,168 +1,101 @@
 # -*- test-case-name: rpctransport.test.test_cli -*-
 """
 The echo server as a Twisted service, for C{twistd -n rpctransport-echo}.
+
+Its options are C{rpctransport serve}'s, built from the same table
+(L{rpctransport.program.options.SERVE_OPTIONS}) and checked by the same
+function; the service starts the same listeners (or the same worker
+processes, with C{--workers N}) as C{serve} does.
 """
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import DeferredList, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python import usage
 
-from ..sansio.deadlines import (
-    SERVE_FIRST_RECORD_TIMEOUT,
-    SERVE_IDLE_TIMEOUT,
-    SERVE_RECORD_DEADLINE,
-    SERVE_WRITE_DEADLINE,
+from .commands import prepare_serving, start_listeners
+from .echo import EchoServer
+from .errors import ProgramError
+from .options import SERVE_OPTIONS, check_serve, usage_options
+from .workers import WorkerPool, bind_shared
+
+__all__ = ["EchoService", "Options", "WorkersService", "makeService"]
+
+
+Options: type[usage.Options] = usage_options(
+    SERVE_OPTIONS,
+    synopsis="[--tcp HOST:PORT] [--udp HOST:PORT] [--unix PATH] [--listen ENDPOINT] "
+    "[--tls HOST:PORT] [--starttls] ...",
+    longdesc="Serve the ONC RPC echo test program: procedure 0 (NULL) and 1 (ECHO). "
+    "Without listener options, listens on loopback TCP and UDP on ports the system "
+    "picks. The options are those of 'rpctransport serve'.",
+    check=check_serve,
 )
-from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
-from ..entry.admission import default_max_connections
-from .addresses import host_port
-from .echo import ECHO_PROGRAM, ECHO_VERSION, EchoServer
-
-__all__ = ["EchoService", "Options", "makeService"]
-
-
-class Options(usage.Options):
-    """
-    The options of C{twistd rpctransport-echo}; the same as
-    C{rpctransport serve}'s.
-    """
-
-    synopsis = "[--tcp HOST:PORT] [--udp HOST:PORT] [--unix PATH] [--listen ENDPOINT] ..."
-    longdesc = (
-        "Serve the ONC RPC echo test program: procedure 0 (NULL) and 1 (ECHO). "
-        "Without listener options, listens on loopback TCP and UDP on ports the "
-        "system picks."
-    )
-    optParameters = [
-        ["program", None, str(ECHO_PROGRAM), "RPC program number (decimal or 0x hex)"],
-        ["version", None, str(ECHO_VERSION), "RPC program version"],
-        ["max-record-size", None, str(DEFAULT_MAX_RECORD_SIZE), "largest call accepted, in bytes"],
-        ["record-deadline", None, f"{SERVE_RECORD_DEADLINE:g}",
-         "seconds a begun record has to arrive whole (0: off)"],
-        ["idle-timeout", None, f"{SERVE_IDLE_TIMEOUT:g}", "seconds a connection may idle (0: off)"],
-        ["first-record-timeout", None, f"{SERVE_FIRST_RECORD_TIMEOUT:g}",
-         "the idle timeout before a connection's first whole record (0: off)"],
-        ["write-deadline", None, f"{SERVE_WRITE_DEADLINE:g}",
-         "seconds a reply may stay unread (0: off)"],
-        ["max-connections", None, None,
-         "stream connections per listener before evicting one to admit another "
-         "(0: no cap; default: the soft descriptor limit minus a reserve)"],
-    ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self["tcp"] = []
-        self["udp"] = []
-        self["unix"] = []
-        self["listen"] = []
-
-    def opt_tcp(self, value: str) -> None:
-        """
-        Listen on TCP HOST:PORT (may be repeated).
-        """
-        self["tcp"].append(self._host_port(value))
-
-    def opt_udp(self, value: str) -> None:
-        """
-        Listen on UDP HOST:PORT (may be repeated).
-        """
-        self["udp"].append(self._host_port(value))
-
-    def opt_unix(self, value: str) -> None:
-        """
-        Listen on a UNIX stream socket PATH (may be repeated).
-        """
-        self["unix"].append(value)
-
-    def opt_listen(self, value: str) -> None:
-        """
-        Listen on a Twisted server endpoint string (may be repeated).
-        """
-        self["listen"].append(value)
-
-    def _host_port(self, value: str) -> tuple[str, int]:
-        try:
-            return host_port(value)
-        except Exception as e:
-            raise usage.UsageError(str(e))
-
-    def postOptions(self) -> None:
-        """
-        Check the numbers; default to loopback TCP and UDP.
-        """
-        for name in ("program", "version", "max-record-size"):
-            try:
-                self[name] = int(self[name], 0)
-            except ValueError:
-                raise usage.UsageError(f"--{name}: {self[name]!r} is not a number")
-        cap = self["max-connections"]
-        if cap is None:
-            self["max-connections"] = default_max_connections()
-        elif not str(cap).isdigit():
-            raise usage.UsageError(f"--max-connections: {cap!r} is not a number of connections")
-        else:
-            self["max-connections"] = int(cap) or None
-        for name in _DEADLINES:
-            try:
-                seconds = float(self[name])
-            except ValueError:
-                raise usage.UsageError(f"--{name}: {self[name]!r} is not a number of seconds")
-            if seconds < 0:
-                raise usage.UsageError(f"--{name}: must be 0 (off) or more seconds")
-            self[name] = seconds or None
-        if not (self["tcp"] or self["udp"] or self["unix"] or self["listen"]):
-            self["tcp"] = [("127.0.0.1", 0)]
-            self["udp"] = [("127.0.0.1", 0)]
-
-
-_DEADLINES = ("record-deadline", "idle-timeout", "first-record-timeout", "write-deadline")
+"""The options of C{twistd rpctransport-echo}: C{rpctransport serve}'s."""
 
 
 class EchoService(Service):
     """
     Starts the listeners when the service starts, stops them when it stops.
+
+    @ivar args: the options, as C{rpctransport serve} parses them.
     """
 
     log = Logger()
 
-    def __init__(self, options: Options, reactor: Any = None) -> None:
-        self.options = options
+    def __init__(self, args: argparse.Namespace, tls_options: Any = None, reactor: Any = None) -> None:
+        """
+        @param tls_options: the server TLS options (from
+            L{prepare_serving}), for C{--tls} and C{--starttls}.
+        """
+        self.args = args
+        self.tls_options = tls_options
         self.reactor = reactor
-        self.server = EchoServer(
-            options["program"], options["version"], options["max-record-size"]
-        )
+        self.server = EchoServer(args.program, args.program_version, args.max_record_size)
         self.listeners: list[Any] = []
 
     @inlineCallbacks
     def startService(self) -> Any:
         """
         Listen where the options say, and log one line per listener
-        (C{listening <tcp|udp|unix> <address>}, as C{rpctransport serve}
-        prints them).
+        (C{listening <tcp|udp|unix|tls> <address>}, as C{rpctransport
+        serve} prints them). A listener that cannot start is logged in one
+        line and stops the reactor.
         """
         super().startService()
-        from .commands import start_listeners
-
         reactor = self.reactor
         if reactor is None:
             from twisted.internet import reactor
-        self.listeners = yield start_listeners(
-            reactor,
-            self.server,
-            tcp=self.options["tcp"],
-            udp=self.options["udp"],
-            unix=self.options["unix"],
-            listen=self.options["listen"],
-            stream_options={
-                name.replace("-", "_"): self.options[name]
-                for name in (*_DEADLINES, "max-connections")
-            },
-        )
+        args = self.args
+        try:
+            self.listeners = yield start_listeners(
+                reactor,
+                self.server,
+                tcp=args.tcp,
+                udp=args.udp,
+                unix=args.unix,
+                listen=args.listen,
+                tls=args.tls,
+                tls_options=self.tls_options,
+                starttls=args.starttls,
+                stream_options={
+                    "record_deadline": args.record_deadline,
+                    "idle_timeout": args.idle_timeout,
+                    "first_record_timeout": args.first_record_timeout,
+                    "write_deadline": args.write_deadline,
+                    "max_connections": args.max_connections,
+                },
+            )
+        except ProgramError as e:
+            self.log.error("rpctransport-echo: {message}", message=str(e))
+            reactor.stop()
+            return
         for kind, text, _ in self.listeners:
             self.log.info("listening {kind} {address}", kind=kind, address=text)
 
@@ -177,8 +110,75 @@ class EchoService(Service):
         return DeferredList([r for r in results if r is not None])
 
 
-def makeService(options: Options) -> EchoService:
+class WorkersService(Service):
     """
-    The service C{twistd} runs.
+    C{--workers N}: this process binds the shared sockets and supervises N
+    worker processes (see L{rpctransport.program.workers}); the service's
+    stop stops them.
     """
-    return EchoService(options)
+
+    log = Logger()
+
+    def __init__(self, args: argparse.Namespace, reactor: Any = None) -> None:
+        self.args = args
+        self.reactor = reactor
+        self._pool: WorkerPool | None = None
+        self._ran: Deferred[int] | None = None
+
+    def startService(self) -> None:
+        """
+        Bind, start the workers in a thread that supervises them; when they
+        end without being told to, stop the reactor.
+        """
+        super().startService()
+        reactor = self.reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        try:
+            shared = bind_shared(self.args)
+        except OSError as e:
+            self.log.error("rpctransport-echo: cannot listen: {error}", error=str(e))
+            reactor.stop()
+            return
+
+        def say(line: str) -> None:
+            reactor.callFromThread(self.log.info, "{line}", line=line)
+
+        pool = self._pool = WorkerPool(self.args, shared, say=say, handle_signals=False)
+        ran: Deferred[int] = deferToThread(pool.run)
+        self._ran = ran
+
+        def ended(status: int) -> int:
+            if pool.stop_requested is None:
+                self.log.error("rpctransport-echo: the workers ended (status {status})", status=status)
+                if reactor.running:
+                    reactor.stop()
+            return status
+
+        ran.addCallback(ended)
+
+    def stopService(self) -> Deferred[Any]:
+        """
+        Stop the workers; the Deferred fires once they all exited.
+        """
+        super().stopService()
+        if self._pool is None or self._ran is None:
+            return succeed(None)
+        self._pool.request_stop()
+        return self._ran
+
+
+def makeService(options: usage.Options) -> Service:
+    """
+    The service C{twistd} runs: checks the TLS files and the addresses now,
+    before C{twistd} daemonizes, and exits with one line when they cannot
+    be used.
+    """
+    args: argparse.Namespace = options.namespace()  # type: ignore[attr-defined]
+    if args.workers > 1:
+        return WorkersService(args)
+    try:
+        tls_options = prepare_serving(args)
+    except ProgramError as e:
+        raise SystemExit(f"rpctransport-echo: {e}")
+    return EchoService(args, tls_options)

@@ -39,6 +39,8 @@ from .addresses import is_ipv6, socket_text
 __all__ = [
     "WORKER_START_TIMEOUT",
     "WORKER_STOP_TIMEOUT",
+    "WorkerPool",
+    "bind_shared",
     "say_ready",
     "serve_workers",
     "watch_parent",
@@ -102,15 +104,25 @@ def serve_workers(args: argparse.Namespace) -> int:
         2 when a socket cannot be bound or a worker cannot start (within
         L{WORKER_START_TIMEOUT}).
     """
-    tcp, udp = args.tcp, args.udp
-    if not (tcp or udp):
-        tcp, udp = [("127.0.0.1", 0)], [("127.0.0.1", 0)]
     try:
-        shared = _bind_all(tcp, udp)
+        shared = bind_shared(args)
     except OSError as e:
         print(f"rpctransport serve: cannot listen: {e}", file=sys.stderr, flush=True)
         return 2
-    return _WorkerPool(args, shared).run()
+    return WorkerPool(args, shared).run()
+
+
+def bind_shared(args: argparse.Namespace) -> list[tuple[str, socket.socket]]:
+    """
+    Bind the sockets the workers of C{args} (C{serve}'s options) share:
+    C{--tcp} and C{--udp}, loopback TCP and UDP when neither is given.
+
+    @raise OSError: when one cannot be bound (those bound are closed).
+    """
+    tcp, udp = args.tcp, args.udp
+    if not (tcp or udp):
+        tcp, udp = [("127.0.0.1", 0)], [("127.0.0.1", 0)]
+    return _bind_all(tcp, udp)
 
 
 def _bind_all(
@@ -176,7 +188,7 @@ def _worker_argv(
     argv = [
         sys.executable, "-m", "rpctransport", "serve",
         "--program", str(args.program),
-        "--version", str(args.version),
+        "--program-version", str(args.program_version),
         "--max-record-size", str(args.max_record_size),
         "--record-deadline", str(args.record_deadline or 0),
         "--idle-timeout", str(args.idle_timeout or 0),
@@ -205,18 +217,37 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-class _WorkerPool:
+class WorkerPool:
     """
     The parent of C{serve --workers N}: starts the workers, waits for them to
     serve, forwards stops, and works out the exit status.
+
+    It runs no reactor: L{run} blocks until every worker exited. The
+    C{twistd} plugin runs it in a thread (C{handle_signals=False}; twistd
+    has the signals and calls L{request_stop}).
 
     @ivar stop_requested: when (C{time.monotonic}) a stop was first asked
         for, by a signal or because a worker failed; L{None} until then.
     @ivar status: the exit status so far (see L{serve_workers}).
     """
 
-    def __init__(self, args: argparse.Namespace, shared: list[tuple[str, socket.socket]]) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        shared: list[tuple[str, socket.socket]],
+        say: Callable[[str], None] | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        """
+        @param say: how the C{listening} lines and the summary line are
+            told (default: printed, the listening lines on standard output,
+            the summary on standard error).
+        @param handle_signals: forward SIGINT and SIGTERM to the workers
+            (only from the main thread).
+        """
         self.args = args
+        self._say = say
+        self._handle_signals = handle_signals
         self.count: int = args.workers
         self.shared = shared
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -283,6 +314,8 @@ class _WorkerPool:
         self.request_stop()
 
     def _install_handlers(self) -> None:
+        if not self._handle_signals:
+            return
         for signum in (signal.SIGINT, signal.SIGTERM):
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 signal.signal(signum, self._on_signal)
@@ -331,14 +364,19 @@ class _WorkerPool:
             self.request_stop()
             return
         for kind, text in texts:
-            print(f"listening {kind} {text}", flush=True)
-        print(
+            self._tell(f"listening {kind} {text}")
+        self._tell(
             f"serving program {self.args.program} ({self.args.program:#x}) version "
-            f"{self.args.version} from {self.count} worker processes "
+            f"{self.args.program_version} from {self.count} worker processes "
             f"{', '.join(str(w.pid) for w in self.workers)}; stop with Ctrl-C",
-            file=sys.stderr,
-            flush=True,
+            sys.stderr,
         )
+
+    def _tell(self, line: str, file: Any = None) -> None:
+        if self._say is not None:
+            self._say(line)
+        else:
+            print(line, file=file or sys.stdout, flush=True)
 
     def _supervise(self) -> None:
         """

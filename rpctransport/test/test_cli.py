@@ -11,13 +11,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import shutil
 import signal
 import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
@@ -77,7 +75,7 @@ class OptionTests(SynchronousTestCase):
         self.assertIn("call", help_text())
         self.assertIn("demo", help_text())
         serve = help_text("serve")
-        for option in ("--tcp", "--udp", "--unix", "--listen", "--program", "--version", "--max-record-size"):
+        for option in ("--tcp", "--udp", "--unix", "--listen", "--program", "--program-version", "--max-record-size"):
             self.assertIn(option, serve)
         call = help_text("call")
         for option in ("--proc", "--size", "--count", "--concurrency", "--timeout", "--retry"):
@@ -89,8 +87,8 @@ class OptionTests(SynchronousTestCase):
         """
         Program and version numbers are read in decimal or 0x hex.
         """
-        args = parse_args(["serve", "--program", "0x20000001", "--version", "3"])
-        self.assertEqual((args.program, args.version), (0x20000001, 3))
+        args = parse_args(["serve", "--program", "0x20000001", "--program-version", "3"])
+        self.assertEqual((args.program, args.program_version), (0x20000001, 3))
         self.assertIn("not a number", usage_error("serve", "--program", "twelve"))
         self.assertIn("32-bit", usage_error("serve", "--program", "0x100000000"))
 
@@ -404,77 +402,6 @@ class WorkersTests(SynchronousTestCase):
         self.assertIn("--workers", help_text("serve"))
         self.assertIn("TCP and UDP", usage_error("serve", "--workers", "2", "--unix", "/x"))
         self.assertIn("at least 1", usage_error("serve", "--workers", "0"))
-
-
-class TwistdPluginTests(SynchronousTestCase):
-    """
-    C{twistd -n rpctransport-echo} runs the echo server as a service.
-    """
-
-    def test_deadline_options(self) -> None:
-        """
-        The plugin has C{serve}'s deadlines, on by default with the same
-        values; 0 turns one off; a negative or non-numeric value is refused.
-        """
-        from twisted.python.usage import UsageError
-
-        from rpctransport.program.tap import Options
-
-        options = Options()
-        options.parseOptions([])
-        self.assertEqual(
-            [options[name] for name in ("record-deadline", "idle-timeout", "first-record-timeout", "write-deadline")],
-            [30.0, 300.0, 10.0, 60.0],
-        )
-        options = Options()
-        options.parseOptions(["--record-deadline", "0", "--write-deadline", "2.5"])
-        self.assertIsNone(options["record-deadline"])
-        self.assertEqual(options["write-deadline"], 2.5)
-        for bad in ("-1", "soon"):
-            with self.assertRaises(UsageError):
-                Options().parseOptions(["--idle-timeout", bad])
-
-    def test_twistd_plugin(self) -> None:
-        """
-        The plugin is listed by C{twistd --help}, and C{twistd -n
-        rpctransport-echo} serves calls until SIGTERM.
-        """
-        # twistd run by this Python, with the source tree on its path, so
-        # that the plugin under test is found whether the package was
-        # installed in editable mode or not.
-        twistd = ["-c", "from twisted.scripts.twistd import run; run()"]
-        env = rpctransport_env()
-        listed = run_program([sys.executable, *twistd, "--help"], env=env)
-        self.assertIn("rpctransport-echo", listed.stdout, listed.describe())
-        with tempfile.TemporaryDirectory() as directory:
-            server = ServerProcess(
-                [
-                    sys.executable, *twistd, "-n", "--pidfile", os.path.join(directory, "pid"),
-                    "--logfile", "-",
-                    "rpctransport-echo", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0",
-                ],
-                env,
-            )
-            self.addCleanup(server.stop)
-            # twistd sends what the service prints into its log, one log line
-            # each: look for the listener lines inside them.
-            addresses: dict[str, str] = {}
-            deadline = time.monotonic() + 30
-            while len(addresses) < 2 and time.monotonic() < deadline:
-                for line in list(server.stdout):
-                    match = re.search(r"listening (tcp|udp) (\S+)", line)
-                    if match:
-                        addresses[match.group(1)] = match.group(2)
-                time.sleep(0.1)
-            self.assertEqual(sorted(addresses), ["tcp", "udp"], server.describe())
-            for kind in ("tcp", "udp"):
-                done = run_program(
-                    rpctransport_command("call", f"{kind}:{addresses[kind]}", "--count", "10"),
-                    env=env,
-                )
-                self.assertEqual(done.returncode, 0, done.describe())
-            # twistd ends with the signal that stopped it, as daemons do.
-            self.assertIn(server.stop(), (0, -15), server.describe())
 
 
 class TuningTests(SynchronousTestCase):

@@ -486,7 +486,7 @@ class ServeOptionsTests(_InteropTestCase):
         self.server = start_server(
             self,
             serve_command(
-                "--program", str(OTHER_PROGRAM), "--version", str(OTHER_VERSION)
+                "--program", str(OTHER_PROGRAM), "--program-version", str(OTHER_VERSION)
             ),
             env=rpctransport_env(),
         )
@@ -623,7 +623,7 @@ class CallTests(_InteropTestCase):
 
     def test_program_and_version(self) -> None:
         """
-        C{--program} and C{--version} choose what C{call} calls: with the C
+        C{--program} and C{--program-version} choose what C{call} calls: with the C
         server serving another program and version, calls to them succeed
         over TCP and UDP.
         """
@@ -638,7 +638,7 @@ class CallTests(_InteropTestCase):
                 str(OTHER_VERSION),
             ],
         )
-        options = ("--program", str(OTHER_PROGRAM), "--version", str(OTHER_VERSION))
+        options = ("--program", str(OTHER_PROGRAM), "--program-version", str(OTHER_VERSION))
         for transport in ("tcp", "udp"):
             self.assertSucceeded(self.call(transport, "null", 0, 3, 1, *options))
             self.assertSucceeded(self.call(transport, "echo", 4095, 3, 1, *options))
@@ -652,7 +652,7 @@ class CallTests(_InteropTestCase):
         for transport in ("tcp", "udp"):
             for option, value in (
                 ("--program", PROGRAM + 1),
-                ("--version", VERSION + 1),
+                ("--program-version", VERSION + 1),
             ):
                 finished = self.call(transport, "null", 0, 1, 1, option, str(value))
                 self.assertFailed(finished)
