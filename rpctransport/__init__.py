@@ -57,7 +57,14 @@ from .entry.stream import (
     listener_counters,
     stream_rpc_multiplex_controller,
 )
-from .interfaces import IRecordReceiver, IRecordStreaming, IRpcMultiplexController
+from .interfaces import (
+    BeforeRecord,
+    IRecordReceiver,
+    IRecordStreaming,
+    IRpcMultiplexController,
+    Message,
+    ReadResult,
+)
 from .sansio.errors import (
     ALPNMismatch,
     AddressMismatch,
@@ -104,6 +111,7 @@ from .sansio.types import (
     Accepted,
     Denied,
     Dropped,
+    EndOfFile,
     InRecord,
     InRule,
     Rejected,
@@ -138,6 +146,7 @@ __all__ = [
     "Accepted",
     "AddressMismatch",
     "AddressRequired",
+    "BeforeRecord",
     "ControllerBusy",
     "ControllerInactive",
     "DatagramController",
@@ -147,6 +156,7 @@ __all__ = [
     "Denied",
     "Counters",
     "Dropped",
+    "EndOfFile",
     "Evicted",
     "HandshakeTimeout",
     "IRecordReceiver",
@@ -158,6 +168,7 @@ __all__ = [
     "IncompleteRecord",
     "LocalProtocolError",
     "MalformedRecord",
+    "Message",
     "NotConnected",
     "OnPeerError",
     "PlaintextInjection",
@@ -166,6 +177,7 @@ __all__ = [
     "FragmentHeader",
     "RecordReader",
     "StreamConnection",
+    "ReadResult",
     "RecordTooLarge",
     "RejectWith",
     "Rejected",

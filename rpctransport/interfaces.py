@@ -13,16 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Union
 
+from twisted.internet.interfaces import IAddress
 from zope.interface import Attribute, Interface
 
-from .sansio.types import Implied, InRule
+from .sansio.types import EndOfFile, Implied, InRecord, InRule
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
-    from twisted.internet.interfaces import IAddress, IPushProducer
+    from twisted.internet.interfaces import IPushProducer
     from twisted.python.failure import Failure
-
-    from .sansio.types import InRecord
 
 __all__ = [
     "BeforeRecord",
@@ -30,11 +29,22 @@ __all__ = [
     "IRecordStreaming",
     "IRpcMultiplexController",
     "Message",
+    "ReadResult",
 ]
 
-BeforeRecord = Callable[[int, object], InRule]
+BeforeRecord = Callable[[int, IAddress], InRule]
 """
 A C{before_record(size_so_far, peer)} hook: return the rule for the record.
+C{peer} is the connection's peer on a stream, the datagram's source address
+on UDP (an C{IPv4Address} or C{IPv6Address}).
+"""
+
+ReadResult = Union[tuple[InRecord, IAddress], EndOfFile]
+"""
+What a read's Deferred fires with: C{(record, peer)} for a record (C{peer}
+as for L{BeforeRecord}), or L{END_OF_FILE <rpctransport.sansio.types.END_OF_FILE>}.
+Narrow it with C{result is END_OF_FILE}, then C{isinstance(record,
+Accepted)} and the like.
 """
 
 Message = Union[bytes, bytearray, memoryview, Sequence[Union[bytes, bytearray, memoryview]]]
@@ -64,7 +74,8 @@ class IRpcMultiplexController(Interface):
 
     reactor = Attribute(
         """
-        The reactor the controller runs on (the seed's C{event_system}).
+        The reactor the controller runs on (the seed's C{event_system}), an
+        C{IReactorTime}.
         """
     )
 
@@ -123,7 +134,7 @@ class IRpcMultiplexController(Interface):
     def getsockname() -> IAddress | Implied:
         """
         The local address of the socket (a Twisted C{IAddress}), or
-        L{IMPLIED <rpctransport.IMPLIED>} when it has none to tell.
+        L{IMPLIED <rpctransport.sansio.types.IMPLIED>} when it has none to tell.
         """
 
     def getpeername() -> IAddress | Implied:
@@ -137,7 +148,7 @@ class IRpcMultiplexController(Interface):
     def start_reading(
         peek: Callable[[], object] | None = None,
         before_record: BeforeRecord | None = None,
-    ) -> Deferred[object]:
+    ) -> Deferred[ReadResult]:
         """
         Start one read: a one-shot job for the next whole record.
 
@@ -240,7 +251,7 @@ class IRecordReceiver(Interface):
     its bytes arrived, rather than a Deferred per record.
     """
 
-    def record_received(message: bytes, peer: object) -> None:
+    def record_received(message: bytes, peer: IAddress) -> None:
         """
         A whole record that C{before_record} accepted (or every record, when
         there is no C{before_record}).
@@ -250,7 +261,7 @@ class IRecordReceiver(Interface):
             datagram's source address on UDP).
         """
 
-    def record_refused(record: InRecord, peer: object) -> None:
+    def record_refused(record: InRecord, peer: IAddress) -> None:
         """
         A record that C{before_record} did not accept, reported as a
         one-shot read would report it: C{Rejected} or C{RejectedWith}
@@ -278,7 +289,7 @@ class IRecordStreaming(Interface):
     A controller is in one read mode at a time: while records stream, a
     one-shot C{start_reading} raises C{ControllerBusy}, and
     C{receive_records} raises it while a one-shot read is pending. After
-    the stream is stopped (L{IPushProducer.stopProducing} on the handle),
+    the stream is stopped (L{stopProducing <twisted.internet.interfaces.IProducer.stopProducing>} on the handle),
     the records still buffered go to whichever read comes next.
     """
 

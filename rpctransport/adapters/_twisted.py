@@ -2,7 +2,7 @@
 """
 Every use of Twisted beyond its published interfaces, in one module.
 
-The controllers need five things Twisted's interfaces do not offer:
+The controllers need six things Twisted's interfaces do not offer:
   - to send on the socket in the reactor turn that received a call
     (L{DirectWrites}: C{FileDescriptor}'s write buffer and C{doWrite});
   - under TLS, to hand the small writes Twisted's TLS layer aggregates for
@@ -12,17 +12,20 @@ The controllers need five things Twisted's interfaces do not offer:
   - to close only Twisted's duplicate of an adopted socket
     (C{_shouldShutdown}), and to start TLS the way RFC 9289 says rather than
     the way the connection was made (C{_tlsClientDefault});
+  - to have a TLS layer that C{startTLS} made negotiate ALPN C{sunrpc} as
+    a server (L{negotiate_under}: its factory's C{wrappedFactory}, public
+    but left empty by C{startTLS});
   - a UDP port whose socket is configured between bind and first read, and
     that closes once (L{HookedUDPPort}: C{_bindSocket},
     C{_connectToProtocol}, C{_loseConnection},
     C{_fromListeningDescriptor}).
 
-Each is checked when this module is imported. What is missing is listed in
-L{MISSING} and its feature falls back to the plain interfaces (a reply waits
-for the reactor's next turn, reads stay at Twisted's size, and so on);
-C{test_twisted_private} fails, naming the attribute, when a Twisted upgrade
-removes one. No other module of the package touches a private attribute of
-Twisted.
+Each private attribute is checked when this module is imported. What is
+missing is listed in L{MISSING} and its feature falls back to the plain
+interfaces (a reply waits for the reactor's next turn, reads stay at
+Twisted's size, and so on); C{test_twisted_private} fails, naming the
+attribute, when a Twisted upgrade removes one. No other module of the
+package touches a private attribute of Twisted.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "close_duplicate_only",
     "flush_tls",
     "held_bytes",
+    "negotiate_under",
     "read_size",
     "set_read_size",
     "start_tls_as",
@@ -260,6 +264,25 @@ def start_tls_as(transport: Any, options: Any, client: bool) -> None:
         transport.startTLS(options)
     else:
         transport.startTLS(options, made_as_client == client)
+
+
+def negotiate_under(tls_protocol: Any, negotiation: object) -> bool:
+    """
+    Make Twisted's TLS layer C{tls_protocol} negotiate the protocols
+    C{negotiation} (an C{IProtocolNegotiationFactory}) names, when the layer
+    wraps no factory, as C{startTLS} makes it: Twisted's TLS asks the
+    factory it wraps for them, as a client when it makes the connection, as
+    a server when it selects a protocol during the handshake. The layer's
+    factory is that one connection's, so no other connection sees this.
+
+    @return: whether C{negotiation} was put there (not when the layer wraps
+        a factory, whose own word stands).
+    """
+    factory = getattr(tls_protocol, "factory", None)
+    if factory is None or getattr(factory, "wrappedFactory", False) is not None:
+        return False
+    factory.wrappedFactory = negotiation
+    return True
 
 
 class HookedUDPPort(udp.Port):

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import os
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IAddress, IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..interfaces import BeforeRecord, IRecordReceiver
+from ..interfaces import BeforeRecord, IRecordReceiver, ReadResult
 from ..sansio.connection import Life, Side
 from ..sansio.errors import ControllerInactive, LocalProtocolError
 from ..sansio.types import ACCEPT, InRule
@@ -32,15 +32,19 @@ def accept_all(size: int, peer: object) -> InRule:
     return ACCEPT
 
 
-def resolve_reactor(reactor: Any) -> Any:
+_Reactor = TypeVar("_Reactor")
+
+
+def resolve_reactor(reactor: _Reactor | None) -> _Reactor:
     """
     C{reactor}, or the global reactor when it is L{None} (imported only then,
-    so that nothing installs a reactor at import time).
+    so that nothing installs a reactor at import time). The global reactor
+    is taken to provide the interface the caller's type names.
     """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
-        return global_reactor
+        return cast(_Reactor, global_reactor)
     return reactor
 
 
@@ -167,7 +171,7 @@ class PendingRead:
         @param cancel: what cancelling the read's Deferred calls (the
             controller's C{cancel_rd_polling}).
         """
-        self.d: Deferred[Any] | None = None
+        self.d: Deferred[ReadResult] | None = None
         self.peek: Callable[[], object] | None = None
         self.before_record: BeforeRecord = accept_all
         self.in_hook = False
@@ -223,22 +227,22 @@ class PendingRead:
 
     def begin(
         self, peek: Callable[[], object] | None, before_record: BeforeRecord | None
-    ) -> Deferred[Any]:
+    ) -> Deferred[ReadResult]:
         """
         Make a read pending; the controller has checked that it may start.
         """
-        d: Deferred[Any] = Deferred(self.canceller)
+        d: Deferred[ReadResult] = Deferred(self.canceller)
         self.d = d
         self.peek = peek
         if before_record is not None:
             self.before_record = before_record
         return d
 
-    def _cancelled(self, d: Deferred[Any]) -> None:
+    def _cancelled(self, d: Deferred[ReadResult]) -> None:
         if self.d is d:
             self._cancel()
 
-    def take(self) -> Deferred[Any] | None:
+    def take(self) -> Deferred[ReadResult] | None:
         """
         Take the read off its slot, to fire it.
         """
@@ -248,7 +252,7 @@ class PendingRead:
         self.before_record = accept_all
         return d
 
-    def decide(self, size: int, peer: object) -> InRule:
+    def decide(self, size: int, peer: IAddress) -> InRule:
         """
         Ask the read's C{before_record}, noting that it runs.
         """
@@ -258,7 +262,7 @@ class PendingRead:
         finally:
             self.in_hook = False
 
-    def take_for_cancel(self) -> Deferred[Any] | None:
+    def take_for_cancel(self) -> Deferred[ReadResult] | None:
         """
         Take the read off its slot to cancel it (C{cancel_rd_polling}).
 

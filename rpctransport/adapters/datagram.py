@@ -69,6 +69,7 @@ from ..interfaces import (
     IRecordStreaming,
     IRpcMultiplexController,
     Message,
+    ReadResult,
 )
 from ..sansio.connection import TRANSITIONS, Life, Move, Reading, Side
 from ..sansio.counters import REFUSED_LIMIT, REFUSED_RULE, Counters, udp_error_key
@@ -687,8 +688,8 @@ class _Inbound:
     # a client socket's datagrams: looked up when the stream starts or
     # resumes (L{_serve}), not per datagram.
     _hook: BeforeRecord | None
-    _on_record: Callable[[bytes, object], object]
-    _on_refused: Callable[[InRecord, object], object]
+    _on_record: Callable[[bytes, IAddress], object]
+    _on_refused: Callable[[InRecord, IAddress], object]
     _sender: IPv4Address | IPv6Address | None
 
     def __init__(self, owner: DatagramController, tally: _Tally, timer: InactivityTimer) -> None:
@@ -1146,7 +1147,7 @@ class DatagramController(DatagramProtocol):
     # -- Properties of the contract ---------------------------------------
 
     @property
-    def reactor(self) -> Any:
+    def reactor(self) -> IReactorTime:
         """
         The reactor this controller's timers run on.
         """
@@ -1338,7 +1339,7 @@ class DatagramController(DatagramProtocol):
         self,
         peek: Callable[[], object] | None = None,
         before_record: BeforeRecord | None = None,
-    ) -> Deferred[Any]:
+    ) -> Deferred[ReadResult]:
         """
         Start one read; see L{IRpcMultiplexController.start_reading}.
 

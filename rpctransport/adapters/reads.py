@@ -24,14 +24,15 @@ from typing import Any, Final, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IAddress
 from twisted.python.failure import Failure
 
-from ..interfaces import BeforeRecord, IRecordReceiver
+from ..interfaces import BeforeRecord, IRecordReceiver, ReadResult
 from ..sansio.connection import Life, Move, Reading, Side
 from ..sansio.errors import ControllerBusy, IncompleteRecord
 from ..sansio.record import NEED_DATA, FragmentHeader
 from ..sansio.rpcmsg import TLSProbeAnswer
-from ..sansio.types import ACCEPT, END_OF_FILE, Accepted, InRecord, record_for_rule
+from ..sansio.types import ACCEPT, END_OF_FILE, Accepted, InRecord, InRule, record_for_rule
 from ._twisted import read_size, set_read_size
 from .common import RecordStream, accept_all, cancelled_read
 from .link import StreamLink
@@ -80,7 +81,7 @@ class StreamReads:
 
     def start(
         self, peek: Callable[[], object] | None, before_record: BeforeRecord | None
-    ) -> Deferred[Any]:
+    ) -> Deferred[ReadResult]:
         """
         Start one read; see L{IRpcMultiplexController.start_reading
         <rpctransport.interfaces.IRpcMultiplexController.start_reading>}.
@@ -96,7 +97,7 @@ class StreamReads:
             conn.check_read()
             raise ControllerBusy("start_reading: a read is already pending")
         # read.begin(), inline: this is the per-record path of a read loop.
-        d: Deferred[Any] = Deferred(read.canceller)
+        d: Deferred[ReadResult] = Deferred(read.canceller)
         read.d = d
         read.peek = peek
         if before_record is not None:
@@ -257,6 +258,7 @@ class StreamReads:
         conn = self._conn
         next_event = conn.next_event
         decide = conn.decide
+        peer = _peer_of(link)
         while read.d is not None:
             try:
                 records = conn.take_records()
@@ -268,7 +270,7 @@ class StreamReads:
                 while type(event) is FragmentHeader:
                     read.in_hook = True
                     try:
-                        rule = read.before_record(event.size, link.peer)
+                        rule = read.before_record(event.size, peer)
                     finally:
                         read.in_hook = False
                     if read.d is None:
@@ -294,7 +296,7 @@ class StreamReads:
                 continue
             if self._size is not None and type(event) is Accepted:
                 self._size_for(len(event.message))
-            d.callback((event, link.peer))
+            d.callback((cast(InRecord, event), peer))
         return delivered, read.stream is not None
 
     def _batch_done(self, records: list[bytes], n: int) -> None:
@@ -318,7 +320,7 @@ class StreamReads:
         """
         link = self._link
         read = link.read
-        peer = link.peer
+        peer = _peer_of(link)
         n = 0
         for message in records:
             d = read.d
@@ -360,7 +362,7 @@ class StreamReads:
         link = self._link
         read = link.read
         conn = self._conn
-        peer = link.peer
+        peer = _peer_of(link)
         receiver = stream.receiver
         on_record = receiver.record_received
         hook = stream.before_record
@@ -409,7 +411,7 @@ class StreamReads:
             return delivered, False
         return delivered, True
 
-    def _decide_batch(self, stream: RecordStream, records: list[bytes], peer: object) -> int:
+    def _decide_batch(self, stream: RecordStream, records: list[bytes], peer: IAddress) -> int:
         """
         Deliver whole records to C{stream} as its C{before_record} decides,
         while the stream is on; returns how many were handed out.
@@ -433,7 +435,7 @@ class StreamReads:
                 break
         return n
 
-    def _ask(self, stream: RecordStream, size: int, peer: object) -> Any:
+    def _ask(self, stream: RecordStream, size: int, peer: IAddress) -> InRule:
         """
         The rule of C{stream}'s C{before_record} for a record of C{size}
         bytes so far.
@@ -459,7 +461,7 @@ class StreamReads:
             link.arm_deadline(conn.record_begun(link.reactor.seconds()))
         self.flow()
 
-    def _end_of_file(self, d: Deferred[Any]) -> None:
+    def _end_of_file(self, d: Deferred[ReadResult]) -> None:
         reason = self._link.lost_reason
         if reason is not None and not reason.check(ConnectionDone):
             d.errback(reason)
@@ -535,3 +537,11 @@ class StreamReads:
             link.transport.pauseProducing()
         elif move is Move.RESUME:
             link.transport.resumeProducing()
+
+
+def _peer_of(link: StreamLink) -> IAddress:
+    """
+    The peer of C{link}, which records come from: set when the connection
+    is made, before any byte can arrive.
+    """
+    return cast(IAddress, link.peer)

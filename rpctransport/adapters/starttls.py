@@ -6,8 +6,9 @@ L{TLSDriver} does what a L{StreamController
 <rpctransport.adapters.stream.StreamController>} does about TLS: it times
 out stalled handshakes and checks ALPN when Twisted's TLS layer says the
 handshake completed; it speaks RFC 9289 (RPC-with-TLS): C{start_tls} on the
-client, the answer to C{AUTH_TLS} probes on the server; and it describes the
-established session. The TLS state itself is the connection's
+client, the answer to C{AUTH_TLS} probes on the server, each starting TLS so
+that ALPN C{sunrpc} is offered and accepted whatever the options say; and it
+describes the established session. The TLS state itself is the connection's
 (L{rpctransport.sansio.connection.TLSState}); the probe's bytes and the
 answer's check are L{rpctransport.sansio.rpcmsg}'s; Twisted's TLS layer does
 the TLS.
@@ -35,7 +36,14 @@ from ..sansio.errors import (
 from ..sansio.record import encode_record
 from ..sansio.rpcmsg import TLSProbeAnswer, encode_tls_probe, starttls_refusal
 from ._twisted import start_tls_as
-from .tls import SUNRPC_ALPN, TLSSessionProps, session_props, tls_connection
+from .tls import (
+    SUNRPC_ALPN,
+    SunRPCConnectionCreator,
+    TLSOptions,
+    TLSSessionProps,
+    session_props,
+    tls_connection,
+)
 
 __all__ = ["DEFAULT_HANDSHAKE_TIMEOUT", "TLSDriver", "TLSHost", "TLSOrigin"]
 
@@ -106,7 +114,7 @@ class TLSDriver:
     def __init__(
         self,
         host: TLSHost,
-        starttls: Any,
+        starttls: TLSOptions | None,
         require_alpn: bool | None,
         handshake_timeout: float,
     ) -> None:
@@ -206,7 +214,7 @@ class TLSDriver:
     # -- RPC-with-TLS (RFC 9289) ---------------------------------------------------
 
     def start_tls(
-        self, options: Any, program: int, version: int, require_alpn: bool
+        self, options: TLSOptions, program: int, version: int, require_alpn: bool
     ) -> Deferred[None]:
         """
         See L{StreamController.start_tls
@@ -247,14 +255,15 @@ class TLSDriver:
         reading.addCallbacks(answered, failed)
         return done
 
-    def _upgrade(self, options: Any, client: bool) -> None:
+    def _upgrade(self, options: TLSOptions, client: bool) -> None:
         """
         Start the handshake on the plaintext connection, as the TLS client
-        or server.
+        or server, offering and accepting ALPN C{sunrpc} (RFC 9289 requires
+        it, and plain Twisted options offer none).
         """
         self.begin_handshake(TLSOrigin.STARTTLS)
         try:
-            start_tls_as(self._host.transport, options, client)
+            start_tls_as(self._host.transport, SunRPCConnectionCreator(options, client), client)
         except Exception as e:
             # Options Twisted cannot use: the peer now expects a handshake
             # that will not come.
@@ -275,4 +284,6 @@ class TLSDriver:
         self._host.hand_over_writes()
         transport.writeSequence(encode_record(answer.reply))
         if answer.upgrade:
+            # Only a server with STARTTLS options answers a probe so.
+            assert self._starttls is not None
             self._upgrade(self._starttls, client=False)

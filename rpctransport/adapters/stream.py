@@ -35,6 +35,9 @@ from twisted.internet.interfaces import (
     IAddress,
     IHalfCloseableProtocol,
     IHandshakeListener,
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLContextFactory,
+    IOpenSSLServerConnectionCreator,
     IPushProducer,
     IReactorTime,
     ISSLTransport,
@@ -50,6 +53,7 @@ from ..interfaces import (
     IRecordStreaming,
     IRpcMultiplexController,
     Message,
+    ReadResult,
 )
 from ..sansio.connection import Life, Output, StreamConnection, TLSState
 from ..sansio.counters import Counters
@@ -139,7 +143,7 @@ class StreamController(Protocol):
         adopted_fd: int | None = None,
         tcp_nodelay: bool = True,
         prompt_writes: bool = True,
-        starttls: Any = None,
+        starttls: IOpenSSLServerConnectionCreator | IOpenSSLContextFactory | None = None,
         recognise_probes: bool = False,
         require_alpn: bool | None = None,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
@@ -276,7 +280,7 @@ class StreamController(Protocol):
         return RpcProtocol.TCP
 
     @property
-    def reactor(self) -> Any:
+    def reactor(self) -> IReactorTime:
         """The reactor this controller's timers run on."""
         return self._reactor
 
@@ -518,7 +522,7 @@ class StreamController(Protocol):
         self,
         peek: Callable[[], object] | None = None,
         before_record: BeforeRecord | None = None,
-    ) -> Deferred[Any]:
+    ) -> Deferred[ReadResult]:
         """Start one read; see L{IRpcMultiplexController.start_reading}."""
         return self._reads.start(peek, before_record)
 
@@ -592,7 +596,12 @@ class StreamController(Protocol):
         self._closing.inactivate()
 
     def start_tls(
-        self, options: Any, program: int, version: int, *, require_alpn: bool = True
+        self,
+        options: IOpenSSLClientConnectionCreator,
+        program: int,
+        version: int,
+        *,
+        require_alpn: bool = True,
     ) -> Deferred[None]:
         """
         Upgrade this plaintext connection to TLS as RFC 9289 says; see

@@ -1,7 +1,11 @@
 # -*- test-case-name: rpctransport.test.test_tls -*-
 """
-Layer 3: what a stream controller learns from Twisted's TLS layer.
+Layer 3: what a stream controller tells Twisted's TLS layer, and learns
+from it.
 
+L{SunRPCConnectionCreator} wraps whatever TLS options it is given so that
+the connections made offer and accept ALPN C{sunrpc}, and
+L{SunRPCNegotiation} says the same to Twisted in its own terms.
 L{TLSSessionProps} describes an established session (the contract's
 C{tls_session_props}); L{user_name_from_certificate} gives the peer's
 identity by OCamlnet's rule. Both read a pyOpenSSL C{Connection} and
@@ -12,10 +16,27 @@ Twisted's job (C{TLSMemoryBIOProtocol}, C{ITLSTransport.startTLS}).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLContextFactory,
+    IOpenSSLServerConnectionCreator,
+    IProtocolNegotiationFactory,
+)
+from zope.interface import implementer
+
+from ._twisted import negotiate_under
+
+if TYPE_CHECKING:
+    from OpenSSL.SSL import Connection
+    from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 __all__ = [
     "SUNRPC_ALPN",
+    "SunRPCConnectionCreator",
+    "SunRPCNegotiation",
+    "TLSOptions",
     "TLSSessionProps",
     "session_props",
     "tls_connection",
@@ -24,6 +45,108 @@ __all__ = [
 
 SUNRPC_ALPN: Final = b"sunrpc"
 """The ALPN protocol ID of RPC-with-TLS (RFC 9289 section 7.1)."""
+
+TLSOptions: TypeAlias = (
+    "IOpenSSLClientConnectionCreator | IOpenSSLServerConnectionCreator | IOpenSSLContextFactory"
+)
+"""
+TLS options as Twisted's TLS layer takes them: C{optionsForClientTLS}'s
+client options, C{CertificateOptions} (either side), or an older context
+factory.
+"""
+
+
+@implementer(IProtocolNegotiationFactory)
+class SunRPCNegotiation:
+    """
+    What an RPC connection negotiates, in Twisted's terms: ALPN C{sunrpc}.
+
+    Twisted's TLS asks the factory under it (C{IProtocolNegotiationFactory})
+    which protocols to offer as a client and to accept as a server, on top
+    of those its options name. A factory of RPC connections may inherit
+    this; L{SunRPCConnectionCreator} puts one under a TLS layer that has no
+    factory (the one C{startTLS} makes).
+    """
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """
+        @return: C{[b"sunrpc"]}.
+        """
+        return [SUNRPC_ALPN]
+
+
+_NEGOTIATION: Final = SunRPCNegotiation()
+
+
+@implementer(IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator)
+class SunRPCConnectionCreator:
+    """
+    TLS options that make the connections of the options they wrap, offering
+    (as the client) and accepting (as the server) ALPN C{sunrpc} whatever
+    the wrapped options say about ALPN: RFC 9289 requires it after
+    STARTTLS, and plain Twisted options (C{optionsForClientTLS(host,
+    trustRoot=ca)}) offer none.
+
+    As a client it offers C{sunrpc} and nothing else (RFC 9289 names no
+    other protocol for an RPC connection). As a server it accepts C{sunrpc}
+    besides the protocols of the wrapped options, through Twisted's own
+    ALPN selection (which C{CertificateOptions} sets up); options whose
+    context selects ALPN some other way are left to it.
+
+    @ivar options: the wrapped options.
+    """
+
+    def __init__(self, options: TLSOptions, client: bool) -> None:
+        """
+        @param options: what Twisted's TLS layer would take.
+        @param client: whether the connections will be TLS clients.
+        @raise TypeError: C{options} cannot make such connections (as
+            Twisted's TLS layer raises; here before TLS has started).
+        """
+        side = IOpenSSLClientConnectionCreator if client else IOpenSSLServerConnectionCreator
+        if not side.providedBy(options) and getattr(options, "getContext", None) is None:
+            raise TypeError(
+                f"{options!r} cannot make TLS {'client' if client else 'server'} connections"
+            )
+        self.options = options
+
+    def clientConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> Connection:
+        """
+        A client connection of the wrapped options that offers ALPN
+        C{sunrpc}.
+        """
+        options: Any = self.options
+        if IOpenSSLClientConnectionCreator.providedBy(options):
+            connection: Connection = options.clientConnectionForTLS(tlsProtocol)
+        else:
+            connection = _from_context(options)
+        connection.set_alpn_protos([SUNRPC_ALPN])
+        return connection
+
+    def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> Connection:
+        """
+        A server connection of the wrapped options that accepts ALPN
+        C{sunrpc}.
+        """
+        # Before the connection exists: Twisted reads the protocols when it
+        # makes the connection or selects one during the handshake.
+        negotiate_under(tlsProtocol, _NEGOTIATION)
+        options: Any = self.options
+        if IOpenSSLServerConnectionCreator.providedBy(options):
+            connection: Connection = options.serverConnectionForTLS(tlsProtocol)
+            return connection
+        return _from_context(options)
+
+
+def _from_context(options: Any) -> Connection:
+    """
+    A connection from an older context factory, as Twisted's TLS layer
+    makes one.
+    """
+    from OpenSSL.SSL import Connection
+
+    return Connection(options.getContext(), None)
+
 
 # Subject attributes, in the order OCamlnet looks for a user name after the
 # rfc822 subject alternative name: uid (RFC 4519), emailAddress (PKCS #9),

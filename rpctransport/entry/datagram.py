@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.error import InvalidAddressError
-from twisted.internet.interfaces import IReactorFDSet
+from twisted.internet.interfaces import (
+    IReactorFDSet,
+    IReactorSocket,
+    IReactorTime,
+    IReactorUDP,
+)
 
 from ..adapters.common import resolve_reactor
 from ..adapters.datagram import DatagramController, OnPeerError
@@ -42,19 +47,23 @@ _FAMILIES: Final = (socket.AF_INET, socket.AF_INET6)
 """The address families of the datagram sockets a controller adopts."""
 
 
-def _bind(reactor: Any, controller: DatagramController, port: int, interface: str) -> None:
+def _bind(
+    reactor: IReactorTime, controller: DatagramController, port: int, interface: str
+) -> None:
     size = controller.receive_buffer_size
     if IReactorFDSet.providedBy(reactor):
         udp_port = ErrorQueuePort(port, controller, interface, size, reactor)
         udp_port.startListening()
     else:
-        reactor.listenUDP(port, controller, interface=interface, maxPacketSize=size)
+        cast(IReactorUDP, reactor).listenUDP(
+            port, controller, interface=interface, maxPacketSize=size
+        )
 
 
 def listen_datagram(
     port: int = 0,
     interface: str = "127.0.0.1",
-    reactor: Any = None,
+    reactor: IReactorTime | None = None,
     *,
     on_peer_error: OnPeerError | None = None,
     counters_parent: Counters | None = None,
@@ -76,7 +85,9 @@ def listen_datagram(
     @param interface: the local IP address to bind: an IPv4 address
         (C{"0.0.0.0"} for all) or an IPv6 one (C{"::"} for all, which on most
         systems takes IPv4 too, as C{::ffff:a.b.c.d}).
-    @param reactor: the reactor (the global one by default).
+    @param reactor: the reactor for the controller's timers, which must
+        also provide C{IReactorFDSet} or C{IReactorUDP} (the global one by
+        default).
     @param on_peer_error: called as C{on_peer_error(error, address)} for
         each error the socket reports about an earlier datagram, with the
         address it was sent to (L{None} when unknown).
@@ -97,7 +108,7 @@ def listen_datagram(
 def connect_datagram(
     host: str,
     port: int,
-    reactor: Any = None,
+    reactor: IReactorTime | None = None,
     *,
     interface: str | None = None,
     **limits: Any,
@@ -114,7 +125,7 @@ def connect_datagram(
     @param host: the server's IP address, IPv4 or IPv6 (resolve names
         first, with C{reactor.resolve} or C{getaddrinfo}).
     @param port: the server's UDP port.
-    @param reactor: the reactor (the global one by default).
+    @param reactor: as for L{listen_datagram}.
     @param interface: the local address to bind (by default all addresses
         of C{host}'s family).
     @param limits: limits and options for L{DatagramController}
@@ -140,7 +151,7 @@ def connect_datagram(
 
 def datagram_rpc_multiplex_controller(
     fd: int,
-    reactor: Any = None,
+    reactor: IReactorTime | None = None,
     *,
     close_inactive_descr: bool = True,
     preclose: Callable[[], object] | None = None,
@@ -159,8 +170,8 @@ def datagram_rpc_multiplex_controller(
     fully usable by its owner.
 
     @param fd: a bound C{SOCK_DGRAM} socket descriptor.
-    @param reactor: a reactor providing C{IReactorSocket} (the global one by
-        default).
+    @param reactor: the reactor for the controller's timers, which must
+        also provide C{IReactorSocket} (the global one by default).
     @param close_inactive_descr: whether C{inactivate()} closes the socket.
     @param preclose: called just before C{inactivate()} closes it.
     @param limits: limits and options for L{DatagramController}
@@ -178,6 +189,6 @@ def datagram_rpc_multiplex_controller(
         udp_port = ErrorQueuePort.from_descriptor(reactor, fd, family, controller, size)
         udp_port.startListening()
     else:
-        reactor.adoptDatagramPort(fd, family, controller, size)
+        cast(IReactorSocket, reactor).adoptDatagramPort(fd, family, controller, size)
     return controller
 

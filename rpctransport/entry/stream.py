@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Union, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString, serverFromString, wrapClientTLS
@@ -24,7 +24,11 @@ from twisted.internet.interfaces import (
     IAddress,
     IListeningPort,
     IOpenSSLClientConnectionCreator,
+    IOpenSSLContextFactory,
     IOpenSSLServerConnectionCreator,
+    IProtocolFactory,
+    IReactorSocket,
+    IReactorTime,
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
@@ -32,6 +36,7 @@ from twisted.internet.protocol import ClientFactory, Factory, ServerFactory
 
 from ..adapters.common import resolve_reactor
 from ..adapters.stream import StreamController
+from ..adapters.tls import SunRPCNegotiation
 from ..sansio.counters import Counters
 from .admission import Admission
 from .adoption import probe_descriptor
@@ -47,8 +52,15 @@ __all__ = [
 _FAMILIES: Final = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
 """The address families of the stream sockets Twisted adopts."""
 
+_ServerTLS = Union[IOpenSSLServerConnectionCreator, IOpenSSLContextFactory]
+"""
+Server TLS options: what L{rpctransport.server_tls_options} or Twisted's
+C{CertificateOptions} make (a connection creator, or an older-style context
+factory, which Twisted's TLS still takes).
+"""
 
-class StreamControllerFactory(ServerFactory, ClientFactory):
+
+class StreamControllerFactory(SunRPCNegotiation, ServerFactory, ClientFactory):
     """
     Builds a L{StreamController} per connection, with the same options, and
     hands each to C{on_connection} once it is connected.
@@ -69,7 +81,7 @@ class StreamControllerFactory(ServerFactory, ClientFactory):
     def __init__(
         self,
         on_connection: Callable[[StreamController], object] | None = None,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         *,
         max_connections: int | None = None,
         **options: Any,
@@ -129,7 +141,7 @@ class StreamControllerFactory(ServerFactory, ClientFactory):
         """
         return self._counters.view
 
-    def guard_accept(self, port: Any) -> bool:
+    def guard_accept(self, port: IListeningPort) -> bool:
         """
         Make C{port}, listening with this factory, back off instead of
         resetting connections when the process runs out of descriptors, and
@@ -168,12 +180,19 @@ class StreamControllerFactory(ServerFactory, ClientFactory):
             also(controller)
 
 
+class _AdoptedFactory(SunRPCNegotiation, Factory):
+    """
+    The factory of an adopted socket's one controller: under TLS, ALPN
+    C{sunrpc} like L{StreamControllerFactory}'s.
+    """
+
+
 def listen_stream(
     endpoint: IStreamServerEndpoint | str,
     on_connection: Callable[[StreamController], object],
     *,
-    reactor: Any = None,
-    tls: Any = None,
+    reactor: IReactorTime | None = None,
+    tls: _ServerTLS | None = None,
     max_connections: int | None = None,
     **options: Any,
 ) -> Deferred[IListeningPort]:
@@ -183,8 +202,10 @@ def listen_stream(
     @param endpoint: a Twisted server endpoint, or a string for
         C{serverFromString} (C{"tcp:0:interface=127.0.0.1"}, C{"unix:PATH"}).
     @param on_connection: called with each connected controller.
-    @param reactor: the reactor (for strings and timers; the global one by
-        default).
+    @param reactor: the reactor for the controllers' timers (the global one
+        by default); for a string, the endpoint also needs what its type
+        does (C{IReactorTCP} for C{tcp:}, C{IReactorUNIX} for C{unix:},
+        C{IReactorSSL} for C{ssl:}).
     @param tls: server TLS options (see L{rpctransport.server_tls_options}):
         TLS from the first byte, for what endpoint strings cannot say
         (client certificates, ALPN). C{ssl:} endpoint strings work too.
@@ -213,7 +234,7 @@ def listen_stream(
     controllers = StreamControllerFactory(
         on_connection, reactor, max_connections=max_connections, recognise_probes=True, **options
     )
-    factory: Any = controllers
+    factory: IProtocolFactory = controllers
     if tls is not None:
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -252,8 +273,8 @@ def listener_counters(port: IListeningPort) -> Mapping[str, int]:
 def connect_stream(
     endpoint: IStreamClientEndpoint | str,
     *,
-    reactor: Any = None,
-    tls: Any = None,
+    reactor: IReactorTime | None = None,
+    tls: IOpenSSLClientConnectionCreator | None = None,
     **options: Any,
 ) -> Deferred[StreamController]:
     """
@@ -262,7 +283,9 @@ def connect_stream(
     @param endpoint: a Twisted client endpoint, or a string for
         C{clientFromString} (C{"tcp:host=127.0.0.1:port=111"},
         C{"unix:path=/run/x.sock"}).
-    @param reactor: the reactor (for strings and timers).
+    @param reactor: the reactor for the controller's timers (the global one
+        by default); for a string, the endpoint also needs what its type
+        does (C{IReactorTCP} for C{tcp:}, C{IReactorUNIX} for C{unix:}).
     @param tls: client TLS options (see L{rpctransport.client_tls_options}):
         TLS from the first byte. Reads and writes wait for the handshake.
     @param options: limits and options for L{StreamController}.
@@ -273,17 +296,18 @@ def connect_stream(
     if tls is not None:
         client = wrapClientTLS(tls, client)
     factory = StreamControllerFactory(None, reactor, **options)
-    d: Deferred[Any] = client.connect(factory)
+    # The endpoint connects with our factory, so its protocol is ours.
+    d = cast("Deferred[StreamController]", client.connect(factory))
     return d
 
 
 def stream_rpc_multiplex_controller(
     fd: int,
-    reactor: Any = None,
+    reactor: IReactorTime | None = None,
     *,
     close_inactive_descr: bool = True,
     preclose: Callable[[], object] | None = None,
-    tls: Any = None,
+    tls: _ServerTLS | IOpenSSLClientConnectionCreator | None = None,
     **limits: Any,
 ) -> StreamController:
     """
@@ -296,8 +320,8 @@ def stream_rpc_multiplex_controller(
     C{fd} stays fully usable by its owner.
 
     @param fd: a connected C{SOCK_STREAM} socket descriptor.
-    @param reactor: a reactor providing C{IReactorSocket} (the global one by
-        default).
+    @param reactor: the reactor for the controller's timers, which must
+        also provide C{IReactorSocket} (the global one by default).
     @param close_inactive_descr: whether C{inactivate()} closes the socket.
     @param preclose: called just before C{inactivate()} closes it.
     @param tls: TLS options, from the first byte: client options (from
@@ -310,7 +334,9 @@ def stream_rpc_multiplex_controller(
     found = probe_descriptor(fd, socket.SOCK_STREAM, _FAMILIES)
     owned = found.ownership(close_inactive_descr, preclose)
     controller = StreamController(reactor, **owned, **limits)
-    factory: Any = Factory.forProtocol(lambda: controller)
+    # Any: Twisted types adoptStreamConnection's factory as a ServerFactory,
+    # which neither Factory.forProtocol nor TLSMemoryBIOFactory is.
+    factory: Any = _AdoptedFactory.forProtocol(lambda: controller)
     if tls is not None:
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -320,5 +346,5 @@ def stream_rpc_multiplex_controller(
             IOpenSSLServerConnectionCreator.providedBy(tls)
         )
         factory = TLSMemoryBIOFactory(tls, is_client, factory)
-    reactor.adoptStreamConnection(fd, found.family, factory)
+    cast(IReactorSocket, reactor).adoptStreamConnection(fd, found.family, factory)
     return controller

@@ -5,15 +5,20 @@ Layer 4: TLS options for RPC, built with Twisted's own machinery.
 RFC 9289 asks for TLS 1.3 and the ALPN protocol C{sunrpc}; these helpers
 build Twisted's C{CertificateOptions} (server) and C{optionsForClientTLS}
 (client) with both, from PEM files or bytes. Options built any other way
-work too: the controllers take whatever Twisted's TLS layer takes.
+work too: the controllers take whatever Twisted's TLS layer takes, and
+offer and accept C{sunrpc} themselves.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..adapters.tls import SUNRPC_ALPN
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+    from twisted.internet.ssl import CertificateOptions
 
 __all__ = ["client_tls_options", "server_tls_options"]
 
@@ -34,7 +39,7 @@ def server_tls_options(
     client_ca: PEM | None = None,
     alpn: bool = True,
     minimum_version: str = "TLSv1_2",
-) -> Any:
+) -> CertificateOptions:
     """
     Server TLS options: our certificate and key, optionally requiring client
     certificates signed by C{client_ca}, offering ALPN C{sunrpc}.
@@ -42,10 +47,15 @@ def server_tls_options(
     @param certificate: our certificate (PEM; may hold the key too).
     @param key: our private key (PEM), when not in C{certificate}.
     @param client_ca: require a client certificate that this CA signed.
-    @param alpn: offer ALPN C{sunrpc} (needed for RFC 9289 STARTTLS).
+    @param alpn: accept ALPN C{sunrpc}, for Twisted's own APIs (with a
+        factory of ours, or after STARTTLS, C{sunrpc} is accepted whatever
+        the options say). Leave it on: Twisted's TLS refuses a client that
+        offers ALPN to a server whose options accept no protocol (an
+        C{internal_error} alert).
     @param minimum_version: the oldest TLS version accepted, as a name of
         Twisted's C{TLSVersion} (C{"TLSv1_2"}, C{"TLSv1_3"}).
-    @return: C{twisted.internet.ssl.CertificateOptions}.
+    @return: Twisted's C{CertificateOptions} (which can make server and
+        client connections).
     """
     from twisted.internet import ssl
 
@@ -72,7 +82,7 @@ def client_tls_options(
     certificate: PEM | None = None,
     key: PEM | None = None,
     alpn: bool = True,
-) -> Any:
+) -> IOpenSSLClientConnectionCreator:
     """
     Client TLS options: verify the server as C{hostname} against C{ca} (the
     platform's trust store by default), optionally present a client
@@ -83,9 +93,9 @@ def client_tls_options(
     @param ca: the CA that signed the server's certificate (PEM).
     @param certificate: our client certificate (PEM; may hold the key too).
     @param key: its private key (PEM), when not in C{certificate}.
-    @param alpn: offer ALPN C{sunrpc}.
-    @return: an C{IOpenSSLClientConnectionCreator} from
-        C{optionsForClientTLS}.
+    @param alpn: offer ALPN C{sunrpc}, for Twisted's own APIs (our
+        controllers offer it whatever the options say).
+    @return: client options from C{optionsForClientTLS}.
     """
     from twisted.internet import ssl
 

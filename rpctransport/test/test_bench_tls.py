@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from rpctransport.bench import tlscase
 from rpctransport.bench.report import Case, Measurement
 from rpctransport.bench.runner import Lab, Settings
 from rpctransport.bench.tlscase import IMPLICIT, PLAIN, STARTTLS, TLS_DEPTHS, tls
+
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
 RUNS = 1
 """

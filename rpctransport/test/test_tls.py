@@ -11,6 +11,8 @@ C{startTLS} or C{wrapClientTLS}), and C{openssl s_client} checks a client
 that is not ours. Every test cleans up its listening ports, controllers,
 peers and processes so that trial never finds the reactor dirty; waits are
 bounded only so that a broken controller fails a test instead of hanging it.
+Any DeprecationWarning is an error: a program run with C{-W error} must not
+fail on one of ours.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 from collections.abc import Callable, Generator
 from typing import Any, NamedTuple
 
+import pytest
 from twisted.internet.defer import Deferred, DeferredQueue, inlineCallbacks
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
@@ -33,7 +36,7 @@ from twisted.internet.endpoints import (
     wrapServerTLS,
 )
 from twisted.internet.error import ConnectionClosed
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -51,6 +54,7 @@ from rpctransport import (
     StreamController,
     StreamControllerFactory,
     TLSSessionProps,
+    client_tls_options,
     connect_stream,
     listen_stream,
     stream_rpc_multiplex_controller,
@@ -97,6 +101,8 @@ from rpctransport.test.helpers import (
 )
 from rpctransport.testing import IssuedCertificate
 
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
+
 MiB = 1024 * 1024
 
 HANDSHAKE_TIMEOUT = 0.3
@@ -119,6 +125,57 @@ AUTH_ERROR_SIZE = 20
 
 
 # -- Certificates --------------------------------------------------------------
+
+
+def plain_server_options(certificate: IssuedCertificate | None = None) -> Any:
+    """
+    Server options as Twisted users write them: C{CertificateOptions} with
+    a key and a certificate (the trusted server's by default), and nothing
+    about ALPN.
+    """
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from twisted.internet.ssl import CertificateOptions
+
+    certificate = certificate or pki().server
+    return CertificateOptions(
+        privateKey=load_pem_private_key(certificate.key, None), certificate=certificate.x509
+    )
+
+
+def plain_client_options(hostname: str = "localhost") -> Any:
+    """
+    Client options as Twisted users write them: C{optionsForClientTLS}
+    trusting the test CA, and nothing about ALPN.
+    """
+    from twisted.internet.ssl import Certificate, optionsForClientTLS
+
+    return optionsForClientTLS(hostname, trustRoot=Certificate.loadPEM(pki().ca.certificate))
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ALPNDeafServer:
+    """
+    Server options made with pyOpenSSL alone, whose context selects no ALPN
+    protocol: a handshake with a client that offers C{sunrpc} completes
+    without one, as with a server that knows nothing of ALPN. (Twisted's
+    own options cannot do this: their context always selects, and refuses
+    a client whose offer it does not share.)
+    """
+
+    def __init__(self, certificate: IssuedCertificate | None = None) -> None:
+        self.certificate = certificate or pki().server
+
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> Any:
+        """
+        A server connection with our certificate and no ALPN selection.
+        """
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+        from OpenSSL import SSL
+
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.use_certificate(self.certificate.x509)
+        context.use_privatekey(load_pem_private_key(self.certificate.key, None))
+        return SSL.Connection(context, None)
 
 
 # -- RPC bytes -----------------------------------------------------------------
@@ -542,12 +599,30 @@ class SessionPropertiesTests(_TLSTestCase):
     @inlineCallbacks
     def test_implicit_tls_without_alpn(self) -> Generator[Any, Any, None]:
         """
-        Implicit TLS does not require ALPN: a client that offers none talks
-        to the server, and C{alpn} is L{None} on both sides.
+        Implicit TLS does not require ALPN: a client that offers none (a raw
+        one: ours offer C{sunrpc} whatever their options say) talks to our
+        server, and our client to a server that selects none; C{alpn} is
+        L{None}.
         """
-        client, side = yield self.pair(client_tls=client_options(alpn=False))
-        yield self.round_trip(client, side, b"no ALPN")
+        port = yield self.listen(tls=server_options())
+        peer = yield self.connect_raw(port, tls=client_options(alpn=False))
+        side = yield self.next_server()
+        assert side.read is not None
+        peer.transport.write(record(b"no ALPN"))
+        ok, result = yield self.within(side.read, "the server's read")
+        self.assertTrue(ok, result)
         self.assert_session(side.controller.tls_session_props, alpn=None)
+
+        deaf = wrapServerTLS(
+            ALPNDeafServer(), TCP4ServerEndpoint(self.reactor, 0, interface="127.0.0.1")
+        )
+        raw = TLSRawPeer()
+        deaf_port = yield deaf.listen(Factory.forProtocol(lambda: self.track_peer(raw)))
+        self.addCleanup(deaf_port.stopListening)
+        client = yield self.connect(self.tcp(deaf_port), tls=client_options())
+        yield self.within(client.start_writing(b"no ALPN"), "the client's write")
+        (got,) = yield self.raw_records(raw, 1)
+        self.assertEqual(got, b"no ALPN")
         self.assert_session(client.tls_session_props, alpn=None)
 
     @inlineCallbacks
@@ -800,20 +875,18 @@ class RefusalTests(_TLSTestCase):
     def test_required_alpn_missing(self) -> Generator[Any, Any, None]:
         """
         C{require_alpn=True} on an implicit TLS listener, and a client that
-        offers no ALPN: the server's pending read fails with ALPNMismatch
-        (nothing negotiated) and the connection is closed.
+        offers no ALPN (a raw one): the server's pending read fails with
+        ALPNMismatch (nothing negotiated) and the connection is closed.
         """
         port = yield self.listen(tls=server_options(), require_alpn=True)
-        client = yield self.connect(self.tcp(port), tls=client_options(alpn=False))
-        client_read = outcome(client.start_reading())
+        peer = yield self.connect_raw(port, tls=client_options(alpn=False))
         side = yield self.next_server()
         assert side.read is not None
         error = yield self.fails_with(side.read, "the server's read", ALPNMismatch)
         self.assertEqual(error.required, SUNRPC_ALPN)
         self.assertIsNone(error.negotiated)
-        yield self.within(client_read, "the client's read to end")
+        yield self.within(peer.lost, "the raw client to see the connection closed")
         yield self.assert_closed(side.controller)
-        yield self.assert_closed(client)
 
     @inlineCallbacks
     def _check_stall(self, first_bytes: bytes) -> Generator[Any, Any, None]:
@@ -989,7 +1062,10 @@ class TransportTests(_TLSTestCase):
         """
         An C{ssl:} server endpoint string (key and certificate in files) and
         a C{tls:} client endpoint string (trusting the CA in a directory) give
-        a TLS session without any C{tls=} option: records go both ways.
+        a TLS session without any C{tls=} option: records go both ways. The
+        only DeprecationWarnings are pyOpenSSL's about the objects Twisted's
+        C{ssl:} parser hands it (Twisted's, not ours: one reason
+        C{docs/tls.rst} recommends C{tls=server_tls_options(...)}).
         """
         directory = self.temp_dir()
         key_path = os.path.join(directory, "server.key")
@@ -1010,9 +1086,71 @@ class TransportTests(_TLSTestCase):
         )
         side = yield self.next_server()
         yield self.round_trip(client, side, b"endpoint strings")
-        self.assert_session(side.controller.tls_session_props, alpn=None)
-        props = self.assert_session(client.tls_session_props, alpn=None)
+        self.assert_session(side.controller.tls_session_props)
+        props = self.assert_session(client.tls_session_props)
         self.assertEqual(props.peer_certificates[0], self.pki.server.x509)
+        self.flush_ssl_parser_warnings()
+
+    def flush_ssl_parser_warnings(self) -> None:
+        """
+        Take the warnings of Twisted's C{ssl:} endpoint parser, which hands
+        pyOpenSSL objects to C{CertificateOptions}; fail on any other.
+        """
+        for warning in self.flushWarnings():
+            self.assertIs(warning["category"], DeprecationWarning)
+            self.assertIn("pyOpenSSL", warning["message"])
+
+    @inlineCallbacks
+    def test_ssl_endpoint_with_client_tls_options(self) -> Generator[Any, Any, None]:
+        """
+        An C{ssl:} server endpoint string, whose options accept no ALPN,
+        and a client with C{client_tls_options()}, which offers it: the
+        server accepts C{sunrpc} itself (not Twisted's C{internal_error}
+        alert), and records go both ways.
+        """
+        directory = self.temp_dir()
+        key_path = os.path.join(directory, "server.key")
+        cert_path = os.path.join(directory, "server.pem")
+        with open(key_path, "wb") as f:
+            f.write(self.pki.server.key)
+        with open(cert_path, "wb") as f:
+            f.write(self.pki.server.certificate)
+        port = yield self.listen(
+            f"ssl:0:interface=127.0.0.1:privateKey={key_path}:certKey={cert_path}"
+        )
+        client = yield self.connect(
+            self.tcp(port),
+            tls=client_tls_options("localhost", ca=self.pki.ca.certificate),
+        )
+        side = yield self.next_server()
+        yield self.round_trip(client, side, b"ssl: and client_tls_options")
+        self.assert_session(client.tls_session_props)
+        self.assert_session(side.controller.tls_session_props)
+        self.flush_ssl_parser_warnings()
+
+    @inlineCallbacks
+    def test_plain_twisted_options(self) -> Generator[Any, Any, None]:
+        """
+        Plain Twisted options on both sides of implicit TLS, none naming
+        ALPN (a listener's, a client's, and an adopted socket pair's): our
+        controllers negotiate C{sunrpc} between them.
+        """
+        client, side = yield self.pair(
+            client_tls=plain_client_options(), tls=plain_server_options()
+        )
+        yield self.round_trip(client, side, b"plain options")
+        self.assert_session(client.tls_session_props)
+        self.assert_session(side.controller.tls_session_props)
+        a, b = socket.socketpair()
+        server = self.track(
+            stream_rpc_multiplex_controller(a.detach(), self.reactor, tls=plain_server_options())
+        )
+        adopted = self.track(
+            stream_rpc_multiplex_controller(b.detach(), self.reactor, tls=plain_client_options())
+        )
+        yield self.round_trip(adopted, ServerSide(server, outcome(server.start_reading())), b"a")
+        self.assert_session(adopted.tls_session_props)
+        self.assert_session(server.tls_session_props)
 
     @inlineCallbacks
     def test_tls_endpoint_wrappers(self) -> Generator[Any, Any, None]:
@@ -1314,67 +1452,165 @@ class StartTLSTests(_TLSTestCase):
         yield self.assert_closed(client)
 
     @inlineCallbacks
+    def _probed_raw_client(
+        self, **options: Any
+    ) -> Generator[Any, Any, tuple[TLSRawPeer, ServerSide]]:
+        """
+        A raw client of a C{starttls=} listener (with C{options}) that has
+        probed and been answered C{STARTTLS}, and starts no TLS yet.
+        """
+        peer, side = yield self._raw_client_of_starttls_server(**options)
+        peer.transport.write(record(encode_tls_probe(0x0D0E0F00, ECHO_PROGRAM, ECHO_VERSION)))
+        yield self.raw_records(peer, 1)
+        peer.forget()
+        return peer, side
+
+    @inlineCallbacks
+    def _probed_raw_server(
+        self, server_tls: Any, **start: Any
+    ) -> Generator[Any, Any, tuple[StreamController, TLSRawPeer, Deferred[tuple[bool, Any]]]]:
+        """
+        Our client's C{start_tls} (with plain Twisted options and C{start})
+        against a raw server that answers C{STARTTLS} and starts TLS with
+        C{server_tls}; give our client, the raw server and the outcome of
+        C{start_tls}.
+        """
+        port, peers = yield self.listen_raw()
+        client = yield self.connect(self.tcp(port))
+        upgrading = outcome(
+            client.start_tls(plain_client_options(), ECHO_PROGRAM, ECHO_VERSION, **start)
+        )
+        peer = yield self.within(peers.get(), "the raw server")
+        (probe,) = yield self.raw_records(peer, 1)
+        header, _ = decode_call_header(probe)
+        peer.forget()
+        peer.transport.write(record(starttls_reply(header.xid)))
+        peer.transport.startTLS(server_tls)
+        return client, peer, upgrading
+
+    @inlineCallbacks
     def test_server_requires_alpn(self) -> Generator[Any, Any, None]:
         """
-        ALPN C{sunrpc} is required after STARTTLS by default: a client whose
-        options offer no ALPN (and that does not require it itself) is
-        refused by the server, whose application's read fails with
+        ALPN C{sunrpc} is required after STARTTLS by default: a client that
+        offers no ALPN (a raw one, starting TLS with plain Twisted options)
+        is refused by the server, whose application's read fails with
         ALPNMismatch.
         """
-        port = yield self.listen(starttls=server_options())
-        client = yield self.connect(self.tcp(port))
-        side = yield self.next_server()
+        peer, side = yield self._probed_raw_client()
         assert side.read is not None
-        upgrading = outcome(
-            client.start_tls(
-                client_options(alpn=False), ECHO_PROGRAM, ECHO_VERSION, require_alpn=False
-            )
-        )
+        peer.transport.startTLS(plain_client_options())
         error = yield self.fails_with(side.read, "the application's read", ALPNMismatch)
         self.assertIsNone(error.negotiated)
-        yield self.within(upgrading, "the client's start_tls")
+        yield self.within(peer.lost, "the raw client to see the connection closed")
         yield self.assert_closed(side.controller)
-        yield self.assert_closed(client)
 
     @inlineCallbacks
     def test_client_requires_alpn(self) -> Generator[Any, Any, None]:
         """
         Our client requires ALPN C{sunrpc} after STARTTLS by default: when
-        none was negotiated (its options offer none, and this server does
-        not require it), C{start_tls} fails with ALPNMismatch, and the
-        connection is closed.
+        the server negotiates none (though our client offered it),
+        C{start_tls} fails with ALPNMismatch, and the connection is closed.
         """
-        port = yield self.listen(starttls=server_options(), require_alpn=False)
-        client = yield self.connect(self.tcp(port))
-        side = yield self.next_server()
-        assert side.read is not None
-        error = yield self.fails_with(
-            outcome(client.start_tls(client_options(alpn=False), ECHO_PROGRAM, ECHO_VERSION)),
-            "start_tls",
-            ALPNMismatch,
-        )
+        client, peer, upgrading = yield self._probed_raw_server(ALPNDeafServer())
+        error = yield self.fails_with(upgrading, "start_tls", ALPNMismatch)
         self.assertIsNone(error.negotiated)
-        yield self.within(side.read, "the application's read to end")
+        yield self.within(peer.lost, "the raw server to see the connection closed")
         yield self.assert_closed(client)
 
     @inlineCallbacks
-    def test_alpn_optional_when_not_required(self) -> Generator[Any, Any, None]:
+    def test_server_alpn_optional_when_not_required(self) -> Generator[Any, Any, None]:
         """
-        With ALPN required by neither side, STARTTLS without ALPN works and
-        C{alpn} is L{None} on both sides.
+        With C{require_alpn=False}, a server takes a client that offers no
+        ALPN after STARTTLS: records go through and C{alpn} is L{None}.
         """
-        port = yield self.listen(starttls=server_options(alpn=False), require_alpn=False)
+        peer, side = yield self._probed_raw_client(
+            starttls=server_options(alpn=False), require_alpn=False
+        )
+        assert side.read is not None
+        peer.transport.startTLS(plain_client_options())
+        peer.transport.write(record(call(0x0A0B0C0E, proc=1)))
+        yield self.within(peer.handshake, "the raw client's handshake")
+        ok, result = yield self.within(side.read, "the application's read")
+        self.assertTrue(ok, result)
+        self.assertEqual(result[0], Accepted(call(0x0A0B0C0E, proc=1)))
+        self.assert_session(side.controller.tls_session_props, alpn=None)
+
+    @inlineCallbacks
+    def test_client_alpn_optional_when_not_required(self) -> Generator[Any, Any, None]:
+        """
+        With C{require_alpn=False}, our client goes on after STARTTLS with a
+        server that negotiates no ALPN: C{alpn} is L{None} and records go
+        through.
+        """
+        client, peer, upgrading = yield self._probed_raw_server(ALPNDeafServer(), require_alpn=False)
+        ok, result = yield self.within(upgrading, "start_tls")
+        self.assertTrue(ok, result)
+        self.assert_session(client.tls_session_props, alpn=None)
+        yield self.within(client.start_writing(b"no ALPN"), "the client's write")
+        (got,) = yield self.raw_records(peer, 1)
+        self.assertEqual(got, b"no ALPN")
+
+    @inlineCallbacks
+    def test_start_tls_with_plain_twisted_options(self) -> Generator[Any, Any, None]:
+        """
+        C{start_tls} with client options as Twisted users write them
+        (C{optionsForClientTLS(host, trustRoot=ca)}, no ALPN) against a
+        C{starttls=server_tls_options(...)} server: our client offers
+        C{sunrpc} itself, so the upgrade succeeds, ALPN C{sunrpc} on both
+        sides, and records go both ways.
+        """
+        port = yield self.listen(starttls=server_options())
         client = yield self.connect(self.tcp(port))
         side = yield self.next_server()
         yield self.within(
-            client.start_tls(
-                client_options(alpn=False), ECHO_PROGRAM, ECHO_VERSION, require_alpn=False
-            ),
-            "start_tls",
+            client.start_tls(plain_client_options(), ECHO_PROGRAM, ECHO_VERSION), "start_tls"
         )
-        yield self.round_trip(client, side, b"no ALPN after STARTTLS")
-        self.assert_session(client.tls_session_props, alpn=None)
-        self.assert_session(side.controller.tls_session_props, alpn=None)
+        yield self.round_trip(client, side, b"plain Twisted options")
+        self.assert_session(client.tls_session_props)
+        self.assert_session(side.controller.tls_session_props)
+
+    @inlineCallbacks
+    def test_starttls_server_with_plain_twisted_options(self) -> Generator[Any, Any, None]:
+        """
+        A server whose C{starttls=} options are a plain C{CertificateOptions}
+        (no ALPN) accepts C{sunrpc} itself: a client that offers it (a raw
+        one, starting TLS with Twisted's layer) completes the handshake with
+        ALPN C{sunrpc} (not Twisted's C{internal_error} alert for a server
+        that accepts no protocol), and its record reaches the application.
+        """
+        peer, side = yield self._probed_raw_client(starttls=plain_server_options())
+        assert side.read is not None
+        peer.transport.startTLS(client_options())
+        peer.transport.write(record(call(0x0A0B0C0F, proc=1)))
+        ok, result = yield self.within(side.read, "the application's read")
+        self.assertTrue(ok, result)
+        self.assertEqual(result[0], Accepted(call(0x0A0B0C0F, proc=1)))
+        yield self.within(peer.handshake, "the raw client's handshake")
+        self.assertEqual(peer.transport.getHandle().get_alpn_proto_negotiated(), SUNRPC_ALPN)
+        self.assert_session(side.controller.tls_session_props)
+
+    @inlineCallbacks
+    def test_plain_twisted_options_on_both_sides(self) -> Generator[Any, Any, None]:
+        """
+        Plain Twisted options on both sides of STARTTLS, none of them
+        naming ALPN: our echo server and our client negotiate C{sunrpc}
+        between them, and ECHO calls work.
+        """
+        echo = EchoServer()
+        self.addCleanup(echo.stop)
+        port = yield self.listen(
+            on_connection=lambda c: echo.serve(self.track(c)), starttls=plain_server_options()
+        )
+        client = yield self.connect(self.tcp(port))
+        yield self.within(
+            client.start_tls(plain_client_options(), ECHO_PROGRAM, ECHO_VERSION), "start_tls"
+        )
+        self.assert_session(client.tls_session_props)
+        stats = yield self.within(
+            run_calls(client, self.reactor, proc=PROC_ECHO, size=20, count=3), "calls"
+        )
+        self.assertTrue(stats.ok, stats.reasons)
+        self.assertEqual(stats.calls, 3)
 
     @inlineCallbacks
     def test_handshake_stall_after_starttls(self) -> Generator[Any, Any, None]:

@@ -10,9 +10,11 @@ import ast
 from pathlib import Path
 
 from twisted.internet import abstract, tcp, udp
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase
 
 from rpctransport.adapters import _twisted
+from rpctransport.adapters.tls import SunRPCNegotiation
 
 PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -69,3 +71,46 @@ class TwistedInternalsTests(SynchronousTestCase):
                 if used is not None:
                     offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {used}")
         self.assertEqual(offenders, [])
+
+
+class NegotiateUnderTests(SynchronousTestCase):
+    """
+    L{_twisted.negotiate_under} gives Twisted's TLS layer a factory to ask
+    for ALPN protocols only when it wraps none (as C{startTLS} makes it).
+    """
+
+    def layer(self, wrapped: Factory | None) -> object:
+        """
+        A Twisted TLS layer (not connected) whose factory wraps C{wrapped}.
+        """
+        from twisted.internet.ssl import CertificateOptions
+        from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+
+        factory = TLSMemoryBIOFactory(CertificateOptions(), False, wrapped)
+        return TLSMemoryBIOProtocol(factory, Protocol())
+
+    def test_layer_without_factory(self) -> None:
+        """
+        A layer that wraps no factory gets the negotiation as its factory's
+        wrapped factory.
+        """
+        layer = self.layer(None)
+        negotiation = SunRPCNegotiation()
+        self.assertTrue(_twisted.negotiate_under(layer, negotiation))
+        self.assertIs(layer.factory.wrappedFactory, negotiation)  # type: ignore[attr-defined]
+
+    def test_layer_with_factory(self) -> None:
+        """
+        A layer that wraps a factory (a listener's, shared by its
+        connections) keeps it.
+        """
+        wrapped = Factory.forProtocol(Protocol)
+        layer = self.layer(wrapped)
+        self.assertFalse(_twisted.negotiate_under(layer, SunRPCNegotiation()))
+        self.assertIs(layer.factory.wrappedFactory, wrapped)  # type: ignore[attr-defined]
+
+    def test_not_a_layer(self) -> None:
+        """
+        Anything without a factory is left alone.
+        """
+        self.assertFalse(_twisted.negotiate_under(object(), SunRPCNegotiation()))

@@ -17,7 +17,13 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer, ITransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IProducer,
+    IPushProducer,
+    ITransport,
+)
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -80,7 +86,7 @@ class MemoryTransport:
         self._peer_address = peer
         self.other: MemoryTransport | None = None
         self.protocol: Any = None
-        self.producer: Any = None
+        self.producer: IProducer | None = None
         self.paused = False
         self._write_open = True
         self._read_open = True
@@ -147,7 +153,7 @@ class MemoryTransport:
 
     # IConsumer
 
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         """
         Remember the producer; it is never paused.
         """

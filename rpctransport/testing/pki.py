@@ -6,6 +6,14 @@ A L{CertificateAuthority} issues server and client certificates with
 whatever names a test needs (DNS and IP subject alternative names, an rfc822
 name, a subject uid, emailAddress or CN), valid or expired. Keys are EC
 P-256: quick to make. Nothing here is for production use.
+
+Why not C{trustme}: it makes the CA, the subject alternative names, the CN
+and (with C{not_before}/C{not_after}) expired certificates, but not a
+subject C{uid} or C{emailAddress}, which the C{peer_user_name} tests need
+(three of their certificates): those would still be built and signed here,
+with the CA's key, beside it. And the demo (C{python -m rpctransport demo})
+and the benchmark make their certificates here, so it would become a
+dependency of the C{tls} extra, to save the thirty lines that make the CA.
 """
 
 from __future__ import annotations
@@ -13,7 +21,10 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 __all__ = ["CertificateAuthority", "IssuedCertificate"]
 
@@ -30,7 +41,7 @@ class IssuedCertificate:
 
     certificate: bytes
     key: bytes
-    x509: Any
+    x509: Certificate
 
     @property
     def pem(self) -> bytes:
@@ -154,8 +165,7 @@ class CertificateAuthority:
         return IssuedCertificate(_pem(certificate), key_pem, certificate)
 
 
-def _pem(certificate: Any) -> bytes:
+def _pem(certificate: Certificate) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    pem: bytes = certificate.public_bytes(serialization.Encoding.PEM)
-    return pem
+    return certificate.public_bytes(serialization.Encoding.PEM)
