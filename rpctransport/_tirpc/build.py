@@ -5,7 +5,7 @@ Build the libtirpc peers, C{tirpc_client} and C{tirpc_server}.
 The C sources beside this module (and C{tirpc_echo.h}, which both include:
 the echo program's procedures and argument) are compiled on first use, once
 per process, into a temporary directory that is removed when the process
-exits:
+exits::
 
     gcc -O2 -Wall -I/usr/include/tirpc X.c -ltirpc -o DIR/X
 

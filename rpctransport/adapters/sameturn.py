@@ -50,7 +50,8 @@ after it, and two pipelining peers overlap instead of working in lock step
 
 class Turn(enum.Enum):
     """
-    Where the controller is with received bytes: outside L{dataReceived},
+    Where the controller is with received bytes: outside
+    L{dataReceived <twisted.internet.interfaces.IProtocol.dataReceived>},
     inside it, or inside it with records held to flush at its end (by us,
     or under TLS by Twisted's TLS layer, which gathers small writes).
     """

@@ -509,7 +509,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 def deferred_floor(count: int) -> dict[str, Any]:
     """
     Time C{count} rounds of what one record costs a C{start_reading} loop in
-    Deferred machinery alone: a L{Deferred} with a canceller, its
+    Deferred machinery alone: a L{Deferred <twisted.internet.defer.Deferred>}
+    with a canceller, its
     C{addCallbacks}, and its C{callback} with a C{(record, peer)} result.
     """
     from twisted.internet.defer import Deferred

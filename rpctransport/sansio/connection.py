@@ -455,8 +455,10 @@ class StreamConnection:
 
     def next_event(self) -> Event:
         """
-        The next thing a pending read gets: a record, L{END_OF_FILE},
-        L{NEED_DATA}, a L{FragmentHeader} (answer it with
+        The next thing a pending read gets: a record,
+        L{END_OF_FILE <rpctransport.sansio.types.END_OF_FILE>},
+        L{NEED_DATA <rpctransport.sansio.record.NEED_DATA>}, a
+        L{FragmentHeader} (answer it with
         C{reader.decide}), or a L{TLSProbeAnswer} to send (an RFC 9289 probe
         this side answers itself).
 

@@ -10,8 +10,9 @@ fragment's length. Zero-length fragments are legal.
 L{RecordReader} is fed bytes as they arrive and hands out whole records, one
 per L{RecordReader.next_event} call. At each fragment header of a record
 still being accepted it returns a L{FragmentHeader} event with the record's
-size so far, and waits for the rule (L{ACCEPT}, L{REJECT}, L{DENY}, L{DROP}
-or L{RejectWith}) through L{RecordReader.decide}, before any payload byte is
+size so far, and waits for the rule (L{ACCEPT <Rule.ACCEPT>},
+L{REJECT <Rule.REJECT>}, L{DENY <Rule.DENY>}, L{DROP <Rule.DROP>} or
+L{RejectWith}) through L{RecordReader.decide}, before any payload byte is
 kept; it never calls out (in the manner of h11's C{next_event}), so the
 caller runs the application's hook and an exception from it never passes
 through the codec. L{encode_record} is the way back.
@@ -175,8 +176,9 @@ class RecordReader:
     Feed it with L{feed} and L{feed_eof}; ask for records with
     L{next_event}. Each call of L{next_event} returns one record
     (L{Accepted}, L{Rejected}, L{RejectedWith}, L{Denied}, L{Dropped}),
-    L{END_OF_FILE} once the input has ended cleanly between records, or
-    L{NEED_DATA}, or a L{FragmentHeader} that L{decide} answers; or it
+    L{END_OF_FILE <rpctransport.sansio.types.END_OF_FILE>} once the input
+    has ended cleanly between records, or L{NEED_DATA}, or a
+    L{FragmentHeader} that L{decide} answers; or it
     raises a L{RemoteProtocolError
     <rpctransport.sansio.errors.RemoteProtocolError>}, after which the
     reader is failed and raises the same error again (as after L{close}:
@@ -185,10 +187,12 @@ class RecordReader:
     Limits (C{max_record_size} on an accepted record's bytes,
     C{max_fragments}, C{max_empty_fragments} on a run of empty fragments)
     are checked when a record mark arrives, before any of its payload is
-    kept. Records whose rule is L{DENY} or L{DROP} keep nothing: their bytes
-    are discarded as they are fed, even while nobody asks for the next one.
+    kept. Records whose rule is L{DENY <Rule.DENY>} or L{DROP <Rule.DROP>}
+    keep nothing: their bytes are discarded as they are fed, even while
+    nobody asks for the next one.
 
-    @ivar accept_all: take every record as if L{decide} answered L{ACCEPT},
+    @ivar accept_all: take every record as if L{decide} answered
+        L{ACCEPT <Rule.ACCEPT>},
         without returning L{FragmentHeader} (set while the reader's consumer
         has no C{before_record} of its own: no question per record).
     """
@@ -301,9 +305,9 @@ class RecordReader:
         """
         Add bytes that arrived.
 
-        Bytes of a record being discarded (L{DENY} or L{DROP}) are discarded
-        at once; a discarded record that ends here is kept for the next
-        L{next_event}.
+        Bytes of a record being discarded (L{DENY <Rule.DENY>} or
+        L{DROP <Rule.DROP>}) are discarded at once; a discarded record that
+        ends here is kept for the next L{next_event}.
 
         @raise RemoteProtocolError: when the bytes break a limit while being
             discarded; the reader is failed.
@@ -327,7 +331,8 @@ class RecordReader:
     def feed_eof(self) -> None:
         """
         Say that the input has ended. Records already complete are still
-        handed out; then L{next_event} returns L{END_OF_FILE}, or raises
+        handed out; then L{next_event} returns
+        L{END_OF_FILE <rpctransport.sansio.types.END_OF_FILE>}, or raises
         L{IncompleteRecord} if the input ended inside a record.
         """
         self._eof = True
@@ -349,9 +354,10 @@ class RecordReader:
         """
         Hand out the next record, if the bytes fed so far allow it.
 
-        @return: a record, L{END_OF_FILE}, L{NEED_DATA}, or a
-            L{FragmentHeader} to answer with L{decide} (never while
-            L{accept_all} is set).
+        @return: a record,
+            L{END_OF_FILE <rpctransport.sansio.types.END_OF_FILE>},
+            L{NEED_DATA}, or a L{FragmentHeader} to answer with L{decide}
+            (never while L{accept_all} is set).
         @raise RemoteProtocolError: the input broke RFC 5531 or a limit.
         """
         ready = self._ready

@@ -933,7 +933,8 @@ def starttls_refusal(answer: InRecord | EndOfFile, xid: int) -> str | None:
     Why the answer to our C{AUTH_TLS} probe of C{xid} is not C{STARTTLS}, or
     L{None} if it is.
 
-    @param answer: the record read after the probe, or L{END_OF_FILE}.
+    @param answer: the record read after the probe, or
+        L{END_OF_FILE <rpctransport.sansio.types.END_OF_FILE>}.
     """
     if answer is END_OF_FILE:
         return "the server closed the connection instead of answering the AUTH_TLS probe"

@@ -8,7 +8,8 @@ certificates for TLS tests (needs C{cryptography}, part of the C{tls} extra).
 L{controller_pair} (in L{rpctransport.testing.memory}) gives two connected
 stream controllers joined in memory: what one writes, the other reads,
 synchronously, so trial's C{SynchronousTestCase} with C{successResultOf} is
-all a test needs. Timers run on a L{twisted.internet.task.Clock}.
+all a test needs. Timers run on a L{twisted.internet.task.Clock}. For
+example::
 
     from rpctransport.testing import controller_pair
 
