@@ -57,6 +57,8 @@ __all__ = [
     "run_demo",
     "serve",
     "start_listeners",
+    "start_serving",
+    "stream_options",
 ]
 
 
@@ -217,7 +219,7 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     adopted = getattr(args, "adopt", [])
     try:
         if adopted:
-            listeners = adopt_listeners(reactor, server, adopted, _stream_options(args), totals)
+            listeners = adopt_listeners(reactor, server, adopted, stream_options(args), totals)
         else:
             listeners = yield start_serving(reactor, server, args, totals)
     except ProgramError as e:
@@ -324,13 +326,13 @@ def start_serving(
         tls=args.tls,
         tls_options=tls_options,
         starttls=args.starttls,
-        stream_options=_stream_options(args),
+        stream_options=stream_options(args),
         counters=counters,
     )
     return started
 
 
-def _stream_options(args: argparse.Namespace) -> dict[str, Any]:
+def stream_options(args: argparse.Namespace) -> dict[str, Any]:
     """
     The deadlines (and admission limit) C{serve} gives every stream listener.
     """

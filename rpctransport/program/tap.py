@@ -19,7 +19,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python import usage
 
-from .commands import prepare_serving, start_listeners
+from .commands import prepare_serving, start_listeners, stream_options
 from .echo import EchoServer
 from .errors import ProgramError
 from .options import SERVE_OPTIONS, check_serve, usage_options
@@ -84,13 +84,7 @@ class EchoService(Service):
                 tls=args.tls,
                 tls_options=self.tls_options,
                 starttls=args.starttls,
-                stream_options={
-                    "record_deadline": args.record_deadline,
-                    "idle_timeout": args.idle_timeout,
-                    "first_record_timeout": args.first_record_timeout,
-                    "write_deadline": args.write_deadline,
-                    "max_connections": args.max_connections,
-                },
+                stream_options=stream_options(args),
             )
         except ProgramError as e:
             self.log.error("rpctransport-echo: {message}", message=str(e))

@@ -23,7 +23,9 @@ Helpers shared by the test modules; a test module imports helpers from here
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import socket
 import struct
 import time
@@ -734,3 +736,35 @@ class RecordingProducer:
 
     def stopProducing(self) -> None:
         self.calls.append("stop")
+
+
+def help_text(*argv: str) -> str:
+    """
+    What C{rpctransport ARGV --help} prints.
+    """
+    from rpctransport.program.cli import parse_args
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            parse_args([*argv, "--help"])
+        except SystemExit as e:
+            assert e.code == 0
+    return out.getvalue()
+
+
+def usage_error(*argv: str) -> str:
+    """
+    The error C{rpctransport ARGV} prints (it must exit 2).
+    """
+    from rpctransport.program.cli import parse_args
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            parse_args(list(argv))
+        except SystemExit as e:
+            assert e.code == 2, e.code
+        else:
+            raise AssertionError(f"{argv} parsed")
+    return err.getvalue()

@@ -8,8 +8,6 @@ The C{serve}/C{call} tests against libtirpc are in C{test_interop}.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 import signal
@@ -30,35 +28,7 @@ from rpctransport.test.interop.build import (
     run_program,
     start_server,
 )
-from rpctransport.test.helpers import wait_until
-
-
-def help_text(*argv: str) -> str:
-    """
-    What C{rpctransport ARGV --help} prints.
-    """
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        try:
-            parse_args([*argv, "--help"])
-        except SystemExit as e:
-            assert e.code == 0
-    return out.getvalue()
-
-
-def usage_error(*argv: str) -> str:
-    """
-    The error C{rpctransport ARGV} prints (it must exit 2).
-    """
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            parse_args(list(argv))
-        except SystemExit as e:
-            assert e.code == 2, e.code
-        else:
-            raise AssertionError(f"{argv} parsed")
-    return err.getvalue()
+from rpctransport.test.helpers import help_text, usage_error, wait_until
 
 
 class OptionTests(SynchronousTestCase):

@@ -35,6 +35,7 @@ from rpctransport.program.options import (
     usage_options,
 )
 from rpctransport.program.tap import Options
+from rpctransport.test.helpers import help_text, usage_error
 from rpctransport.test.interop.build import (
     ServerProcess,
     rpctransport_command,
@@ -68,7 +69,7 @@ class OptionTableTests(SynchronousTestCase):
         line gives the same values through both parsers, TLS and workers
         included.
         """
-        serve_help = " ".join(_help(["serve"]).split())
+        serve_help = " ".join(help_text("serve").split())
         plugin_help = Options().getUsage()
         for option in SERVE_OPTIONS:
             self.assertIn(f"--{option.name}", serve_help)
@@ -103,7 +104,7 @@ class OptionTableTests(SynchronousTestCase):
         ):
             with self.assertRaises(UsageError) as caught:
                 _twistd_options(argv)
-            cli = _usage_error(["serve", *argv])
+            cli = usage_error("serve", *argv)
             message = str(caught.exception).split(": ", 1)[-1]
             self.assertIn(message, cli, argv)
 
@@ -140,32 +141,6 @@ class OptionTableTests(SynchronousTestCase):
         for bad in ("-1", "soon"):
             with self.assertRaises(UsageError):
                 _twistd_options(["--idle-timeout", bad])
-
-
-def _help(argv: list[str]) -> str:
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        try:
-            parse_args([*argv, "--help"])
-        except SystemExit:
-            pass
-    return out.getvalue()
-
-
-def _usage_error(argv: list[str]) -> str:
-    import contextlib
-    import io
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            parse_args(argv)
-        except SystemExit:
-            pass
-    return err.getvalue()
 
 
 def _environment_without_source() -> dict[str, str]:
