@@ -216,6 +216,35 @@ def running(pid: int) -> bool:
     return text[text.rindex(")") + 2] not in "ZX"
 
 
+_PLAIN_STARTTLS = """
+from pathlib import Path
+from twisted.internet import ssl
+from twisted.internet.task import react
+from rpctransport import END_OF_FILE, Accepted, connect_stream
+from rpctransport.program.echo import ECHO_PROGRAM, ECHO_VERSION
+from rpctransport.sansio.rpcmsg import CallHeader, encode_call_header
+
+async def main(reactor):
+    client = await connect_stream("tcp:host={host}:port={port}", reactor=reactor)
+    options = ssl.optionsForClientTLS(
+        "localhost",
+        trustRoot=ssl.Certificate.loadPEM(Path("{ca}").read_bytes()),
+        clientCertificate=ssl.PrivateCertificate.loadPEM(Path("{client}").read_bytes()),
+    )
+    await client.start_tls(options, ECHO_PROGRAM, ECHO_VERSION)
+    print("alpn", client.tls_session_props.alpn.decode())
+    reading = client.start_reading()
+    await client.start_writing(encode_call_header(CallHeader(7, ECHO_PROGRAM, ECHO_VERSION, 0)))
+    result = await reading
+    assert result is not END_OF_FILE and isinstance(result[0], Accepted), result
+    print("null ok")
+    client.inactivate()
+
+react(lambda reactor: __import__("twisted.internet.defer").internet.defer.ensureDeferred(main(reactor)))
+"""
+"""A user's program: STARTTLS with options made the plain Twisted way."""
+
+
 class TLSCommandTests(SynchronousTestCase):
     """
     C{serve} and C{call} over TLS: implicit TLS listeners, RFC 9289 STARTTLS
@@ -249,6 +278,25 @@ class TLSCommandTests(SynchronousTestCase):
 
     def call(self, *argv: str) -> Finished:
         return run_program(rpctransport_command("call", *argv), env=rpctransport_env())
+
+    def test_start_tls_with_plain_twisted_options(self) -> None:
+        """
+        A program of the user's own upgrades a connection to C{serve
+        --starttls} with C{start_tls(optionsForClientTLS(...))}, the plain
+        Twisted way, without asking for ALPN: the library offers C{sunrpc}
+        itself, and the session negotiates it. (Not under C{-W
+        error::DeprecationWarning}: Twisted's own C{optionsForClientTLS}
+        hands pyOpenSSL objects to pyOpenSSL for a client certificate.)
+        """
+        host, port = self.server.host_port("tcp")
+        script = _PLAIN_STARTTLS.format(
+            host=host, port=port, ca=self.files["ca"], client=self.files["client"]
+        )
+        done = run_program(
+            [sys.executable, "-c", script], env=rpctransport_env()
+        )
+        self.assertEqual(done.returncode, 0, done.describe())
+        self.assertEqual(done.stdout.split(), ["alpn", "sunrpc", "null", "ok"], done.describe())
 
     def test_implicit_tls(self) -> None:
         """

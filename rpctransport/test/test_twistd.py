@@ -223,6 +223,32 @@ class InstalledPluginTests(SynchronousTestCase):
         for option in ("--tls=", "--starttls", "--tls-cert", "--workers", "--program-version"):
             self.assertIn(option, options.stdout, options.stderr)
 
+    def _mypy_finds_package(self, python: str, work: str, env: dict[str, str]) -> None:
+        """
+        mypy, run on a user's module in that environment, finds
+        C{rpctransport} and its types (an editable install used to hide it
+        behind an import hook).
+        """
+        try:
+            import mypy  # noqa: F401
+        except ImportError:
+            # The dev extra (CI's) has mypy; the rest of the test stands.
+            return
+        user = Path(work, "user.py")
+        user.write_text(
+            "from rpctransport import ReadResult, listen_stream\n"
+            "reveal_type(listen_stream)\n"
+        )
+        done = _run_in(
+            [python, "-m", "mypy", "--no-incremental", "--python-executable", python, str(user)],
+            env,
+            work,
+        )
+        self.assertIn("Revealed type", done.stdout, done.stdout + done.stderr)
+        self.assertIn("IListeningPort", done.stdout, done.stdout + done.stderr)
+        self.assertNotIn("Cannot find implementation", done.stdout, done.stdout)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+
     def test_regular_install(self) -> None:
         """
         From a wheel installed by pip, C{twistd --help} lists the plugin
@@ -249,6 +275,7 @@ class InstalledPluginTests(SynchronousTestCase):
         """
         python, work, env = self._environment(editable=True)
         self._help_lists_plugin(python, work, env)
+        self._mypy_finds_package(python, work, env)
         from rpctransport.testing.pki import CertificateAuthority
 
         ca = CertificateAuthority()
