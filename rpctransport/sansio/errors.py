@@ -2,7 +2,10 @@
 """
 The errors of rpctransport: one root, two families.
 
-L{TransportError} is the root. L{RemoteProtocolError} and its subclasses say
+L{TransportError} is the root. L{RpcCallError} and its subclasses are the
+answers of an RPC call that are errors, with their RFC 5531 numbers: what
+the RPC client fails a call with, and what a server's handler raises to give
+that answer. L{RemoteProtocolError} and its subclasses say
 that the peer broke RFC 5531 (or sent something that is not RPC at all); they
 arrive as failed Deferreds, and the connection they came on is closed.
 L{LocalProtocolError} and its subclasses say that our caller misused the API;
@@ -17,6 +20,15 @@ from __future__ import annotations
 __all__ = [
     "ALPNMismatch",
     "AddressMismatch",
+    "AuthError",
+    "CallTimeout",
+    "GarbageArguments",
+    "ProcedureUnavailable",
+    "ProgramMismatch",
+    "ProgramUnavailable",
+    "RpcCallError",
+    "RpcVersionMismatch",
+    "ServerSystemError",
     "AddressRequired",
     "ControllerBusy",
     "ControllerInactive",
@@ -314,3 +326,115 @@ class SendFailed(TransportError):
         else:
             shown = str(address)
         super().__init__(f"could not send a datagram to {shown}: {why}")
+
+
+# -- Answers of RPC calls that are errors ---------------------------------------
+
+
+class RpcCallError(TransportError):
+    """
+    An RPC call was answered with an error (RFC 5531 section 9: an accepted
+    reply whose C{accept_stat} is not SUCCESS, or a rejected reply), or got
+    no answer in time. The connection stays usable.
+
+    A server's procedure handler raises one of the subclasses to answer its
+    call with that error; an RPC client fails the call's Deferred with it.
+    """
+
+
+class ProgramUnavailable(RpcCallError):
+    """
+    PROG_UNAVAIL (1): the server does not serve the program.
+    """
+
+    def __init__(self, program: int) -> None:
+        self.program = program
+        super().__init__(f"program {program} ({program:#x}) is not available (PROG_UNAVAIL)")
+
+
+class ProgramMismatch(RpcCallError):
+    """
+    PROG_MISMATCH (2): the server serves the program, in versions C{low} to
+    C{high} only.
+    """
+
+    def __init__(self, program: int, version: int, low: int, high: int) -> None:
+        self.program = program
+        self.version = version
+        self.low = low
+        self.high = high
+        super().__init__(
+            f"program {program} ({program:#x}) version {version} is not served: versions "
+            f"{low} to {high} are (PROG_MISMATCH)"
+        )
+
+
+class ProcedureUnavailable(RpcCallError):
+    """
+    PROC_UNAVAIL (3): the program has no such procedure.
+    """
+
+    def __init__(self, procedure: int) -> None:
+        self.procedure = procedure
+        super().__init__(f"procedure {procedure} is not available (PROC_UNAVAIL)")
+
+
+class GarbageArguments(RpcCallError):
+    """
+    GARBAGE_ARGS (4): the server could not decode the arguments.
+    """
+
+    def __init__(self, detail: str = "") -> None:
+        self.detail = detail
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"the server could not decode the arguments (GARBAGE_ARGS){extra}")
+
+
+class ServerSystemError(RpcCallError):
+    """
+    SYSTEM_ERR (5): the server failed for a reason of its own (out of
+    memory, a handler that raised something else).
+    """
+
+    def __init__(self, detail: str = "") -> None:
+        self.detail = detail
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"the server failed to run the procedure (SYSTEM_ERR){extra}")
+
+
+class RpcVersionMismatch(RpcCallError):
+    """
+    A rejected reply, RPC_MISMATCH (0): the server speaks RPC versions
+    C{low} to C{high}, not 2.
+    """
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low = low
+        self.high = high
+        super().__init__(f"the server speaks RPC versions {low} to {high}, not 2 (RPC_MISMATCH)")
+
+
+class AuthError(RpcCallError):
+    """
+    A rejected reply, AUTH_ERROR (1), with the reason: an
+    C{rpctransport.sansio.rpcmsg.AuthStat} number (1 AUTH_BADCRED, 2
+    AUTH_REJECTEDCRED, 5 AUTH_TOOWEAK, ...).
+    """
+
+    def __init__(self, stat: int, name: str = "") -> None:
+        self.stat = stat
+        label = f" {name}" if name else ""
+        super().__init__(f"the server refused the credential: auth_stat {stat}{label} (AUTH_ERROR)")
+
+
+class CallTimeout(RpcCallError):
+    """
+    No reply came within the call's timeout; its slot is free again.
+    """
+
+    def __init__(self, seconds: float, xid: int, sent: int = 1) -> None:
+        self.seconds = seconds
+        self.xid = xid
+        self.sent = sent
+        times = f", sent {sent} times" if sent > 1 else ""
+        super().__init__(f"no reply within {seconds:g} s (xid {xid:#010x}{times})")

@@ -38,6 +38,8 @@ LAYERS = {
     # The test helpers (memory transports, a throwaway PKI), which the
     # benchmark uses too (its TLS case makes its certificates so).
     "testing": 5,
+    # The RPC client and server, on the controllers and the entry points.
+    "rpc": 5,
     "bench": 6,
     # The program may run the benchmark; the benchmark never imports the
     # program (it runs "python -m rpctransport serve" as a process).
