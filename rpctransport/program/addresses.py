@@ -123,6 +123,12 @@ def parse_call_address(text: str) -> CallAddress:
             return CallAddress(kind, text, host=host, port=port)
         if kind == "udp":
             raise argparse.ArgumentTypeError(f"ADDRESS {text!r}: UDP addresses are udp:HOST:PORT")
+        if kind == "tls":
+            # Twisted's own tls: client strings carry their own TLS options,
+            # without ours (--tls-ca, --tls-cert, --server-name).
+            raise argparse.ArgumentTypeError(
+                f"ADDRESS {text!r}: TLS addresses are tls:HOST:PORT (with --tls-ca, --tls-cert)"
+            )
     if sep and rest and kind == "unix" and "=" not in rest:
         return CallAddress("unix", text, path=rest)
     from twisted.internet.endpoints import clientFromString

@@ -514,6 +514,11 @@ def check_call(values: argparse.Namespace) -> None:
     values.target = target
     if values.starttls and target.kind not in ("tcp", "unix", "endpoint"):
         raise OptionError("--starttls goes with tcp: and unix: addresses (and client endpoint strings), not tls: or udp:")
+    if values.starttls and target.kind == "endpoint" and not values.server_name:
+        raise OptionError(
+            "--starttls with a client endpoint string needs --server-name, the name the "
+            "server's certificate carries"
+        )
     if target.kind != "tls" and not values.starttls:
         stray = [
             f"--{name}" for name in ("tls-cert", "tls-key", "tls-ca", "server-name")

@@ -14,10 +14,11 @@ import argparse
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from .commands import prepare_serving, start_listeners, stream_options
 from .echo import EchoServer
@@ -60,38 +61,55 @@ class EchoService(Service):
         self.server = EchoServer(args.program, args.program_version, args.max_record_size)
         self.listeners: list[Any] = []
 
-    @inlineCallbacks
-    def startService(self) -> Any:
+    def privilegedStartService(self) -> None:
         """
-        Listen where the options say, and log one line per listener
-        (C{listening <tcp|udp|unix|tls> <address>}, as C{rpctransport
-        serve} prints them). A listener that cannot start is logged in one
-        line and stops the reactor.
+        Listen where the options say (before twistd drops privileges, so
+        that ports under 1024 work with C{--uid}), and log one line per
+        listener (C{listening <tcp|udp|unix|tls> <address>}, as
+        C{rpctransport serve} prints them).
+
+        @raise SystemExit: with one line naming the listener that cannot
+            start; twistd exits with it, non-zero, before the reactor runs.
         """
-        super().startService()
+        super().privilegedStartService()
         reactor = self.reactor
         if reactor is None:
             from twisted.internet import reactor
         args = self.args
-        try:
-            self.listeners = yield start_listeners(
-                reactor,
-                self.server,
-                tcp=args.tcp,
-                udp=args.udp,
-                unix=args.unix,
-                listen=args.listen,
-                tls=args.tls,
-                tls_options=self.tls_options,
-                starttls=args.starttls,
-                stream_options=stream_options(args),
-            )
-        except ProgramError as e:
-            self.log.error("rpctransport-echo: {message}", message=str(e))
-            reactor.stop()
+        started = start_listeners(
+            reactor,
+            self.server,
+            tcp=args.tcp,
+            udp=args.udp,
+            unix=args.unix,
+            listen=args.listen,
+            tls=args.tls,
+            tls_options=self.tls_options,
+            starttls=args.starttls,
+            stream_options=stream_options(args),
+        )
+        outcome: list[Any] = []
+        started.addBoth(outcome.append)
+        if not outcome:
+            # An endpoint that listens later (none of serve's own): its
+            # outcome is logged when it comes.
+            started.addCallback(self._listening)
+            started.addErrback(self._cannot_listen, reactor)
             return
-        for kind, text, _ in self.listeners:
+        if isinstance(outcome[0], Failure):
+            if outcome[0].check(ProgramError):
+                raise SystemExit(f"rpctransport-echo: {outcome[0].value}")
+            outcome[0].raiseException()
+        self._listening(outcome[0])
+
+    def _listening(self, listeners: list[Any]) -> None:
+        self.listeners = listeners
+        for kind, text, _ in listeners:
             self.log.info("listening {kind} {address}", kind=kind, address=text)
+
+    def _cannot_listen(self, failure: Failure, reactor: Any) -> None:
+        self.log.failure("rpctransport-echo: cannot listen", failure)
+        reactor.callWhenRunning(reactor.stop)
 
     def stopService(self) -> Any:
         """
@@ -118,22 +136,30 @@ class WorkersService(Service):
         self.reactor = reactor
         self._pool: WorkerPool | None = None
         self._ran: Deferred[int] | None = None
+        self._shared: list[Any] = []
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind the shared sockets (before twistd drops privileges).
+
+        @raise SystemExit: with one line when one cannot be bound.
+        """
+        super().privilegedStartService()
+        try:
+            self._shared = bind_shared(self.args)
+        except OSError as e:
+            raise SystemExit(f"rpctransport-echo: cannot listen: {e}")
 
     def startService(self) -> None:
         """
-        Bind, start the workers in a thread that supervises them; when they
-        end without being told to, stop the reactor.
+        Start the workers, in a thread that supervises them; when they end
+        without being told to, stop the reactor.
         """
         super().startService()
         reactor = self.reactor
         if reactor is None:
             from twisted.internet import reactor
-        try:
-            shared = bind_shared(self.args)
-        except OSError as e:
-            self.log.error("rpctransport-echo: cannot listen: {error}", error=str(e))
-            reactor.stop()
-            return
+        shared, self._shared = self._shared, []
 
         def say(line: str) -> None:
             reactor.callFromThread(self.log.info, "{line}", line=line)

@@ -323,9 +323,16 @@ class WorkerPool:
     def _start(self, argv: list[str], fds: list[int]) -> None:
         env = _worker_env()
         for _ in range(self.count):
+            if self.stop_requested is not None:
+                # A stop came (from another thread: twistd's) before all
+                # started: start no more, stop those that did.
+                self.stop()
+                return
             self.workers.append(
                 subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=fds, env=env)
             )
+        if self.stop_requested is not None:
+            self.stop()
 
     def _wait_ready(self, fd: int) -> int:
         """

@@ -279,6 +279,28 @@ class TLSCommandTests(SynchronousTestCase):
     def call(self, *argv: str) -> Finished:
         return run_program(rpctransport_command("call", *argv), env=rpctransport_env())
 
+    def test_udp_name_and_ssl_listener(self) -> None:
+        """
+        C{--udp localhost:0} resolves the name (Twisted's UDP ports take
+        addresses only), and a C{--listen ssl:...} listener is printed as
+        C{tls}; C{call} reaches both.
+        """
+        server = start_server(
+            self,
+            rpctransport_command(
+                "serve", "--udp", "localhost:0",
+                "--listen", f"ssl:0:interface=127.0.0.1:privateKey={self.files['server']}",
+            ),
+            ["udp", "tls"],
+            env=rpctransport_env(),
+        )
+        for address, extra in (
+            (f"udp:{server.addresses['udp']}", []),
+            (f"tls:{server.addresses['tls']}", ["--tls-ca", self.files["ca"], "--server-name", "localhost"]),
+        ):
+            done = self.call(address, "--count", "3", *extra)
+            self.assertEqual(done.returncode, 0, done.describe())
+
     def test_start_tls_with_plain_twisted_options(self) -> None:
         """
         A program of the user's own upgrades a connection to C{serve

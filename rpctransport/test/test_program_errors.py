@@ -191,6 +191,18 @@ BAD_INPUTS: Sequence[tuple[str, str, int]] = (
         2,
     ),
     (
+        "call tcp:host=127.0.0.1:port={tcp} --starttls --tls-ca {dir}/ca.pem",
+        r"^rpctransport call: error: --starttls with a client endpoint string needs "
+        r"--server-name",
+        2,
+    ),
+    (
+        "call tls:host=127.0.0.1:port={tls}",
+        r"^rpctransport call: error: ADDRESS 'tls:host=127\.0\.0\.1:port=\d+': TLS addresses "
+        r"are tls:HOST:PORT",
+        2,
+    ),
+    (
         "nosuchcommand",
         r"^rpctransport: error: argument COMMAND: invalid choice: 'nosuchcommand'",
         2,

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from pathlib import Path
 
 from twisted.python.usage import UsageError
@@ -35,6 +38,7 @@ from rpctransport.program.options import (
     usage_options,
 )
 from rpctransport.program.tap import Options
+from rpctransport.program.workers import WORKER_STOP_TIMEOUT
 from rpctransport.test.helpers import help_text, usage_error
 from rpctransport.test.interop.build import (
     ServerProcess,
@@ -342,9 +346,80 @@ class WorkersPluginTests(SynchronousTestCase):
                 env=env,
             )
             self.assertEqual(done.returncode, 0, done.describe())
-            self.assertIn(server.stop(), (0, -15), server.describe())
+            # SIGTERM to twistd alone (not to its process group): it must
+            # stop the workers itself, well before WORKER_STOP_TIMEOUT.
+            os.kill(server.process.pid, signal.SIGTERM)
+            server.process.wait(WORKER_STOP_TIMEOUT / 2)
+            deadline = time.monotonic() + 10
+            while any(_alive(int(pid)) for pid in pids) and time.monotonic() < deadline:
+                time.sleep(0.05)
             for pid in pids:
                 self.assertFalse(_alive(int(pid)), f"worker {pid} outlived twistd")
+
+    def test_stop_before_the_workers_started(self) -> None:
+        """
+        A stop that comes while the pool is still starting its workers (as
+        twistd's can, from the reactor thread) starts no more and stops
+        those started, at once, not after WORKER_STOP_TIMEOUT.
+        """
+        import argparse
+        import threading
+
+        from rpctransport.program.workers import WorkerPool, bind_shared
+
+        args = argparse.Namespace(
+            **{o.dest: o.default for o in SERVE_OPTIONS if not o.repeat},
+            tcp=[("127.0.0.1", 0)], udp=[], unix=[], listen=[], tls=[],
+        )
+        args.workers = 2
+        args.max_connections = None
+        pool = WorkerPool(args, bind_shared(args), say=lambda line: None, handle_signals=False)
+        pool.request_stop()
+        started = time.monotonic()
+        thread = threading.Thread(target=pool.run)
+        thread.start()
+        thread.join(WORKER_STOP_TIMEOUT)
+        self.assertLess(time.monotonic() - started, WORKER_STOP_TIMEOUT / 2)
+        self.assertEqual(
+            [w.returncode for w in pool.workers if w.returncode not in (0, -signal.SIGTERM)], []
+        )
+
+
+class FailingStartTests(SynchronousTestCase):
+    """
+    C{twistd rpctransport-echo} that cannot listen exits at once, non-zero,
+    with one line saying why (it used to run on without a listener).
+    """
+
+    def test_cannot_listen(self) -> None:
+        """
+        A busy port, with and without workers, and a UNIX socket in a
+        missing directory.
+        """
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        env = rpctransport_env()
+        with tempfile.TemporaryDirectory() as directory:
+            for options, expected in (
+                (["--tcp", address], "cannot listen on tcp 127.0.0.1:"),
+                (["--workers", "2", "--tcp", address], "cannot listen:"),
+                (["--unix", "/nonexistent/dir/x.sock"], "no directory /nonexistent/dir"),
+            ):
+                done = _run_in(
+                    [sys.executable, *_TWISTD, "-n", "--pidfile", "", "--logfile", "-",
+                     "rpctransport-echo", *options],
+                    env,
+                    directory,
+                )
+                # twistd logs what goes to standard error, into --logfile.
+                output = done.stdout + done.stderr
+                self.assertNotEqual(done.returncode, 0, output)
+                self.assertIn(expected, output)
+                self.assertIn("rpctransport-echo: ", output)
+                self.assertNotIn("Traceback", output)
 
 
 def _alive(pid: int) -> bool:
