@@ -4,7 +4,7 @@
  * benchmark (rpctransport/bench).
  *
  *   tirpc_client [--expect STAT] [--timeout SECONDS] [--duration SECONDS]
- *                [--pipeline DEPTH]
+ *                [--pipeline DEPTH] [--late PROC]
  *                tcp|udp HOST PORT PROG VERS PROC SIZE COUNT
  *
  * PROC is "null" (procedure 0, void arguments and result), "echo"
@@ -29,6 +29,22 @@
  * counting up), written on a plain non-blocking socket with DEPTH of them in
  * flight, and each reply must come back in order, with its xid, accepted
  * with SUCCESS and, for echo, carrying the same bytes.
+ *
+ * For a server that answers calls out of order: with --late LATEPROC (TCP,
+ * echo, without --expect, --pipeline or --duration), the client first sends
+ * one call of procedure LATEPROC, whose argument is an opaque of LATE_SIZE
+ * bytes (byte i being (3 i + 1) % 251) and whose result must be the same,
+ * without waiting for its reply: libtirpc's clnt_call with a zero timeout
+ * (its "batched" calls) sends the call and returns RPC_TIMEDOUT at once. The
+ * COUNT echo calls follow on the same connection, each of which the server
+ * must answer while that first call is still in progress. Then the first
+ * call's reply is collected with clnt_call: CLSET_XID makes one more call of
+ * LATEPROC (argument: byte i is (5 i + 2) % 251) reuse the first call's
+ * xid, and clnt_call returns the first reply carrying that xid, which must
+ * carry the first call's bytes. clnt_call skips replies whose xid it is not
+ * waiting for, so this holds only if the reply to the first call came after
+ * the COUNT replies and before the reply to this last call; the line ends
+ * with "late ok", or "late FAIL" and the reason (and the exit status is 1).
  *
  * Prints one line of results on stdout, such as
  *
@@ -147,7 +163,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: tirpc_client [--expect STAT] [--timeout SECONDS] "
 	    "[--duration SECONDS]\n"
-	    "                    [--pipeline DEPTH]\n"
+	    "                    [--pipeline DEPTH] [--late PROC]\n"
 	    "                    tcp|udp HOST PORT PROG VERS null|echo|PROCNUM "
 	    "SIZE COUNT\n");
 	exit(2);
@@ -426,13 +442,110 @@ out:
 	return status;
 }
 
+/* --- Out of order: the late call (--late) ------------------------------ */
+
+/* The size of the late call's argument, and of the one that collects it. */
+#define LATE_SIZE 32
+
+static void
+late_pattern(struct opaque *o, unsigned int mul, unsigned int add)
+{
+	u_int i;
+
+	for (i = 0; i < LATE_SIZE; i++)
+		o->data[i] = (char)((mul * i + add) % 251);
+	o->len = LATE_SIZE;
+}
+
+/*
+ * Send the late call without waiting for its reply; set *xid to the xid it
+ * went with. Returns 0, or -1 with the reason in why.
+ */
+static int
+late_send(CLIENT *clnt, unsigned long proc, struct opaque *arg,
+    struct opaque *res, u_int32_t *xid, char *why, size_t whylen)
+{
+	struct timeval zero = {0, 0};
+	enum clnt_stat stat;
+
+	late_pattern(arg, 3, 1);
+	/* A zero timeout: clnt_call sends and returns RPC_TIMEDOUT at once. */
+	stat = clnt_call(clnt, proc, (xdrproc_t)xdr_opaque_data, (char *)arg,
+	    (xdrproc_t)xdr_opaque_data, (char *)res, zero);
+	if (stat != RPC_TIMEDOUT) {
+		snprintf(why, whylen, "sending the late call gave %s",
+		    stat_name(stat));
+		return -1;
+	}
+	if (!CLNT_CONTROL(clnt, CLGET_XID, (char *)xid)) {
+		snprintf(why, whylen, "CLGET_XID failed");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Collect the late call's reply (see the comment at the top). Returns 0,
+ * or -1 with the reason in why.
+ */
+static int
+late_collect(CLIENT *clnt, unsigned long proc, u_int32_t xid,
+    struct opaque *arg, struct opaque *res, struct timeval total, char *why,
+    size_t whylen)
+{
+	struct opaque expected;
+	char data[LATE_SIZE];
+	enum clnt_stat stat;
+	u_int32_t next;
+
+	/*
+	 * CLSET_XID stores htonl(next + 1), and clnt_call decrements the
+	 * stored word before sending it: as an integer in network byte order
+	 * (--*msg_x_id), not as the xid. So, for the call to go with xid, the
+	 * stored word must be htonl(xid) + 1 (on a big-endian host, next is
+	 * xid; on a little-endian one, it is not).
+	 */
+	next = ntohl(htonl(xid) + 1) - 1;
+	if (!CLNT_CONTROL(clnt, CLSET_XID, (char *)&next)) {
+		snprintf(why, whylen, "CLSET_XID failed");
+		return -1;
+	}
+	late_pattern(arg, 5, 2);
+	res->len = 0;
+	stat = clnt_call(clnt, proc, (xdrproc_t)xdr_opaque_data, (char *)arg,
+	    (xdrproc_t)xdr_opaque_data, (char *)res, total);
+	if (stat != RPC_SUCCESS) {
+		snprintf(why, whylen, "collecting the late reply (xid %#x) gave "
+		    "%s: %s", (unsigned)xid, stat_name(stat), clnt_sperrno(stat));
+		return -1;
+	}
+	expected.data = data;
+	late_pattern(&expected, 3, 1);
+	if (res->len == LATE_SIZE && memcmp(res->data, data, LATE_SIZE) == 0)
+		return 0;
+	if (res->len == LATE_SIZE && memcmp(res->data, arg->data,
+	    LATE_SIZE) == 0)
+		snprintf(why, whylen, "the first reply with xid %#x answered "
+		    "the collecting call: the late call's reply came before the "
+		    "others, or after it", (unsigned)xid);
+	else
+		snprintf(why, whylen, "the reply with xid %#x carries %u "
+		    "bytes that are not the late call's", (unsigned)xid,
+		    res->len);
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *proto, *host, *procname;
 	unsigned long port, prog, vers, proc, size, count, timeout_s = 0;
-	unsigned long i, ok = 0, made = 0, depth = 0, target;
+	unsigned long i, ok = 0, made = 0, depth = 0, target, late_proc = 0;
 	int expecting = 0, sock = RPC_ANYSOCK, is_echo = 0, argi = 1;
+	int late = 0, late_ok = 0, all_ok;
+	u_int32_t late_xid = 0;
+	char late_arg_data[LATE_SIZE], late_why[256] = "";
+	struct opaque late_arg, late_res;
 	double duration = 0;
 	char *end;
 	enum clnt_stat expected = RPC_SUCCESS, stat;
@@ -469,6 +582,13 @@ main(int argc, char **argv)
 				return 2;
 			}
 			argi += 2;
+		} else if (strcmp(argv[argi], "--late") == 0 &&
+		    argi + 1 < argc) {
+			if (parse_ulong(argv[argi + 1], "late procedure",
+			    0xffffffffUL, &late_proc) != 0)
+				return 2;
+			late = 1;
+			argi += 2;
 		} else if (strcmp(argv[argi], "--pipeline") == 0 &&
 		    argi + 1 < argc) {
 			if (parse_ulong(argv[argi + 1], "pipeline depth", 1000000,
@@ -504,6 +624,12 @@ main(int argc, char **argv)
 	    proc > PROC_ECHO)) {
 		fprintf(stderr, "tirpc_client: --pipeline goes with tcp, null "
 		    "or echo, and no --expect\n");
+		return 2;
+	}
+	if (late && (strcmp(proto, "tcp") != 0 || !is_echo || expecting ||
+	    depth || duration > 0)) {
+		fprintf(stderr, "tirpc_client: --late goes with tcp and echo, "
+		    "without --expect, --pipeline or --duration\n");
 		return 2;
 	}
 	if (port == 0) {
@@ -580,8 +706,25 @@ main(int argc, char **argv)
 			arg.data[i] = (char)(i % 251);
 	}
 
+	if (late) {
+		late_arg.data = late_arg_data;
+		late_arg.max = LATE_SIZE;
+		late_res.data = malloc(MAX_OPAQUE);
+		late_res.max = MAX_OPAQUE;
+		late_res.len = 0;
+		if (late_res.data == NULL) {
+			fprintf(stderr, "tirpc_client: out of memory\n");
+			return 1;
+		}
+	}
+
 	started = now();
-	for (i = 0; i < count; i++) {
+	if (late && late_send(clnt, late_proc, &late_arg, &late_res, &late_xid,
+	    late_why, sizeof late_why) != 0)
+		i = count;	/* no calls: the run fails */
+	else
+		i = 0;
+	for (; i < count; i++) {
 		if (duration > 0 && i > 0 && now() - started >= duration)
 			break;
 		made++;
@@ -631,18 +774,32 @@ main(int argc, char **argv)
 		}
 		ok++;
 	}
+	if (late && late_why[0] == '\0' && ok == count) {
+		if (late_collect(clnt, late_proc, late_xid, &late_arg,
+		    &late_res, total, late_why, sizeof late_why) == 0)
+			late_ok = 1;
+	} else if (late && late_why[0] == '\0') {
+		snprintf(late_why, sizeof late_why, "not collected: the other "
+		    "calls failed");
+	}
 	elapsed = now() - started;
 	/* With a duration, the calls made (a failed one included) are the
 	 * calls asked for. */
 	target = duration > 0 ? made : count;
+	if (late && !late_ok)
+		fprintf(stderr, "late call: %s\n", late_why);
 	clnt_destroy(clnt);
+	if (late)
+		free(late_res.data);
 	free(arg.data);
 	free(res.data);
 
 report:
+	/* A late call that went wrong (--late) fails the run too. */
+	all_ok = ok == target && target > 0 && (!late || late_ok);
 	printf("%s %s %s:%lu prog %lu vers %lu proc %s size %lu calls %lu/%lu "
 	    "elapsed %.3f s %.1f calls/s %.2f MB/s",
-	    ok == target && target > 0 ? "ok" : "FAIL", proto, host, port,
+	    all_ok ? "ok" : "FAIL", proto, host, port,
 	    prog, vers, procname, is_echo ? size : 0UL, ok, target, elapsed,
 	    elapsed > 0 ? (double)ok / elapsed : 0.0,
 	    elapsed > 0 && is_echo ? (double)ok * (double)size / elapsed / 1e6 :
@@ -650,7 +807,10 @@ report:
 	if (expecting)
 		printf(" expected %s got %s", stat_name(expected),
 		    detail[0] ? detail : "-");
+	if (late)
+		printf(" late %s%s%s", late_ok ? "ok" : "FAIL",
+		    late_ok ? "" : ": ", late_ok ? "" : late_why);
 	printf("\n");
 	fflush(stdout);
-	return ok == target && target > 0 ? 0 : 1;
+	return all_ok ? 0 : 1;
 }
