@@ -34,6 +34,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.error import ConnectError
 
 from ..entry.stream import StreamControllerFactory, connect_stream, listen_stream
+from ..rpc.client import RpcClient
 from ..sansio.counters import Counters
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from .addresses import CallAddress, describe_address, is_ipv6, parse_call_address
@@ -537,9 +538,16 @@ def call(reactor: Any, args: argparse.Namespace) -> Any:
         print(f"rpctransport call: {args.address}: {reason}", file=sys.stderr)
         raise SystemExit(1)
     bar = _ProgressBar(args.count)
+    client = RpcClient(
+        controller,
+        max_in_flight=args.concurrency,
+        timeout=args.timeout,
+        retransmit=args.retry if args.target.kind == "udp" else None,
+        reactor=reactor,
+    )
     try:
         stats = yield run_calls(
-            controller,
+            client,
             reactor,
             program=args.program,
             version=args.program_version,
@@ -561,7 +569,7 @@ def call(reactor: Any, args: argparse.Namespace) -> Any:
             )
     finally:
         bar.close()
-        controller.inactivate()
+        client.close()
     if stats.connection_error is not None and stats.failures == stats.calls:
         # Nothing got through: the connection's end is the one thing to say.
         reason = explain_call_failure(

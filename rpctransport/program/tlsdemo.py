@@ -15,6 +15,7 @@ from twisted.internet.defer import inlineCallbacks
 from ..entry.stream import connect_stream, listen_stream
 from ..entry.tls import client_tls_options, server_tls_options
 from ..testing.pki import CertificateAuthority
+from ..rpc.client import RpcClient
 from .echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, EchoServer, run_calls
 
 __all__ = ["run_tls_demo"]
@@ -60,9 +61,10 @@ def run_tls_demo(reactor: Any, write: Callable[[str], object] = print) -> Any:
             else:
                 client = yield connect_stream(address, reactor=reactor)
                 yield client.start_tls(client_options(), ECHO_PROGRAM, ECHO_VERSION)
+            rpc = RpcClient(client, max_in_flight=4, reactor=reactor)
             try:
                 stats = yield run_calls(
-                    client, reactor, proc=PROC_ECHO, size=_SIZE, count=_CALLS, concurrency=4
+                    rpc, reactor, proc=PROC_ECHO, size=_SIZE, count=_CALLS, concurrency=4
                 )
                 props = client.tls_session_props
                 seen_by_server = sorted(
@@ -77,7 +79,7 @@ def run_tls_demo(reactor: Any, write: Callable[[str], object] = print) -> Any:
                     f"{', '.join(seen_by_server) or '-'}"
                 )
             finally:
-                client.inactivate()
+                rpc.close()
     finally:
         yield implicit.stopListening()
         yield starttls.stopListening()

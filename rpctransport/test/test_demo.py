@@ -110,3 +110,21 @@ class ExampleTests(TestCase):
             self.assertEqual, [b"\x00\x00\x00\x01hello", b"\x00\x00\x00\x02world"]
         )
         return d
+
+    def test_keyvalue_example(self) -> None:
+        """
+        The key-value program of C{docs/rpc.rst} (an RPC server and client,
+        XDR by C{xdrlib3}, in under 60 lines) stores and finds a value, and
+        says when a key is not there.
+        """
+        import subprocess
+        import sys
+
+        path = DOCS / "examples" / "keyvalue.py"
+        self.assertLess(len(path.read_text().splitlines()), 60)
+        done = subprocess.run(
+            [sys.executable, str(path)], capture_output=True, text=True, timeout=60,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout.splitlines(), ["colour -> blue", "size -> (not found)"])
+        self.assertEqual(done.stderr, "")

@@ -11,16 +11,14 @@ import struct
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from rpctransport import RejectedWith, Rejected, ServerError
+from rpctransport import END_OF_FILE, Accepted, GarbageArguments, RpcClient, ServerError
 from rpctransport.program.echo import (
     ECHO_PROGRAM,
     ECHO_VERSION,
     PROC_ECHO,
     PROC_NULL,
     EchoServer,
-    _answer,
-    _answer_decoded,
-    answer_call,
+    echo,
     encode_opaque,
     run_calls,
 )
@@ -32,6 +30,8 @@ from rpctransport.rpcmsg import (
     RejectStat,
     decode_reply_header,
     encode_call_header,
+    peek_xid,
+    success_reply_header,
 )
 from rpctransport.testing import controller_pair
 
@@ -44,17 +44,40 @@ def call(proc: int, argument: bytes = b"", prog: int = ECHO_PROGRAM, vers: int =
     return header + argument
 
 
+def answer(message: bytes) -> bytes | None:
+    """
+    What L{EchoServer} answers C{message} with, over the in-memory
+    controller pair (L{None}: no answer).
+    """
+    client, server_side = controller_pair()
+    server = EchoServer()
+    server.serve(server_side)
+    reading = client.start_reading()
+    client.start_writing(message)
+    if not reading.called:
+        reading.addErrback(lambda failure: None)
+        reading.cancel()
+        server.stop()
+        return None
+    result = reading.result
+    server.stop()
+    if result is END_OF_FILE or type(result[0]) is not Accepted:
+        return None
+    return bytes(result[0].message)
+
+
 class AnswerCallTests(SynchronousTestCase):
     """
-    L{answer_call} gives the RFC 5531 answer for each kind of call.
+    The echo server gives the RFC 5531 answer for each kind of call (the
+    RPC layer's answers, with L{echo} registered).
     """
 
     def reply(self, message: bytes) -> tuple[object, bytes]:
-        answer = answer_call(message, ECHO_PROGRAM, ECHO_VERSION)
-        assert answer is not None
-        header, offset = decode_reply_header(answer)
+        answered = answer(message)
+        assert answered is not None
+        header, offset = decode_reply_header(answered)
         self.assertEqual(header.xid, 0x01020304)
-        return header, answer[offset:]
+        return header, answered[offset:]
 
     def test_null(self) -> None:
         """
@@ -104,71 +127,22 @@ class AnswerCallTests(SynchronousTestCase):
 
     def test_not_a_call(self) -> None:
         """
-        Bytes too short for a call, or a reply, get no answer.
+        A reply gets no answer.
         """
-        self.assertIsNone(answer_call(b"\0\0\0\1", ECHO_PROGRAM, ECHO_VERSION))
-        self.assertIsNone(answer_call(b"\0\0\0\1\0\0\0\1" + b"\0" * 16, ECHO_PROGRAM, ECHO_VERSION))
+        self.assertIsNone(answer(b"\0\0\0\1\0\0\0\1" + b"\0" * 16))
 
-
-class AnswerPathTests(SynchronousTestCase):
-    """
-    L{answer_call} answers the common calls without decoding header
-    objects; its answers are byte for byte those of the decoding path.
-    """
-
-    def messages(self) -> list[bytes]:
+    def test_echo_handler(self) -> None:
         """
-        Calls of every kind: each procedure, other programs, versions and
-        RPC versions, credentials and verifiers of several sizes (up to one
-        byte past the limit), truncated anywhere, and replies.
+        L{echo} returns its argument as it came, up to the opaque's end, and
+        raises L{GarbageArguments} with the numbers for one that does not
+        fit.
         """
-        found = []
-        arguments = [b"", b"\0\0", b"".join(encode_opaque(b"abcde")), struct.pack(">I", 9) + b"short"]
-        for proc in (PROC_NULL, PROC_ECHO, 2):
-            for argument in arguments:
-                for prog, vers, rpcvers in (
-                    (ECHO_PROGRAM, ECHO_VERSION, 2),
-                    (ECHO_PROGRAM + 1, ECHO_VERSION, 2),
-                    (ECHO_PROGRAM, ECHO_VERSION + 1, 2),
-                    (ECHO_PROGRAM, ECHO_VERSION, 3),
-                ):
-                    found.append(call(proc, argument, prog, vers, rpcvers))
-        head = struct.pack(">6I", 0x01020304, 0, 2, ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO)
-        argument = b"".join(encode_opaque(b"xyz"))
-        for cred in (0, 1, 4, 399, 400, 401):
-            for verf in (0, 3, 400, 401):
-                message = (
-                    head
-                    + struct.pack(">II", 1, cred) + bytes(-(-cred // 4) * 4)
-                    + struct.pack(">II", 0, verf) + bytes(-(-verf // 4) * 4)
-                    + argument
-                )
-                found.append(message)
-                found += [message[:n] for n in (8, 24, 31, 32, 39, 40, 41, len(message) - 1)]
-        found.append(struct.pack(">3I", 7, 1, 0) + bytes(40))
-        return found
-
-    def test_same_answers(self) -> None:
-        """
-        For every message, the answer is the one the decoding path gives.
-        """
-        for message in self.messages():
-            self.assertEqual(
-                answer_call(message, ECHO_PROGRAM, ECHO_VERSION),
-                _answer_decoded(message, ECHO_PROGRAM, ECHO_VERSION),
-                message.hex(),
-            )
-
-    def test_pieces(self) -> None:
-        """
-        An ECHO reply comes in two pieces, the header and the argument as it
-        came, which the server writes without joining them.
-        """
-        argument = b"".join(encode_opaque(bytes(range(100))))
-        pieces = _answer(call(PROC_ECHO, argument), ECHO_PROGRAM, ECHO_VERSION)
-        assert pieces is not None
-        self.assertEqual(len(pieces), 2)
-        self.assertEqual(pieces[1], argument)
+        argument = b"".join(encode_opaque(b"abcde"))
+        self.assertEqual(echo(argument, None), argument)  # type: ignore[arg-type]
+        self.assertEqual(echo(argument + b"more", None), argument)  # type: ignore[arg-type]
+        error = self.assertRaises(GarbageArguments, echo, struct.pack(">I", 9) + b"short", None)
+        self.assertIn("9 bytes", str(error))
+        self.assertRaises(GarbageArguments, echo, b"\0\0", None)
 
 
 class EchoServerTests(SynchronousTestCase):
@@ -187,27 +161,15 @@ class EchoServerTests(SynchronousTestCase):
         rule = server.before_record(101, None)
         self.assertEqual(rule.error, ServerError.GARBAGE_ARGS)  # type: ignore[union-attr]
 
-    def test_reply_to_rejections(self) -> None:
-        """
-        A rejected record is answered from its 4-byte head; a shorter head
-        gets no answer.
-        """
-        server = EchoServer()
-        reply = server.reply_to(RejectedWith(b"\0\0\0\7", ServerError.GARBAGE_ARGS))
-        assert reply is not None
-        header, _ = decode_reply_header(reply)
-        self.assertEqual((header.xid, header.stat), (7, AcceptStat.GARBAGE_ARGS))  # type: ignore[attr-defined]
-        self.assertIsNotNone(server.reply_to(Rejected(b"\0\0\0\7")))
-        self.assertIsNone(server.reply_to(Rejected(b"\0\0")))
-
     def test_oversized_call_answered_not_buffered(self) -> None:
         """
         Over a stream, a call over the limit is answered GARBAGE_ARGS and the
         next call on the same connection is answered normally.
         """
-        client, server_side = controller_pair()
+        client_side, server_side = controller_pair()
         server = EchoServer(max_record_size=1000)
         server.serve(server_side)
+        client = RpcClient(client_side, reactor=Clock())
         d = run_calls(client, Clock(), proc=PROC_ECHO, size=5000, count=1)
         stats = self.successResultOf(d)
         self.assertEqual(stats.failures, 1)
@@ -254,8 +216,9 @@ class RunCallsTests(SynchronousTestCase):
 
         def bad_server(result: object) -> None:
             record, _ = result  # type: ignore[misc]
-            reply = answer_call(record.message, ECHO_PROGRAM, ECHO_VERSION)
-            assert reply is not None
+            message = bytes(record.message)
+            # SUCCESS, and the argument back with its last byte changed.
+            reply = success_reply_header(peek_xid(message)) + message[40:]
             server_side.start_writing(reply[:-1] + b"X")
 
         server_side.start_reading().addCallback(bad_server)

@@ -1748,6 +1748,7 @@ class StartTLSTests(_TLSTestCase):
             client.start_tls(client_options(), ECHO_PROGRAM, ECHO_VERSION), "start_tls"
         )
         self.assert_session(client.tls_session_props)
+        self.assertEqual(client.tls_session_props.server_name, "localhost")
         stats = yield self.within(
             run_calls(
                 client, self.reactor, proc=PROC_ECHO, size=100, count=1000, concurrency=10
@@ -1759,7 +1760,6 @@ class StartTLSTests(_TLSTestCase):
         self.assertEqual(stats.calls, 1000)
         (server,) = echo.controllers
         self.assert_session(server.tls_session_props)
-        self.assertEqual(client.tls_session_props.server_name, "localhost")
 
 
 # -- 6. Another implementation: openssl s_client --------------------------------
