@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from unittest import SkipTest
 
+from rpctransport.sansio.rpcb import universal_address
 from rpctransport._tirpc.build import (
     BuildFailed,
     BuildUnavailable,
@@ -91,14 +92,6 @@ def find_rpcinfo() -> str | None:
     @return: its path, or L{None}.
     """
     return shutil.which("rpcinfo") or shutil.which("rpcinfo", path="/usr/sbin:/sbin")
-
-
-def universal_address(host: str, port: int) -> str:
-    """
-    The TI-RPC universal address of an IPv4 address and port, as
-    C{rpcinfo -a} takes it: C{"127.0.0.1.156.91"} for port 40027.
-    """
-    return f"{host}.{port >> 8}.{port & 0xFF}"
 
 
 def start_server(
