@@ -17,7 +17,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TextIO
+from typing import Any, Final, NamedTuple, TextIO, cast
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import (
@@ -32,10 +32,12 @@ from twisted.internet.endpoints import (
     serverFromString,
 )
 from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IAddress
 
 from ..entry.stream import StreamControllerFactory, connect_stream, listen_stream
 from ..rpc.client import RpcClient
 from ..sansio.counters import Counters
+from ..sansio.types import Implied
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 from .addresses import CallAddress, describe_address, is_ipv6, parse_call_address
 from .echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, PROC_NULL, CallStats, EchoServer, run_calls
@@ -54,13 +56,32 @@ __all__ = [
     "call",
     "demo",
     "prepare_serving",
+    "Listener",
     "print_counters",
+    "register_listeners",
     "run_demo",
     "serve",
     "start_listeners",
     "start_serving",
     "stream_options",
 ]
+
+
+class Listener(NamedTuple):
+    """
+    One listener a server started.
+
+    @ivar kind: C{tcp}, C{udp}, C{unix} or C{tls}, as the C{listening}
+        lines say.
+    @ivar text: its address as those lines write it.
+    @ivar stop: stops it (may return a Deferred).
+    @ivar address: its address (for rpcbind).
+    """
+
+    kind: str
+    text: str
+    stop: Callable[[], Any]
+    address: IAddress
 
 
 def _limits(
@@ -101,13 +122,12 @@ def start_listeners(
         controllers (deadlines, C{max_connections}).
     @param counters: what every listener and connection counts is counted
         here too.
-    @return: a Deferred firing with a list of C{(kind, text, stop)}, where
-        C{stop()} stops that listener (and may return a Deferred); or
+    @return: a Deferred firing with a list of L{Listener}s; or
         failing with L{ProgramError} naming the listener that could not
         start (those started before it are stopped).
     """
     limits, stream_limits = _limits(server, stream_options, counters)
-    started: list[tuple[str, str, Callable[[], Any]]] = []
+    started: list[Listener] = []
     # (kind, what the user wrote, endpoint, options of its controllers)
     endpoints: list[tuple[str, str, Any, dict[str, Any]]] = []
     plain_options = dict(stream_limits)
@@ -141,8 +161,11 @@ def start_listeners(
                 port = yield listen_stream(endpoint, server.serve, reactor=reactor, **options)
             except Exception as e:
                 raise ProgramError(explain_listen_failure(kind, text, e))
-            address_kind, address = describe_address(port.getHost())
-            started.append((kind if kind != "stream" else address_kind, address, port.stopListening))
+            local = port.getHost()
+            address_kind, address = describe_address(local)
+            started.append(
+                Listener(kind if kind != "stream" else address_kind, address, port.stopListening, local)
+            )
         for host, port_number in udp:
             from ..entry.datagram import listen_datagram
 
@@ -153,13 +176,23 @@ def start_listeners(
             except Exception as e:
                 raise ProgramError(explain_listen_failure("udp", _host_text(host, port_number), e))
             server.serve(controller)
-            kind, text = describe_address(controller.getsockname())
-            started.append((kind, text, controller.inactivate))
+            bound = _bound(controller)
+            kind, text = describe_address(bound)
+            started.append(Listener(kind, text, controller.inactivate, bound))
     except ProgramError:
-        for _, _, stop in started:
-            stop()
+        for listener in started:
+            listener.stop()
         raise
     return started
+
+
+def _bound(controller: Any) -> IAddress:
+    """
+    The address a listening controller's socket is bound to.
+    """
+    address = controller.getsockname()
+    assert not isinstance(address, Implied), address
+    return cast(IAddress, address)
 
 
 def _host_text(host: str, port: int) -> str:
@@ -172,18 +205,18 @@ def adopt_listeners(
     adopted: list[tuple[str, int]],
     stream_options: dict[str, Any] | None = None,
     counters: Counters | None = None,
-) -> list[tuple[str, str, Callable[[], Any]]]:
+) -> list[Listener]:
     """
     Serve C{server} on sockets bound by someone else (the parent of
     C{serve --workers}): C{("tcp", fd)} a listening TCP socket, already
     non-blocking; C{("udp", fd)} a bound UDP socket.
 
-    @return: a list of C{(kind, text, stop)}, as L{start_listeners} gives.
+    @return: a list of L{Listener}s, as L{start_listeners} gives.
     """
     from ..entry.datagram import datagram_rpc_multiplex_controller
 
     limits, stream_limits = _limits(server, stream_options, counters)
-    started: list[tuple[str, str, Callable[[], Any]]] = []
+    started: list[Listener] = []
     for kind, fd in adopted:
         if kind == "tcp":
             probe = socket.socket(fileno=fd)
@@ -194,13 +227,15 @@ def adopt_listeners(
             factory.guard_accept(port)
             # Twisted listens on a duplicate; the original is ours to close.
             os.close(fd)
-            started.append(("tcp", describe_address(port.getHost())[1], port.stopListening))
+            host = port.getHost()
+            started.append(Listener("tcp", describe_address(host)[1], port.stopListening, host))
         else:
             controller = datagram_rpc_multiplex_controller(
                 fd, reactor, counters_parent=counters, **limits
             )
             server.serve(controller)
-            started.append(("udp", describe_address(controller.getsockname())[1], controller.inactivate))
+            bound = _bound(controller)
+            started.append(Listener("udp", describe_address(bound)[1], controller.inactivate, bound))
     return started
 
 
@@ -226,9 +261,18 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     except ProgramError as e:
         print(f"rpctransport serve: {e}", file=sys.stderr, flush=True)
         raise SystemExit(e.status)
+    registration = None
+    if getattr(args, "register", False):
+        try:
+            registration = yield register_listeners(server, listeners)
+        except ProgramError as e:
+            for listener in listeners:
+                listener.stop()
+            print(f"rpctransport serve: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(e.status)
     if not adopted:
-        for kind, text, _ in listeners:
-            print(f"listening {kind} {text}", flush=True)
+        for listener in listeners:
+            print(f"listening {listener.kind} {listener.text}", flush=True)
         print(
             f"serving program {args.program} ({args.program:#x}) version {args.program_version}; "
             "stop with Ctrl-C",
@@ -238,14 +282,25 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
 
     stopped: Deferred[None] = Deferred()
 
-    def stop() -> None:
+    def stop() -> Deferred[None] | None:
         if stopped.called:
-            return
-        for _, _, stop_one in listeners:
-            stop_one()
+            return None
+        for listener in listeners:
+            listener.stop()
         server.stop()
         print_counters(totals.view)
-        stopped.callback(None)
+        if registration is None:
+            stopped.callback(None)
+            return None
+        # Take the registrations back before the reactor stops.
+        unregistered = registration.stop()
+        unregistered.addErrback(
+            lambda failure: print(
+                f"rpctransport serve: rpcbind: {failure.value}", file=sys.stderr, flush=True
+            )
+        )
+        unregistered.addBoth(lambda _: stopped.callback(None) if not stopped.called else None)
+        return stopped
 
     def on_signal(signum: int, frame: object) -> None:
         reactor.callFromThread(stop)
@@ -266,7 +321,7 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     parent_fd = getattr(args, "parent_fd", None)
     if parent_fd is not None:
-        watch_parent(reactor, parent_fd, stop)
+        watch_parent(reactor, parent_fd, lambda: None if stop() is None else None)
     ready_fd = getattr(args, "ready_fd", None)
     if ready_fd is not None:
         # Tell the parent this worker serves (once the reactor runs).
@@ -303,7 +358,7 @@ def prepare_serving(args: argparse.Namespace) -> Any:
 
 def start_serving(
     reactor: Any, server: EchoServer, args: argparse.Namespace, counters: Counters | None = None
-) -> Deferred[list[tuple[str, str, Callable[[], Any]]]]:
+) -> Deferred[list[Listener]]:
     """
     Check what C{args} asks for (L{prepare_serving}) and start its
     listeners (L{start_listeners}).
@@ -317,7 +372,7 @@ def start_serving(
         from twisted.internet.defer import fail
 
         return fail()
-    started: Deferred[list[tuple[str, str, Callable[[], Any]]]] = start_listeners(
+    started: Deferred[list[Listener]] = start_listeners(
         reactor,
         server,
         tcp=args.tcp,
@@ -331,6 +386,28 @@ def start_serving(
         counters=counters,
     )
     return started
+
+
+@inlineCallbacks
+def register_listeners(server: EchoServer, listeners: list[Listener]) -> Any:
+    """
+    Register C{server}'s programs at its TCP, UDP and UNIX listeners with
+    the local rpcbind (TLS listeners have no netid of their own: they are
+    left out).
+
+    @return: a Deferred firing with the L{Registration}, whose C{stop}
+        takes them back; failing with L{ProgramError} when rpcbind cannot
+        be reached or refuses.
+    """
+    from ..rpc.rpcbind import Registration, entries_for
+
+    addresses = [listener.address for listener in listeners if listener.kind != "tls"]
+    registration = Registration(entries_for(server.programs, addresses))
+    try:
+        yield registration.start()
+    except Exception as e:
+        raise ProgramError(f"cannot register with rpcbind: {e}")
+    return registration
 
 
 def stream_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -616,7 +693,7 @@ def run_demo(reactor: Any, write: Callable[[str], object] = print) -> Any:
             f"{'failed':>6} {'calls/s':>8} {'p50 ms':>7}"
         )
         try:
-            for kind, text, _ in listeners:
+            for kind, text, _, _ in listeners:
                 address = f"{kind}:{text}"
                 for name, proc, size, count, concurrency in DEMO_CALLS:
                     if kind == "udp" and proc == PROC_ECHO:
@@ -644,8 +721,8 @@ def run_demo(reactor: Any, write: Callable[[str], object] = print) -> Any:
                     for reason in stats.reasons:
                         write(f"  failed: {reason}")
         finally:
-            for _, _, stop_one in listeners:
-                yield stop_one()
+            for listener in listeners:
+                yield listener.stop()
             server.stop()
     try:
         import cryptography  # noqa: F401

@@ -291,6 +291,12 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         read_connections, None, "N", group=_LIMITS,
     ),
     Option(
+        "register",
+        "register the program at the TCP, UDP and UNIX listeners with the local rpcbind "
+        "while serving (rpcinfo -p lists it; libtirpc's clnt_create finds it), and take "
+        "the registrations back on stop",
+    ),
+    Option(
         "workers",
         "serve from N worker processes sharing the TCP and UDP sockets (1: this "
         "process alone); SIGINT or SIGTERM stops them all",
@@ -485,6 +491,8 @@ def check_serve(values: argparse.Namespace) -> None:
             raise OptionError(
                 f"{', '.join(stray)} given, but no TLS listener: add --tls HOST:PORT or --starttls"
             )
+    if values.workers > 1 and values.register:
+        raise OptionError("--register needs --workers 1 (the workers' parent runs no reactor)")
     if values.workers > 1 and tls_listeners:
         raise OptionError("--workers serves plain TCP and UDP only: TLS needs --workers 1")
     if values.max_connections is None:

@@ -20,7 +20,13 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from .commands import prepare_serving, start_listeners, stream_options
+from .commands import (
+    Listener,
+    prepare_serving,
+    register_listeners,
+    start_listeners,
+    stream_options,
+)
 from .echo import EchoServer
 from .errors import ProgramError
 from .options import SERVE_OPTIONS, check_serve, usage_options
@@ -59,7 +65,8 @@ class EchoService(Service):
         self.tls_options = tls_options
         self.reactor = reactor
         self.server = EchoServer(args.program, args.program_version, args.max_record_size)
-        self.listeners: list[Any] = []
+        self.listeners: list[Listener] = []
+        self.registration: Any = None
 
     def privilegedStartService(self) -> None:
         """
@@ -104,21 +111,48 @@ class EchoService(Service):
 
     def _listening(self, listeners: list[Any]) -> None:
         self.listeners = listeners
-        for kind, text, _ in listeners:
-            self.log.info("listening {kind} {address}", kind=kind, address=text)
+        for listener in listeners:
+            self.log.info(
+                "listening {kind} {address}", kind=listener.kind, address=listener.text
+            )
 
     def _cannot_listen(self, failure: Failure, reactor: Any) -> None:
         self.log.failure("rpctransport-echo: cannot listen", failure)
         reactor.callWhenRunning(reactor.stop)
 
+    def startService(self) -> None:
+        """
+        With C{--register}, register the program with the local rpcbind;
+        when that fails, say so in one line and stop.
+        """
+        super().startService()
+        if not self.args.register:
+            return
+        reactor = self.reactor
+        if reactor is None:
+            from twisted.internet import reactor
+
+        def registered(registration: Any) -> None:
+            self.registration = registration
+
+        def failed(failure: Failure) -> None:
+            self.log.error("rpctransport-echo: {message}", message=str(failure.value))
+            reactor.callWhenRunning(reactor.stop)
+
+        register_listeners(self.server, self.listeners).addCallbacks(registered, failed)
+
     def stopService(self) -> Any:
         """
-        Stop every listener and let go of every connection.
+        Take the registrations back (C{--register}), stop every listener
+        and let go of every connection.
         """
         super().stopService()
-        results = [stop() for _, _, stop in self.listeners]
+        results = [listener.stop() for listener in self.listeners]
         self.listeners = []
         self.server.stop()
+        registration, self.registration = self.registration, None
+        if registration is not None:
+            results.append(registration.stop())
         return DeferredList([r for r in results if r is not None])
 
 

@@ -20,6 +20,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from rpctransport.program.addresses import host_port
 from rpctransport.program.cli import parse_args
+from rpctransport.program.echo import ECHO_PROGRAM
 from rpctransport.test.interop.build import (
     Finished,
     ServerProcess,
@@ -463,3 +464,66 @@ class TuningTests(SynchronousTestCase):
             self.assertTrue(took)
         else:
             self.assertFalse(took)
+
+
+class RegisterTests(SynchronousTestCase):
+    """
+    C{serve --register} against a real rpcbind started by the test.
+    """
+
+    def rpcinfo(self, rpcinfo: str, *args: str) -> Finished:
+        return run_program([rpcinfo, *args])
+
+    def test_register(self) -> None:
+        """
+        While C{serve --register} runs, C{rpcinfo -p} lists the program at
+        its TCP and UDP ports and C{rpcinfo -T tcp|udp HOST PROG VERS} (libtirpc
+        asking rpcbind, then calling NULL) reaches it; after SIGTERM the
+        registrations are gone.
+        """
+        from rpctransport.test.interop.rpcbind import RunningRpcbind
+
+        rpcbind = RunningRpcbind(self)
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+        server = start_server(
+            self,
+            rpctransport_command(
+                "serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0",
+                "--unix", os.path.join(directory, "echo.sock"), "--register",
+            ),
+            ["tcp", "udp", "unix"],
+            env=rpctransport_env(),
+        )
+        program = str(ECHO_PROGRAM)
+        listed = self.rpcinfo(rpcbind.rpcinfo, "-p")
+        rows = {tuple(line.split()[:4]) for line in listed.stdout.splitlines()[1:]}
+        self.assertIn((program, "1", "tcp", str(server.port("tcp"))), rows, listed.describe())
+        self.assertIn((program, "1", "udp", str(server.port("udp"))), rows, listed.describe())
+        for netid in ("tcp", "udp"):
+            reached = self.rpcinfo(rpcbind.rpcinfo, "-T", netid, "127.0.0.1", program, "1")
+            self.assertEqual(reached.returncode, 0, reached.describe())
+            self.assertIn("ready and waiting", reached.stdout)
+        dump = self.rpcinfo(rpcbind.rpcinfo)
+        self.assertIn("local", [line.split()[2] for line in dump.stdout.splitlines()[1:] if line.split()[0] == program])
+        self.assertEqual(server.stop(), 0, server.describe())
+        after = self.rpcinfo(rpcbind.rpcinfo)
+        self.assertNotIn(program, [line.split()[0] for line in after.stdout.splitlines()[1:]], after.stdout)
+
+    def test_cannot_register(self) -> None:
+        """
+        Without an rpcbind to register with, C{serve --register} says so in
+        one line and exits 2, listening nowhere.
+        """
+        from rpctransport.test.interop.rpcbind import RPCBIND_SOCKET
+
+        if os.path.exists(RPCBIND_SOCKET):
+            raise SkipTest(f"an rpcbind may be running ({RPCBIND_SOCKET} exists)")
+        done = run_program(
+            rpctransport_command("serve", "--tcp", "127.0.0.1:0", "--register"),
+            env=rpctransport_env(),
+        )
+        self.assertEqual(done.returncode, 2, done.describe())
+        self.assertRegex(done.stderr, r"(?m)^rpctransport serve: cannot register with rpcbind: ")
+        self.assertNotIn("Traceback", done.stderr)
+        self.assertNotIn("listening", done.stdout)
