@@ -27,7 +27,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from ..interfaces import IRpcMultiplexController
-from ..rpc.client import RpcClient
+from ..rpc.client import ClientLife, RpcClient
 from ..rpc.server import CallInfo, RpcServer
 from ..sansio.calls import CALL_RETRANSMITTED
 from ..sansio.errors import GarbageArguments, RpcCallError
@@ -215,7 +215,11 @@ def run_calls(
     arguments = b"".join(encode_opaque(payload)) if proc == PROC_ECHO else b""
     retransmitted = client.counters.get(CALL_RETRANSMITTED, 0)
     started = clock.seconds()
-    made = [0]
+    # Calls made, calls finished, and whether the loop that makes them runs
+    # (a reply may come within client.call, on an in-memory transport, or
+    # a call fail at once, on a connection that ended: the loop, not the
+    # callbacks, makes the next calls, so the stack stays flat).
+    state = {"made": 0, "finished": 0, "pumping": False}
 
     def finish() -> None:
         stats.elapsed = clock.seconds() - started
@@ -233,30 +237,36 @@ def run_calls(
 
     def failed(failure: Failure) -> None:
         error = failure.value
-        if not isinstance(error, RpcCallError):
+        reason = client.reason
+        if client.life is ClientLife.ENDED and reason is not None and error is reason.value:
+            # The connection's end, not this call's own failure.
             stats.connection_error = error
         stats.fail(str(error))
 
     def one_done(_: object) -> None:
+        state["finished"] += 1
         if progress is not None and stats.calls % 256 == 0:
             progress(stats.calls)
-        if made[0] < count:
-            make_one()
-        elif stats.calls >= count and not done.called:
-            finish()
+        pump()
 
-    def make_one() -> None:
-        made[0] += 1
-        began = clock.seconds()
-        d = client.call(program, version, proc, arguments, timeout=timeout)
-        d.addCallbacks(replied, failed, callbackArgs=(began,))
-        d.addCallback(one_done)
+    def pump() -> None:
+        if state["pumping"]:
+            return
+        state["pumping"] = True
+        try:
+            while state["made"] < count and state["made"] - state["finished"] < concurrency:
+                state["made"] += 1
+                began = clock.seconds()
+                d = client.call(program, version, proc, arguments, timeout=timeout)
+                d.addCallbacks(replied, failed, callbackArgs=(began,))
+                d.addCallback(one_done)
+        finally:
+            state["pumping"] = False
+        if state["finished"] >= count and not done.called:
+            finish()
 
     if count <= 0:
         done.callback(stats)
         return done
-    # A reply may come within client.call (an in-memory transport), and
-    # make the next call itself: count what was made, not the turns here.
-    while made[0] < min(concurrency, count):
-        make_one()
+    pump()
     return done

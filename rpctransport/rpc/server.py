@@ -80,8 +80,9 @@ import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, Union
+from typing import Any, Final, Union, cast
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
@@ -490,8 +491,8 @@ def _u32(name: str, value: int) -> None:
 
 # -- The duplicate-request cache ---------------------------------------------------
 
-_DrcKey = tuple[IAddress, bytes, int, int, int]
-"""Peer, xid bytes, program, version, procedure."""
+_DrcKey = tuple[str, int, bytes, int, int, int]
+"""The peer's host and port, xid bytes, program, version, procedure."""
 
 
 class _DrcEntry:
@@ -820,8 +821,11 @@ class RpcServer:
 
         @param head: the call's first 4 bytes (its xid).
         """
+        # Encoded first: an answer that cannot be (a handler's bad range)
+        # raises, is answered SYSTEM_ERR, and is counted once, there.
+        reply = reply_for_rejection(head, error, low=low, high=high)
         self._counts[_REPLY_KEYS.get(error, REPLY_AUTH_ERROR)] += 1
-        return reply_for_rejection(head, error, low=low, high=high)
+        return reply
 
     def _success(self, head: bytes, results: object) -> bytes | list[_Piece]:
         """
@@ -1134,7 +1138,13 @@ class _Connection:
         drc = self._drc
         assert drc is not None
         procedure = call._procedure
-        key = (peer, head, procedure.program, procedure.version, procedure.procedure)
+        # The peer by its host and port: hashing Twisted's address objects
+        # (attrs classes) costs several times more, on every dict operation.
+        sender = cast(IPv4Address, peer)
+        key = (
+            sender.host, sender.port, head, procedure.program, procedure.version,
+            procedure.procedure,
+        )
         fingerprint = (len(message) - offset, hash(message[offset : offset + DRC_CHECKSUM_BYTES]))
         entry = drc.lookup(key, fingerprint)
         if entry is not None:

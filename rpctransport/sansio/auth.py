@@ -48,7 +48,8 @@ class AuthSys:
 
     def __post_init__(self) -> None:
         """
-        @raise ValueError: when a field is over its RFC 5531 bound.
+        @raise ValueError: when a field is over its RFC 5531 bound, or a
+            number is not an unsigned 32-bit one.
         """
         if len(self.machine_name.encode("utf-8", "surrogateescape")) > MAX_MACHINE_NAME:
             raise ValueError(
@@ -60,6 +61,12 @@ class AuthSys:
                 f"AUTH_SYS with {len(self.gids)} gids exceeds the RFC 5531 limit of {MAX_GIDS}"
             )
         object.__setattr__(self, "gids", tuple(self.gids))
+        for name, value in (("stamp", self.stamp), ("uid", self.uid), ("gid", self.gid)):
+            if not 0 <= value <= 0xFFFFFFFF:
+                raise ValueError(f"AUTH_SYS {name} {value} is not an unsigned 32-bit number")
+        for value in self.gids:
+            if not 0 <= value <= 0xFFFFFFFF:
+                raise ValueError(f"AUTH_SYS gid {value} is not an unsigned 32-bit number")
 
     def as_credential(self) -> OpaqueAuth:
         """

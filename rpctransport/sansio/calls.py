@@ -133,6 +133,13 @@ CallMessage = Union[bytes, list[bytes]]
 """A call as it is sent: one C{bytes}, or pieces (header, then arguments)."""
 
 
+_COMPACT_SLACK: Final = 32
+"""
+Cancelled calls the waiting line may hold beyond twice the calls really
+waiting, before it is compacted (each compaction costs one pass over it).
+"""
+
+
 class CallState(enum.Enum):
     """
     Where a call is: C{WAITING} for a slot (no xid yet) -> C{IN_FLIGHT}
@@ -363,8 +370,15 @@ class CallTable:
         if state is CallState.IN_FLIGHT:
             del self.in_flight[call.xid]
         elif state is CallState.WAITING:
-            # Left in the deque; admit_next skips it.
+            # Left in the deque, admit_next skips it; the deque is compacted
+            # once mostly such calls, so that cancelled calls (with their
+            # bodies) do not pile up behind a stalled server.
             self.waiting -= 1
+            waiting = self._waiting
+            if len(waiting) > 2 * self.waiting + _COMPACT_SLACK:
+                call.state = CallState.DONE
+                self._waiting = deque(c for c in waiting if c.state is CallState.WAITING)
+                return
         call.state = CallState.DONE
 
     def due(self, now: float) -> tuple[list[PendingCall], list[PendingCall]]:
@@ -388,7 +402,9 @@ class CallTable:
                 expired.append(call)
                 continue
             call.sent += 1
-            interval = min(call.interval * 2, self.max_retransmit_interval)
+            # Doubled up to the cap, never below the first interval (a
+            # retransmit set above the cap stays as it was).
+            interval = min(call.interval * 2, max(self.max_retransmit_interval, self.retransmit))
             call.interval = interval
             call.resend_at = resend_at = now + interval
             deadline = call.deadline

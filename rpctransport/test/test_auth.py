@@ -66,6 +66,9 @@ class AuthSysTests(SynchronousTestCase):
             AuthSys(machine_name="x" * (MAX_MACHINE_NAME + 1))
         with self.assertRaises(ValueError):
             AuthSys(gids=tuple(range(MAX_GIDS + 1)))
+        for bad in ({"uid": -1}, {"gid": 2**32}, {"stamp": -5}, {"gids": (1, 2**32)}):
+            with self.assertRaises(ValueError):
+                AuthSys(**bad)  # type: ignore[arg-type]
         long_name = struct.pack(">II", 0, MAX_MACHINE_NAME + 1) + b"x" * 260
         self.assertIn("256 bytes", str(self.assertRaises(MalformedMessage, decode_auth_sys, long_name)))
         many = struct.pack(">IIIII", 0, 0, 0, 0, MAX_GIDS + 1) + b"\0" * 4 * (MAX_GIDS + 1)

@@ -519,6 +519,10 @@ class RegisterTests(SynchronousTestCase):
 
         if os.path.exists(RPCBIND_SOCKET):
             raise SkipTest(f"an rpcbind may be running ({RPCBIND_SOCKET} exists)")
+        with socket.socket() as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex(("127.0.0.1", 111)) == 0:
+                raise SkipTest("a portmapper answers on TCP 127.0.0.1:111")
         done = run_program(
             rpctransport_command("serve", "--tcp", "127.0.0.1:0", "--register"),
             env=rpctransport_env(),

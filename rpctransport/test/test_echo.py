@@ -197,6 +197,71 @@ class RunCallsTests(SynchronousTestCase):
         self.assertEqual(stats.calls, 50)
         self.assertEqual(len(stats.latencies), 50)
 
+    def test_many_calls_flat(self) -> None:
+        """
+        Thousands of calls over a transport that answers within the call
+        (the in-memory pair) do not recurse: the loop that makes them does,
+        not the reply's callback.
+        """
+        client, server_side = controller_pair()
+        EchoServer().serve(server_side)
+        stats = self.successResultOf(run_calls(client, Clock(), count=3000, concurrency=4))
+        self.assertTrue(stats.ok, stats.reasons)
+        self.assertEqual(stats.calls, 3000)
+
+    def test_connection_ends_mid_run(self) -> None:
+        """
+        When the connection ends with thousands of calls still to make, the
+        run ends at once: every call left fails with the connection's end,
+        which C{connection_error} names.
+        """
+        client, server_side = controller_pair()
+        server = EchoServer()
+        server.serve(server_side)
+        answered = []
+
+        def stop_after_ten(arguments: bytes, call: object) -> bytes:
+            answered.append(arguments)
+            if len(answered) == 10:
+                server_side.abort_rw()
+            return arguments
+
+        server.register(ECHO_PROGRAM, ECHO_VERSION, 5, stop_after_ten)
+        stats = self.successResultOf(run_calls(client, Clock(), proc=5, count=5000, concurrency=3))
+        self.assertEqual(stats.calls, 5000)
+        self.assertGreater(stats.failures, 4900)
+        self.assertIsNotNone(stats.connection_error)
+
+    def test_concurrency(self) -> None:
+        """
+        C{concurrency} calls are in flight at once, no more: the handler
+        sees that many waiting before any is answered.
+        """
+        from twisted.internet.defer import Deferred
+
+        client, server_side = controller_pair()
+        server = EchoServer()
+        server.serve(server_side)
+        waiting: list[tuple[Deferred[bytes], bytes]] = []
+
+        def later(arguments: bytes, call: object) -> Deferred[bytes]:
+            d: Deferred[bytes] = Deferred()
+            waiting.append((d, arguments))
+            return d
+
+        server.register(ECHO_PROGRAM, ECHO_VERSION, 6, later)
+        d = run_calls(client, Clock(), proc=6, count=20, concurrency=7)
+        most = 0
+        while waiting:
+            most = max(most, len(waiting))
+            batch = waiting[:]
+            del waiting[:]
+            for answer, arguments in batch:
+                answer.callback(arguments)
+        stats = self.successResultOf(d)
+        self.assertTrue(stats.ok, stats.reasons)
+        self.assertEqual(most, 7)
+
     def test_wrong_program_fails(self) -> None:
         """
         A rejection counts as a failure, with the reason.

@@ -265,6 +265,43 @@ class CallTableTests(SynchronousTestCase):
         self.assertEqual(table.next_due(), NEVER)
 
 
+    def test_long_first_interval(self) -> None:
+        """
+        A first retransmission interval above the cap is not shortened: the
+        interval never drops below it (20 s: resends at 20, 40; expiry at 50).
+        """
+        table = CallTable(4, 0, retransmit=20.0)
+        call = self.call(timeout=50.0)
+        table.admit(call)
+        due = table.sent(call, 100.0)
+        times = []
+        while True:
+            expired, resend = table.due(due)
+            if expired:
+                break
+            times.append(due - 100.0)
+            due = table.next_due()
+        self.assertEqual(times, [20, 40])
+
+    def test_cancelled_waiting_calls_let_go(self) -> None:
+        """
+        Calls dropped while waiting (cancelled behind a stalled server) do
+        not pile up in the waiting line: it is compacted, and the calls
+        still waiting keep their order.
+        """
+        table = CallTable(1, 0)
+        table.admit(self.call())
+        calls = [self.call() for _ in range(10_000)]
+        for call in calls:
+            table.enqueue(call)
+        for call in calls[:-3]:
+            table.drop(call)
+        self.assertEqual(table.waiting, 3)
+        self.assertLess(len(table._waiting), 100)
+        table.in_flight.clear()
+        self.assertIs(table.admit_next(), calls[-3])
+
+
 class StreamCallTests(SynchronousTestCase):
     """
     Calls over an in-memory stream connection.

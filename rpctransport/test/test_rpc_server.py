@@ -656,6 +656,26 @@ class HandlerErrorTests(_StreamTestCase):
             self.assertAccepted(self.only_reply()[0], 1, AcceptStat.SYSTEM_ERR)
         self.assertEqual(len(self.flushLoggedErrors(TypeError)), 3)
 
+    def test_unencodable_error_counted_once(self) -> None:
+        """
+        An error the handler raises that cannot be encoded (a range with low
+        over high) is answered SYSTEM_ERR and counted once, as such.
+        """
+        from rpctransport.sansio.errors import ProgramMismatch
+
+        def bad_range(args: bytes, call: object) -> bytes:
+            raise ProgramMismatch(PROGRAM, VERSION, 5, 2)
+
+        server = RpcServer()
+        server.register(PROGRAM, VERSION, 1, bad_range)
+        self.serve(server)
+        self.send(call(1, 1))
+        self.assertAccepted(self.only_reply()[0], 1, AcceptStat.SYSTEM_ERR)
+        self.flushLoggedErrors(ValueError, ProgramMismatch)
+        self.assertEqual(server.counters.get(CALLS), 1)
+        self.assertEqual(server.counters.get(REPLY_SYSTEM_ERR), 1)
+        self.assertEqual(server.counters.get(REPLY_PROG_MISMATCH, 0), 0)
+
 
 # -- Replies out of order --------------------------------------------------------
 
