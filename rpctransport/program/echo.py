@@ -30,7 +30,7 @@ from ..interfaces import IRpcMultiplexController
 from ..rpc.client import ClientLife, RpcClient
 from ..rpc.server import CallInfo, RpcServer
 from ..sansio.calls import CALL_RETRANSMITTED
-from ..sansio.errors import GarbageArguments, RpcCallError
+from ..sansio.errors import GarbageArguments
 from ..sansio.record import DEFAULT_MAX_RECORD_SIZE
 
 __all__ = [
