@@ -20,6 +20,16 @@ The controllers need six things Twisted's interfaces do not offer:
     C{_connectToProtocol}, C{_loseConnection},
     C{_fromListeningDescriptor}).
 
+  - to recognise the endpoints of Twisted's C{haproxy:} endpoint strings
+    (C{proxyEndpoint}), whose own reader of the PROXY header is replaced by
+    ours (L{unwrap_haproxy}: C{_WrapperServerEndpoint._wrappedEndpoint} and
+    C{_wrapperFactory}, and C{HAProxyWrappingFactory}, of private modules).
+
+And one public attribute that no interface names: a socket transport's
+C{protocol}, the protocol it delivers to, which a listener that reads a
+PROXY header first hands over to the connection's real protocol once the
+header is in (L{hand_over}).
+
 Each private attribute is checked when this module is imported. What is
 missing is listed in L{MISSING} and its feature falls back to the plain
 interfaces (a reply waits for the reactor's next turn, reads stay at
@@ -32,12 +42,18 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from twisted.internet import abstract, tcp, udp
+from twisted.internet import abstract, endpoints, tcp, udp
 
 try:
     from twisted.protocols import tls as _tls
 except ImportError:  # pragma: no cover - without pyOpenSSL there is no TLS at all
     _tls = None  # type: ignore[assignment]
+
+try:
+    from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory as _HAProxyFactory
+except ImportError:  # pragma: no cover - only with a Twisted that moved it
+    _HAProxyFactory = None  # type: ignore[assignment,misc]
+_WrapperEndpoint: Any = getattr(endpoints, "_WrapperServerEndpoint", None)
 
 __all__ = [
     "MISSING",
@@ -45,12 +61,14 @@ __all__ = [
     "HookedUDPPort",
     "close_duplicate_only",
     "flush_tls",
+    "hand_over",
     "held_bytes",
     "negotiate_under",
     "read_size",
     "set_read_size",
     "start_tls_as",
     "udp_port_from_descriptor",
+    "unwrap_haproxy",
 ]
 
 _REQUIRED: Final[dict[str, tuple[type, tuple[str, ...]]]] = {
@@ -77,10 +95,16 @@ _REQUIRED: Final[dict[str, tuple[type, tuple[str, ...]]]] = {
 }
 if _tls is not None:
     _REQUIRED["TLS write aggregation"] = (_tls.BufferingTLSTransport, ("_aggregator",))
+if _WrapperEndpoint is not None:
+    _REQUIRED["haproxy: endpoints"] = (_WrapperEndpoint, ("_wrappedEndpoint", "_wrapperFactory"))
 
 
 def _missing() -> tuple[str, ...]:
     out = []
+    if _WrapperEndpoint is None:
+        out.append("haproxy: endpoints: twisted.internet.endpoints._WrapperServerEndpoint")
+    if _HAProxyFactory is None:
+        out.append("haproxy: endpoints: twisted.protocols.haproxy._wrapper.HAProxyWrappingFactory")
     for feature, (cls, names) in _REQUIRED.items():
         for name in names:
             # Instance attributes are set in __init__; look at a bare
@@ -116,6 +140,7 @@ _READ_SIZE: Final = _have("read size")
 _TLS_FLUSH: Final = _tls is not None and _have("TLS write aggregation")
 _CLOSE_DUPLICATE: Final = _have("closing an adopted duplicate")
 _UDP_HOOKS: Final = _have("UDP port hooks")
+_HAPROXY_ENDPOINTS: Final = _have("haproxy: endpoints")
 
 
 class DirectWrites:
@@ -247,6 +272,37 @@ def close_duplicate_only(transport: Any, reason: Any) -> bool:
     transport._shouldShutdown = False
     transport.connectionLost(reason)
     return True
+
+
+def hand_over(transport: object, protocol: Any) -> bool:
+    """
+    Make C{protocol} the protocol Twisted's socket transport C{transport}
+    delivers to from now on (received bytes, the peer's EOF, the end), in
+    place of the one it was made with.
+
+    @return: L{False} when C{transport} is not one of Twisted's socket
+        transports (a memory transport in tests, IOCP), and nothing was
+        done: the caller keeps forwarding what it receives.
+    """
+    if not isinstance(transport, tcp.Connection) or getattr(transport, "protocol", None) is None:
+        return False
+    transport.protocol = protocol
+    return True
+
+
+def unwrap_haproxy(endpoint: object) -> Any:
+    """
+    The endpoint under Twisted's PROXY protocol wrapper, when C{endpoint} is
+    one (what C{serverFromString} makes of C{"haproxy:tcp:8080"}, and
+    C{twisted.protocols.haproxy.proxyEndpoint}); else L{None}, as when this
+    Twisted lacks what it takes to tell (the endpoint is then used as it is,
+    Twisted's own reader of the header included).
+    """
+    if not _HAPROXY_ENDPOINTS or not isinstance(endpoint, _WrapperEndpoint):
+        return None
+    if endpoint._wrapperFactory is not _HAProxyFactory:
+        return None
+    return endpoint._wrappedEndpoint
 
 
 def start_tls_as(transport: Any, options: Any, client: bool) -> None:

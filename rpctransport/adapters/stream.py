@@ -59,6 +59,7 @@ from ..sansio.connection import Life, Output, StreamConnection, TLSState
 from ..sansio.counters import Counters
 from ..sansio.deadlines import Deadlines
 from ..sansio.errors import Evicted
+from ..sansio.proxyheader import ProxyHeader
 from ..sansio.record import (
     DEFAULT_MAX_EMPTY_FRAGMENTS,
     DEFAULT_MAX_FRAGMENTS,
@@ -244,6 +245,14 @@ class StreamController(Protocol):
         self._on_connection = on_connection
         # The local address, kept when the transport is let go of.
         self._local: IAddress | Implied = IMPLIED
+        # Behind a proxy (see awaiting_proxy_header): the connection while
+        # its PROXY header is awaited, when it was accepted, the header,
+        # and the addresses it gave.
+        self._header_transport: Any = None
+        self._accepted_at: float | None = None
+        self._proxy_header: ProxyHeader | None = None
+        self._proxied_peer: IAddress | None = None
+        self._proxied_local: IAddress | None = None
 
     # -- Settings kept by the parts -------------------------------------------
 
@@ -271,8 +280,14 @@ class StreamController(Protocol):
 
     @property
     def alive(self) -> bool:
-        """Whether the connection is not yet completely down."""
-        return self._conn.life is Life.OPEN
+        """
+        Whether the connection is not yet completely down (behind a proxy:
+        counting the time its PROXY header is awaited).
+        """
+        life = self._conn.life
+        return life is Life.OPEN or (
+            life is Life.STARTING and self._header_transport is not None
+        )
 
     @property
     def protocol(self) -> RpcProtocol:
@@ -316,6 +331,9 @@ class StreamController(Protocol):
         C{SO_PEERCRED}), else L{None}.
         """
         if self.transport is None or self._conn.life is Life.INACTIVE:
+            return None
+        if self._proxied_peer is not None:
+            # The socket's peer is the proxy, not the client it names.
             return None
         return unix_peer_credentials(socket_under(self.transport))
 
@@ -378,15 +396,62 @@ class StreamController(Protocol):
         return self._conn.eof_seen
 
     def getsockname(self) -> IAddress | Implied:
-        """The local address (a Twisted C{IAddress})."""
-        if self.transport is None:
+        """
+        The local address (a Twisted C{IAddress}); behind a proxy whose
+        PROXY header names the client, the address that client connected
+        to, on the proxy.
+        """
+        if self.transport is None or self._proxied_local is not None:
             return self._local
         return self.transport.getHost()
 
     def getpeername(self) -> IAddress | Implied:
-        """The peer's address (a Twisted C{IAddress})."""
+        """
+        The peer's address (a Twisted C{IAddress}); behind a proxy whose
+        PROXY header names the client, that client (until the header is
+        in, the proxy).
+        """
         peer = self._link.peer
         return IMPLIED if peer is None else peer
+
+    @property
+    def proxy_header(self) -> ProxyHeader | None:
+        """
+        The PROXY header the connection began with, on a listener behind a
+        proxy (L{rpctransport.listen_stream}'s C{proxy_protocol}); else
+        L{None}.
+        """
+        return self._proxy_header
+
+    # -- Behind a proxy ------------------------------------------------------
+
+    def awaiting_proxy_header(self, transport: Any) -> Counters:
+        """
+        The connection is accepted, and its PROXY header is read below this
+        controller (by L{ProxyHeaderProtocol
+        <rpctransport.adapters.peer.ProxyHeaderProtocol>}) before
+        L{connectionMade}: until then the connection counts as L{alive} and
+        unproven, and an eviction or L{inactivate} closes C{transport}.
+
+        @return: the counters a refused header counts in.
+        """
+        self._header_transport = transport
+        self._link.peer = transport.getPeer()
+        self._accepted_at = self._reactor.seconds()
+        self._conn.track.connected_at = self._accepted_at
+        return self._conn.counters
+
+    def proxy_header_received(
+        self, header: ProxyHeader, source: IAddress | None, destination: IAddress | None
+    ) -> None:
+        """
+        The PROXY header is in: C{source} is the peer from now on, and
+        C{destination} the local address; L{None} for the connection's own
+        (the header's C{LOCAL} command, or no addresses).
+        """
+        self._proxy_header = header
+        self._proxied_peer = source
+        self._proxied_local = destination
 
     # -- Twisted's protocol hooks ------------------------------------------
 
@@ -398,9 +463,15 @@ class StreamController(Protocol):
         transport: Any = self.transport
         link = self._link
         link.transport = transport
-        link.peer = transport.getPeer()
-        self._local = transport.getHost()
-        link.arm_deadline(self._conn.made(self._reactor.seconds()))
+        self._header_transport = None
+        link.peer = self._proxied_peer or transport.getPeer()
+        self._local = self._proxied_local or transport.getHost()
+        conn = self._conn
+        first_check = conn.made(self._reactor.seconds())
+        if self._accepted_at is not None:
+            # Behind a proxy: the connection is as old as its accept.
+            conn.track.connected_at = self._accepted_at
+        link.arm_deadline(first_check)
         if self._conn.life is Life.INACTIVE:
             # Inactivated before the connection was made: it is not wanted.
             transport.loseConnection()
@@ -472,6 +543,7 @@ class StreamController(Protocol):
         pending operation with C{reason} (a clean close gives C{END_OF_FILE}
         to a read between records).
         """
+        self._header_transport = None
         self._closing.stop_timers()
         on_lost, self._on_lost = self._on_lost, None
         if on_lost is not None:
@@ -593,7 +665,12 @@ class StreamController(Protocol):
     def inactivate(self) -> None:
         """Release everything now; see L{IRpcMultiplexController.inactivate}."""
         self._on_connection = None
+        waiting, self._header_transport = self._header_transport, None
         self._closing.inactivate()
+        if waiting is not None:
+            # Its PROXY header was still awaited: this controller never had
+            # the connection, but owns it.
+            _abort(waiting)
 
     def start_tls(
         self,
@@ -640,8 +717,26 @@ class StreamController(Protocol):
         C{max_connections}, which logs evictions itself (rate-limited: a
         flood must not flood the log).
         """
-        if self._conn.life is Life.OPEN:
+        conn = self._conn
+        if conn.life is Life.OPEN:
             self.abort_with(error, quiet=True)
+        elif self._header_transport is not None and conn.life is Life.STARTING:
+            # Its PROXY header is still awaited: count, and close.
+            waiting, self._header_transport = self._header_transport, None
+            conn.closing_for(error)
+            self._link.close_reason = Failure(error)
+            _abort(waiting)
 
     def __repr__(self) -> str:
         return f"<StreamController {self._conn.life.value} peer={self._link.peer}>"
+
+
+def _abort(transport: Any) -> None:
+    """
+    Drop C{transport}'s connection now (or close it, when it cannot abort).
+    """
+    abort = getattr(transport, "abortConnection", None)
+    if abort is not None:
+        abort()
+    else:
+        transport.loseConnection()

@@ -5,8 +5,9 @@ Layer 4: making stream controllers from endpoints and descriptors.
   - L{listen_stream}: accept connections on any Twisted server endpoint
     (C{"tcp:0:interface=127.0.0.1"}, C{"unix:/run/x.sock"}, ...), one
     controller per connection, at most C{max_connections} of them (see
-    L{rpctransport.entry.admission}); L{listener_counters} tells what the
-    listener counted;
+    L{rpctransport.entry.admission}), optionally behind a proxy that sends
+    the PROXY protocol (L{rpctransport.adapters.peer}); L{listener_counters}
+    tells what the listener counted;
   - L{connect_stream}: connect through any Twisted client endpoint;
   - L{stream_rpc_multiplex_controller}: adopt a connected socket descriptor,
     as the seed's constructor of the same name does.
@@ -35,13 +36,16 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import ClientFactory, Factory, ServerFactory
 
 from ..adapters.common import resolve_reactor
+from ..adapters.peer import ProxyHeaderFactory, endpoint_under_haproxy
 from ..adapters.stream import StreamController
 from ..adapters.tls import SunRPCNegotiation
 from ..sansio.counters import Counters
+from ..sansio.proxyheader import DEFAULT_MAX_V2_HEADER, DEFAULT_PROXY_HEADER_TIMEOUT
 from .admission import Admission
 from .adoption import probe_descriptor
 
 __all__ = [
+    "HAPROXY_PREFIX",
     "StreamControllerFactory",
     "connect_stream",
     "listen_stream",
@@ -51,6 +55,13 @@ __all__ = [
 
 _FAMILIES: Final = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
 """The address families of the stream sockets Twisted adopts."""
+
+HAPROXY_PREFIX: Final = "haproxy:"
+"""
+The prefix of Twisted's own endpoint strings for a listener behind a proxy
+(C{"haproxy:tcp:8080"}); L{listen_stream} takes it as C{proxy_protocol=True}
+on the endpoint after it.
+"""
 
 _ServerTLS = Union[IOpenSSLServerConnectionCreator, IOpenSSLContextFactory]
 """
@@ -68,6 +79,10 @@ class StreamControllerFactory(SunRPCNegotiation, ServerFactory, ClientFactory):
     Use it directly with Twisted APIs that take a factory
     (C{reactor.listenTCP}, C{wrapServerTLS}, ...); then call L{guard_accept}
     with the port for the back-off on C{EMFILE} (L{listen_stream} does both).
+    Behind a proxy that sends the PROXY protocol, wrap it (or Twisted's TLS
+    factory around it) in a L{ProxyHeaderFactory
+    <rpctransport.adapters.peer.ProxyHeaderFactory>}, as L{listen_stream}
+    does with C{proxy_protocol}.
 
     As a listener's factory, it keeps the listener's connections: at most
     L{max_connections}, evicting one for each newcomer beyond (never-proven,
@@ -194,13 +209,19 @@ def listen_stream(
     reactor: IReactorTime | None = None,
     tls: _ServerTLS | None = None,
     max_connections: int | None = None,
+    proxy_protocol: bool = False,
+    proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
+    max_proxy_header_size: int = DEFAULT_MAX_V2_HEADER,
     **options: Any,
 ) -> Deferred[IListeningPort]:
     """
     Listen for stream connections; each gets its own L{StreamController}.
 
     @param endpoint: a Twisted server endpoint, or a string for
-        C{serverFromString} (C{"tcp:0:interface=127.0.0.1"}, C{"unix:PATH"}).
+        C{serverFromString} (C{"tcp:0:interface=127.0.0.1"}, C{"unix:PATH"});
+        a string that begins with Twisted's C{"haproxy:"} (C{"haproxy:tcp:8080"}),
+        or the endpoint Twisted's C{serverFromString} makes of one, turns
+        C{proxy_protocol} on for the endpoint under it.
     @param on_connection: called with each connected controller.
     @param reactor: the reactor for the controllers' timers (the global one
         by default); for a string, the endpoint also needs what its type
@@ -216,6 +237,23 @@ def listen_stream(
         Whatever the cap, a listener that runs out of descriptors (C{EMFILE},
         C{ENFILE}) backs off, evicts one connection and tries again, instead
         of accepting and resetting newcomers.
+    @param proxy_protocol: the listener is behind a proxy (HAProxy's
+        C{send-proxy} or C{send-proxy-v2}): every connection must begin with
+        a PROXY protocol header, v1 or v2, and the client it names is what
+        C{getpeername()}, C{before_record}, the logs and admission control
+        see (C{getsockname()}: the address the client connected to). A
+        connection that does not begin with a valid header is closed at its
+        first wrong byte and counted (C{refused.proxy_header}); a v2
+        C{LOCAL} header (a proxy's own health check) keeps the connection's
+        own addresses. The header is read below TLS, as proxies send it: with
+        C{tls}, a proxy that passes TLS through works, and the peer's
+        identity still comes from its certificate. (An C{ssl:} endpoint
+        string would put TLS below the header: use C{tls}.)
+    @param proxy_header_timeout: seconds the whole header may take (see
+        L{rpctransport.sansio.proxyheader.DEFAULT_PROXY_HEADER_TIMEOUT});
+        counted as C{deadline.proxy_header}.
+    @param max_proxy_header_size: the longest v2 header taken (see
+        L{rpctransport.sansio.proxyheader.DEFAULT_MAX_V2_HEADER}).
     @param options: limits and options for L{StreamController}
         (C{max_record_size}, C{max_fragments}, C{max_empty_fragments},
         C{max_fragment_size}, C{read_buffer_limit}, C{linger},
@@ -230,7 +268,22 @@ def listen_stream(
         listener counted).
     """
     reactor = resolve_reactor(reactor)
-    server = serverFromString(reactor, endpoint) if isinstance(endpoint, str) else endpoint
+    if isinstance(endpoint, str):
+        if endpoint.startswith(HAPROXY_PREFIX):
+            # Twisted's haproxy: parser would wrap the endpoint in its own
+            # reader of the header, which has no deadline and takes no
+            # header split across reads; the header is read here instead.
+            endpoint = endpoint[len(HAPROXY_PREFIX) :]
+            proxy_protocol = True
+        server = serverFromString(reactor, endpoint)
+    else:
+        server = endpoint
+        under = endpoint_under_haproxy(server)
+        if under is not None:
+            # The same for the endpoint Twisted's parser makes of such a
+            # string (serverFromString, proxyEndpoint).
+            server = under
+            proxy_protocol = True
     controllers = StreamControllerFactory(
         on_connection, reactor, max_connections=max_connections, recognise_probes=True, **options
     )
@@ -239,6 +292,12 @@ def listen_stream(
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
         factory = TLSMemoryBIOFactory(tls, False, factory)
+    if proxy_protocol:
+        # Below TLS: a proxy sends its header in clear, before its client's
+        # first byte (TLS passed through included).
+        factory = ProxyHeaderFactory(
+            factory, reactor, proxy_header_timeout, max_proxy_header_size
+        )
 
     def guard(port: IListeningPort) -> IListeningPort:
         controllers.guard_accept(port)

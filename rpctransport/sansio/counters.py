@@ -20,6 +20,7 @@ __all__ = [
     "DEADLINE_FIRST_RECORD",
     "DEADLINE_HANDSHAKE",
     "DEADLINE_IDLE",
+    "DEADLINE_PROXY_HEADER",
     "DEADLINE_RECORD",
     "DEADLINE_WRITE",
     "EVICTED_IDLE",
@@ -27,6 +28,7 @@ __all__ = [
     "EVICTED_UNPROVEN",
     "REFUSED_LIMIT",
     "REFUSED_MALFORMED",
+    "REFUSED_PROXY_HEADER",
     "REFUSED_RULE",
     "REFUSED_SNIFF",
     "Counters",
@@ -44,6 +46,11 @@ REFUSED_SNIFF: Final = "refused.sniff"
 """Connections whose first bytes were not RPC (HTTP, TLS, text), closed."""
 REFUSED_MALFORMED: Final = "refused.malformed"
 """Records that broke RFC 5531 or a fragment cap, connection closed."""
+REFUSED_PROXY_HEADER: Final = "refused.proxy_header"
+"""
+Connections to a listener that expects a PROXY header that did not begin
+with a valid one (or ended inside it), closed.
+"""
 
 DEADLINE_RECORD: Final = "deadline.record"
 """Connections closed because a record was not complete in time."""
@@ -55,6 +62,11 @@ DEADLINE_WRITE: Final = "deadline.write"
 """Connections closed because the peer did not drain a reply in time."""
 DEADLINE_HANDSHAKE: Final = "deadline.handshake"
 """Connections closed because their TLS handshake took too long."""
+DEADLINE_PROXY_HEADER: Final = "deadline.proxy_header"
+"""
+Connections to a listener that expects a PROXY header closed because the
+header was not whole within C{proxy_header_timeout}.
+"""
 
 EVICTED_UNPROVEN: Final = "evicted.unproven"
 """Connections evicted at C{max_connections} that never sent a whole record."""

@@ -768,3 +768,174 @@ def usage_error(*argv: str) -> str:
         else:
             raise AssertionError(f"{argv} parsed")
     return err.getvalue()
+
+
+# -- HAProxy, for the PROXY protocol tests ------------------------------------------
+
+HAPROXY = "/usr/sbin/haproxy"
+"""Where Debian's C{haproxy} package puts the program (C{.ci/run} installs it)."""
+
+
+def haproxy_path() -> str | None:
+    """
+    The C{haproxy} program: L{HAPROXY}, or one on C{PATH}; L{None} if there
+    is none.
+    """
+    import os
+    import shutil
+
+    if os.access(HAPROXY, os.X_OK):
+        return HAPROXY
+    return shutil.which("haproxy")
+
+
+def haproxy_skip() -> str | None:
+    """
+    Why a test that runs a real HAProxy must skip here, or L{None}.
+    """
+    if haproxy_path() is None:
+        return (
+            f"HAProxy is not installed ({HAPROXY}, from Debian's haproxy package, "
+            "which .ci/run installs)"
+        )
+    return None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """
+    A TCP port nothing listens on at C{host} right now (the kernel's pick;
+    free until someone else takes it, which on a test machine is unlikely
+    in the time it takes to start a listener on it).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class HAProxy:
+    """
+    A real HAProxy on loopback, run in the foreground (C{-db}) with a
+    configuration written to a directory of the test's: a C{global} section
+    with a stats socket, C{defaults} for TCP mode, then the C{sections}
+    given. L{start} blocks until HAProxy answers on its stats socket (its
+    listeners are bound by then); L{stop} ends it.
+
+    @ivar directory: where the configuration, the stats socket and
+        HAProxy's output are.
+    """
+
+    def __init__(self, directory: str, sections: str) -> None:
+        import os
+
+        self.directory = directory
+        self.config = os.path.join(directory, "haproxy.cfg")
+        self.stats_socket = os.path.join(directory, "haproxy-stats.sock")
+        self.output = os.path.join(directory, "haproxy.out")
+        self.process: Any = None
+        text = (
+            "global\n"
+            f"    stats socket {self.stats_socket} mode 600 level admin\n"
+            "defaults\n"
+            "    mode tcp\n"
+            "    timeout connect 5s\n"
+            "    timeout client 30s\n"
+            "    timeout server 30s\n"
+            f"{sections}"
+        )
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def start(self, timeout: float = WAIT) -> None:
+        """
+        Check the configuration, start HAProxy and wait until it serves.
+
+        @raise AssertionError: the configuration is refused, or HAProxy
+            exits or does not answer in time (with its output).
+        """
+        import subprocess
+
+        path = haproxy_path()
+        assert path is not None, haproxy_skip()
+        check = subprocess.run(
+            [path, "-c", "-f", self.config], capture_output=True, text=True, timeout=timeout
+        )
+        if check.returncode != 0:
+            raise AssertionError(f"haproxy -c refused the configuration:\n{check.stdout}{check.stderr}")
+        with open(self.output, "w") as out:
+            self.process = subprocess.Popen(
+                [path, "-f", self.config, "-db"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        if not wait_until(lambda: self.process.poll() is not None or self._answers(), timeout):
+            self.stop()
+            raise AssertionError(f"HAProxy did not answer within {timeout} s:\n{self.log()}")
+        if self.process.poll() is not None:
+            raise AssertionError(f"HAProxy exited with {self.process.returncode}:\n{self.log()}")
+
+    def _answers(self) -> bool:
+        try:
+            self.command("show info")
+        except OSError:
+            return False
+        return True
+
+    def command(self, line: str) -> str:
+        """
+        Send one command to the stats socket; return the answer.
+        """
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(WAIT)
+            sock.connect(self.stats_socket)
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def sessions(self, backend: str) -> dict[str, int]:
+        """
+        The sessions each server of C{backend} has had so far (the stats'
+        C{stot}).
+        """
+        lines = self.command("show stat").splitlines()
+        fields = lines[0].lstrip("# ").split(",")
+        out = {}
+        for line in lines[1:]:
+            row = dict(zip(fields, line.split(",")))
+            if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
+                out[row["svname"]] = int(row["stot"])
+        return out
+
+    def log(self) -> str:
+        """
+        What HAProxy printed so far.
+        """
+        try:
+            with open(self.output) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """
+        Stop HAProxy (SIGTERM, then SIGKILL after a few seconds) and reap it.
+        """
+        import subprocess
+
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
