@@ -18,7 +18,12 @@ The controllers need six things Twisted's interfaces do not offer:
   - a UDP port whose socket is configured between bind and first read, and
     that closes once (L{HookedUDPPort}: C{_bindSocket},
     C{_connectToProtocol}, C{_loseConnection},
-    C{_fromListeningDescriptor}).
+    C{_fromListeningDescriptor});
+  - to adopt a listening UNIX socket that stays its owner's when the port
+    stops (L{adopt_unix_listener}: C{_fromListeningDescriptor},
+    C{_shouldShutdown}): Twisted's UNIX port, unlike its TCP one, calls
+    C{shutdown()} on a socket it did not create, ending it for every
+    process that holds it, and removes its path.
 
   - to recognise the endpoints of Twisted's C{haproxy:} endpoint strings
     (C{proxyEndpoint}), whose own reader of the PROXY header is replaced by
@@ -40,9 +45,16 @@ package touches a private attribute of Twisted.
 
 from __future__ import annotations
 
-from typing import Any, Final
+import socket
+from typing import Any, Final, cast
 
 from twisted.internet import abstract, endpoints, tcp, udp
+from twisted.internet.interfaces import IListeningPort
+
+try:
+    from twisted.internet import unix as _unix
+except ImportError:  # pragma: no cover - a platform without UNIX sockets
+    _unix = None  # type: ignore[assignment]
 
 try:
     from twisted.protocols import tls as _tls
@@ -59,6 +71,7 @@ __all__ = [
     "MISSING",
     "DirectWrites",
     "HookedUDPPort",
+    "adopt_unix_listener",
     "close_duplicate_only",
     "flush_tls",
     "hand_over",
@@ -93,6 +106,11 @@ _REQUIRED: Final[dict[str, tuple[type, tuple[str, ...]]]] = {
         ("_bindSocket", "_connectToProtocol", "_loseConnection", "_fromListeningDescriptor"),
     ),
 }
+if _unix is not None:
+    _REQUIRED["adopted UNIX listeners"] = (
+        _unix.Port,
+        ("_fromListeningDescriptor", "_shouldShutdown"),
+    )
 if _tls is not None:
     _REQUIRED["TLS write aggregation"] = (_tls.BufferingTLSTransport, ("_aggregator",))
 if _WrapperEndpoint is not None:
@@ -141,6 +159,7 @@ _TLS_FLUSH: Final = _tls is not None and _have("TLS write aggregation")
 _CLOSE_DUPLICATE: Final = _have("closing an adopted duplicate")
 _UDP_HOOKS: Final = _have("UDP port hooks")
 _HAPROXY_ENDPOINTS: Final = _have("haproxy: endpoints")
+_KEPT_UNIX: Final = _unix is not None and _have("adopted UNIX listeners")
 
 
 class DirectWrites:
@@ -404,3 +423,40 @@ def udp_port_from_descriptor(
         reactor, fd, family, protocol, max_packet_size
     )
     return port
+
+
+if _unix is not None:
+
+    class _KeptUNIXPort(_unix.Port):
+        """
+        Twisted's UNIX port, but one that closes its duplicate of an adopted
+        socket without C{shutdown()} (as Twisted's TCP port does) and leaves
+        the socket's path in place.
+        """
+
+        _shouldShutdown = False
+
+        def connectionLost(self, reason: Any) -> None:
+            """
+            What C{unix.Port.connectionLost} does but the unlink (the
+            C{wantPID} lock it also releases an adopted port never has).
+            """
+            tcp.Port.connectionLost(self, reason)
+
+
+def adopt_unix_listener(reactor: Any, fd: int, factory: Any) -> IListeningPort:
+    """
+    Listen on C{fd}, a listening, non-blocking UNIX stream socket bound by
+    someone else, with C{factory}, as C{reactor.adoptStreamPort} does (on a
+    duplicate: C{fd} stays the caller's), but with a port that leaves the
+    socket to its owner when it stops: no C{shutdown()}, which would end it
+    for every process holding it (the other workers of C{serve --workers};
+    systemd, which keeps it across restarts of the service), and no removal
+    of its path (systemd.socket(5): a service must not unlink it). Without
+    what this needs, C{adoptStreamPort} itself.
+    """
+    if not _KEPT_UNIX:  # pragma: no cover - only with a Twisted that lacks it
+        return cast(IListeningPort, reactor.adoptStreamPort(fd, socket.AF_UNIX, factory))
+    port = _KeptUNIXPort._fromListeningDescriptor(reactor, fd, factory)
+    port.startListening()
+    return cast(IListeningPort, port)

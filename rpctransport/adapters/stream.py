@@ -67,6 +67,7 @@ from ..sansio.record import (
     RecordReader,
 )
 from ..sansio.types import IMPLIED, Implied, RpcProtocol
+from ._twisted import adopt_unix_listener
 from .closing import StreamClosing
 from .common import OwnedDescriptor, descriptor_of, resolve_reactor
 from .link import StreamLink
@@ -87,6 +88,7 @@ __all__ = [
     "LARGE_READ_SIZE",
     "LARGE_RECORD",
     "StreamController",
+    "adopt_unix_listener",
 ]
 
 DEFAULT_READ_BUFFER_LIMIT: Final = 256 * 1024

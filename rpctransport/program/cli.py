@@ -1,4 +1,4 @@
-# -*- test-case-name: rpctransport.test.test_cli -*-
+# -*- test-case-name: rpctransport.test.test_cli,rpctransport.test.test_workers -*-
 """
 The C{rpctransport} program: C{serve}, C{call}, C{demo} and C{bench}.
 
@@ -28,20 +28,35 @@ from .options import (
     add_arguments,
     check_call,
     check_serve,
+    read_host_port,
 )
 
 __all__ = ["main", "parse_args"]
 
 
+_HANDED_KINDS = ("tcp", "udp", "unix", "tls")
+
+
 def _adopted(text: str) -> tuple[str, int]:
     """
-    C{tcp:FD} or C{udp:FD}: a listening socket a C{serve --workers} parent
-    hands to its worker.
+    C{KIND:FD} (C{tcp}, C{udp}, C{unix} or C{tls}): a listening socket a
+    C{serve --workers} parent hands to its worker.
     """
     kind, sep, fd = text.partition(":")
-    if not sep or kind not in ("tcp", "udp") or not fd.isdigit():
-        raise OptionError(f"{text!r} is not tcp:FD or udp:FD")
+    if not sep or kind not in _HANDED_KINDS or not fd.isdigit():
+        raise OptionError(f"{text!r} is not KIND:FD (tcp, udp, unix or tls)")
     return kind, int(fd)
+
+
+def _reuse_port_address(text: str) -> tuple[str, str, int]:
+    """
+    C{KIND:HOST:PORT} (C{tcp}, C{udp} or C{tls}): where a worker of
+    C{serve --workers --reuse-port} binds its own socket.
+    """
+    kind, sep, address = text.partition(":")
+    if not sep or kind not in ("tcp", "udp", "tls"):
+        raise OptionError(f"{text!r} is not KIND:HOST:PORT (tcp, udp or tls)")
+    return (kind, *read_host_port(address))
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -81,6 +96,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     add_arguments(serve, SERVE_OPTIONS, {"limits and timeouts": LIMITS_DESCRIPTION})
     # What a --workers parent hands its workers; not for people.
     serve.add_argument("--adopt", action="append", type=_adopted, default=[], help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--bind-reuse-port", action="append", type=_reuse_port_address, default=[],
+        help=argparse.SUPPRESS,
+    )
     serve.add_argument("--parent-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -127,8 +146,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     try:
         if args.command == "serve":
             check_serve(args)
-            if args.adopt and (args.tcp or args.udp or args.unix or args.listen or args.tls or args.workers > 1):
-                raise OptionError("--adopt is for the workers of --workers, alone")
+            listeners = args.tcp or args.udp or args.unix or args.listen or args.tls or args.systemd
+            if (args.adopt or args.bind_reuse_port) and (listeners or args.workers > 1):
+                raise OptionError("--adopt and --bind-reuse-port are for the workers of --workers, alone")
         if args.command == "call":
             check_call(args)
     except OptionError as e:
@@ -148,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         raise SystemExit(bench_main(args.bench_args))
     if args.command == "serve" and args.workers > 1:
-        # The parent only binds, starts the workers and waits: no reactor.
+        # The parent only binds, starts the workers and supervises them: no
+        # reactor.
         from .workers import serve_workers
 
         raise SystemExit(serve_workers(args))

@@ -1,4 +1,4 @@
-# -*- test-case-name: rpctransport.test.test_cli -*-
+# -*- test-case-name: rpctransport.test.test_cli,rpctransport.test.test_workers -*-
 """
 The subcommands of the C{rpctransport} program, as C{task.react} mains.
 
@@ -19,8 +19,9 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple, TextIO, cast
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.endpoints import (
+    AdoptedStreamServerEndpoint,
     TCP4ClientEndpoint,
     TCP4ServerEndpoint,
     TCP6ClientEndpoint,
@@ -32,9 +33,11 @@ from twisted.internet.endpoints import (
     serverFromString,
 )
 from twisted.internet.error import ConnectError
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerEndpoint
+from zope.interface import implementer
 
-from ..entry.stream import StreamControllerFactory, connect_stream, listen_stream
+from ..adapters.stream import adopt_unix_listener
+from ..entry.stream import connect_stream, listen_stream
 from ..rpc.client import RpcClient
 from ..sansio.counters import Counters
 from ..sansio.types import Implied
@@ -47,18 +50,17 @@ from .errors import (
     explain_listen_failure,
     read_tls_files,
 )
-from .options import OptionError, resolve_datagram_host, serve_namespace
 from .tuning import keep_large_allocations
-from .workers import say_ready, watch_parent
+from .workers import bind_socket, prepare_serving, say_ready, watch_parent
 
 __all__ = [
-    "adopt_listeners",
     "call",
     "demo",
     "prepare_serving",
     "Listener",
     "print_counters",
     "register_listeners",
+    "registration_for",
     "run_demo",
     "serve",
     "start_listeners",
@@ -108,6 +110,7 @@ def start_listeners(
     unix: list[str] = [],
     listen: list[str] = [],
     tls: list[tuple[str, int]] = [],
+    adopted: list[tuple[str, int]] = [],
     tls_options: Any = None,
     starttls: bool = False,
     stream_options: dict[str, Any] | None = None,
@@ -118,6 +121,13 @@ def start_listeners(
     with C{tls_options} from the first byte; with C{starttls}, the plaintext
     stream listeners answer RFC 9289 probes and upgrade with C{tls_options}.
 
+    @param adopted: sockets bound by someone else (the parent of C{serve
+        --workers}, a service manager), each C{(kind, fd)}: C{tcp} or
+        C{unix} a listening stream socket, C{tls} one served with TLS from
+        the first byte, C{udp} a bound UDP socket. Each C{fd} becomes this
+        process's to close (a stream listener works on a duplicate and closes
+        it at once); the socket itself stays its owner's: no C{shutdown()}
+        when its listener stops, and a UNIX socket's path is left in place.
     @param stream_options: more options for every stream listener's
         controllers (deadlines, C{max_connections}).
     @param counters: what every listener and connection counts is counted
@@ -130,6 +140,10 @@ def start_listeners(
     started: list[Listener] = []
     # (kind, what the user wrote, endpoint, options of its controllers)
     endpoints: list[tuple[str, str, Any, dict[str, Any]]] = []
+    # (kind or None: by its type, what the user wrote, descriptor)
+    handed: list[tuple[str | None, str, int]] = [
+        (kind, f"descriptor {fd}", fd) for kind, fd in adopted
+    ]
     plain_options = dict(stream_limits)
     if starttls:
         plain_options["starttls"] = tls_options
@@ -147,6 +161,12 @@ def start_listeners(
         endpoints.append(("unix", path, endpoint, plain_options))
     for description in listen:
         endpoint = serverFromString(reactor, description)
+        if isinstance(endpoint, AdoptedStreamServerEndpoint):
+            # systemd:...: Twisted would adopt a UDP socket as a stream port,
+            # and remove a UNIX socket's path when it stops; served by its
+            # type instead, like --systemd's.
+            handed.append((None, description, endpoint.fileno))
+            continue
         # An ssl: endpoint is TLS from the first byte: no STARTTLS on it.
         kind = "tls" if isinstance(endpoint, SSL4ServerEndpoint) else "stream"
         options = stream_limits if kind == "tls" else plain_options
@@ -161,11 +181,7 @@ def start_listeners(
                 port = yield listen_stream(endpoint, server.serve, reactor=reactor, **options)
             except Exception as e:
                 raise ProgramError(explain_listen_failure(kind, text, e))
-            local = port.getHost()
-            address_kind, address = describe_address(local)
-            started.append(
-                Listener(kind if kind != "stream" else address_kind, address, port.stopListening, local)
-            )
+            started.append(_stream_listener(kind, port))
         for host, port_number in udp:
             from ..entry.datagram import listen_datagram
 
@@ -176,14 +192,50 @@ def start_listeners(
             except Exception as e:
                 raise ProgramError(explain_listen_failure("udp", _host_text(host, port_number), e))
             server.serve(controller)
-            bound = _bound(controller)
-            kind, text = describe_address(bound)
-            started.append(Listener(kind, text, controller.inactivate, bound))
+            started.append(_datagram_listener(controller))
+        for given, text, fd in handed:
+            kind = given or _kind_of(fd)
+            try:
+                if kind == "udp":
+                    from ..entry.datagram import datagram_rpc_multiplex_controller
+
+                    controller = datagram_rpc_multiplex_controller(
+                        fd, reactor, counters_parent=counters, **limits
+                    )
+                    server.serve(controller)
+                    started.append(_datagram_listener(controller))
+                    continue
+                options = {**stream_limits, "tls": tls_options} if kind == "tls" else plain_options
+                port = yield listen_stream(
+                    _adopted_listener(reactor, fd), server.serve, reactor=reactor, **options
+                )
+            except Exception as e:
+                raise ProgramError(explain_listen_failure(kind, text, e))
+            started.append(_stream_listener(kind, port))
     except ProgramError:
         for listener in started:
             listener.stop()
         raise
     return started
+
+
+def _stream_listener(kind: str, port: IListeningPort) -> Listener:
+    """
+    The L{Listener} of a listening stream port: of C{kind} C{tls}, or
+    C{tcp} or C{unix} by its address.
+    """
+    local = port.getHost()
+    address_kind, address = describe_address(local)
+    return Listener(kind if kind == "tls" else address_kind, address, port.stopListening, local)
+
+
+def _datagram_listener(controller: Any) -> Listener:
+    """
+    The L{Listener} of a datagram controller serving a bound socket.
+    """
+    bound = _bound(controller)
+    kind, text = describe_address(bound)
+    return Listener(kind, text, controller.inactivate, bound)
 
 
 def _bound(controller: Any) -> IAddress:
@@ -199,44 +251,59 @@ def _host_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if is_ipv6(host) else f"{host}:{port}"
 
 
-def adopt_listeners(
-    reactor: Any,
-    server: EchoServer,
-    adopted: list[tuple[str, int]],
-    stream_options: dict[str, Any] | None = None,
-    counters: Counters | None = None,
-) -> list[Listener]:
+def _kind_of(fd: int) -> str:
     """
-    Serve C{server} on sockets bound by someone else (the parent of
-    C{serve --workers}): C{("tcp", fd)} a listening TCP socket, already
-    non-blocking; C{("udp", fd)} a bound UDP socket.
-
-    @return: a list of L{Listener}s, as L{start_listeners} gives.
+    C{udp} for a datagram socket, C{tcp} for a stream socket (a UNIX one is
+    told from its address once it listens).
     """
-    from ..entry.datagram import datagram_rpc_multiplex_controller
+    probe = socket.socket(fileno=fd)
+    try:
+        return "udp" if probe.type == socket.SOCK_DGRAM else "tcp"
+    finally:
+        probe.detach()
 
-    limits, stream_limits = _limits(server, stream_options, counters)
-    started: list[Listener] = []
-    for kind, fd in adopted:
-        if kind == "tcp":
-            probe = socket.socket(fileno=fd)
-            family = probe.family
-            probe.detach()
-            factory = StreamControllerFactory(server.serve, reactor, **stream_limits)
-            port = reactor.adoptStreamPort(fd, family, factory)
-            factory.guard_accept(port)
-            # Twisted listens on a duplicate; the original is ours to close.
-            os.close(fd)
-            host = port.getHost()
-            started.append(Listener("tcp", describe_address(host)[1], port.stopListening, host))
-        else:
-            controller = datagram_rpc_multiplex_controller(
-                fd, reactor, counters_parent=counters, **limits
-            )
-            server.serve(controller)
-            bound = _bound(controller)
-            started.append(Listener("udp", describe_address(bound)[1], controller.inactivate, bound))
-    return started
+
+def _adopted_listener(reactor: Any, fd: int) -> IStreamServerEndpoint:
+    """
+    An endpoint that listens on C{fd}, a listening stream socket bound by
+    someone else, and leaves the socket to its owner when it stops: Twisted's
+    C{AdoptedStreamServerEndpoint} for INET and INET6 sockets (its port
+    closes its duplicate without C{shutdown()}), L{_AdoptedUNIXListener} for
+    UNIX ones. C{fd} is closed once it listens (the port works on a
+    duplicate).
+    """
+    probe = socket.socket(fileno=fd)
+    family = probe.family
+    probe.detach()
+    if family == socket.AF_UNIX:
+        return _AdoptedUNIXListener(reactor, fd)
+    endpoint: IStreamServerEndpoint = AdoptedStreamServerEndpoint(reactor, fd, family)
+    return endpoint
+
+
+@implementer(IStreamServerEndpoint)
+class _AdoptedUNIXListener:
+    """
+    Listens on C{fd}, a listening UNIX stream socket bound by someone else,
+    with a port that leaves the socket and its path to their owner when it
+    stops (see L{rpctransport.adapters._twisted.adopt_unix_listener}).
+    """
+
+    def __init__(self, reactor: Any, fd: int) -> None:
+        self.reactor = reactor
+        self.fd = fd
+
+    def listen(self, factory: Any) -> Deferred[IListeningPort]:
+        """
+        Listen on the descriptor with C{factory}, then close the descriptor.
+        """
+        try:
+            os.set_blocking(self.fd, False)
+            port = adopt_unix_listener(self.reactor, self.fd, factory)
+            os.close(self.fd)
+        except BaseException:
+            return fail()
+        return succeed(port)
 
 
 @inlineCallbacks
@@ -244,20 +311,17 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     """
     C{rpctransport serve}: serve until SIGINT or SIGTERM.
 
-    With C{--adopt} (a worker of L{serve_workers}), serve the sockets handed
-    down, print no C{listening} lines (the parent did), and stop also when
-    the parent goes away.
+    A worker of L{serve_workers} (C{--ready-fd}) serves the sockets handed
+    down (C{--adopt}, C{--bind-reuse-port}), prints no C{listening} lines
+    (the parent did), and stops also when the parent goes away.
     """
     keep_large_allocations()
     _log_to_stderr()
     server = EchoServer(args.program, args.program_version, args.max_record_size)
     totals = Counters()
-    adopted = getattr(args, "adopt", [])
+    worker = getattr(args, "ready_fd", None) is not None
     try:
-        if adopted:
-            listeners = adopt_listeners(reactor, server, adopted, stream_options(args), totals)
-        else:
-            listeners = yield start_serving(reactor, server, args, totals)
+        listeners = yield start_serving(reactor, server, args, totals)
     except ProgramError as e:
         print(f"rpctransport serve: {e}", file=sys.stderr, flush=True)
         raise SystemExit(e.status)
@@ -270,7 +334,7 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
                 listener.stop()
             print(f"rpctransport serve: {e}", file=sys.stderr, flush=True)
             raise SystemExit(e.status)
-    if not adopted:
+    if not worker:
         for listener in listeners:
             print(f"listening {listener.kind} {listener.text}", flush=True)
         print(
@@ -282,9 +346,13 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
 
     stopped: Deferred[None] = Deferred()
 
+    stopping: list[bool] = []
+
     def stop() -> Deferred[None] | None:
-        if stopped.called:
-            return None
+        if stopping:
+            # A second signal while the registrations are taken back.
+            return None if stopped.called else stopped
+        stopping.append(True)
         for listener in listeners:
             listener.stop()
         server.stop()
@@ -292,8 +360,10 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
         if registration is None:
             stopped.callback(None)
             return None
-        # Take the registrations back before the reactor stops.
+        # Take the registrations back before the reactor stops, within a
+        # deadline: a hung rpcbind must not hold the stop.
         unregistered = registration.stop()
+        unregistered.addTimeout(UNREGISTER_TIMEOUT, reactor)
         unregistered.addErrback(
             lambda failure: print(
                 f"rpctransport serve: rpcbind: {failure.value}", file=sys.stderr, flush=True
@@ -329,49 +399,33 @@ def serve(reactor: Any, args: argparse.Namespace) -> Any:
     yield stopped
 
 
-def prepare_serving(args: argparse.Namespace) -> Any:
-    """
-    What C{serve} (and the C{twistd} plugin) checks before it listens: the
-    TLS files, read into TLS options; the UDP hosts, resolved (Twisted's
-    UDP ports take addresses only). Loopback TCP and UDP when no listener
-    was asked for.
-
-    @return: the server TLS options (L{None} without TLS listeners).
-    @raise ProgramError: naming what is wrong.
-    """
-    serve_namespace(args)
-    try:
-        args.udp = [(resolve_datagram_host(host), port) for host, port in args.udp]
-    except OptionError as e:
-        raise ProgramError(f"--udp: {e}")
-    if not (args.tls or args.starttls):
-        return None
-    files = read_tls_files(args.tls_cert, args.tls_key, args.tls_ca, server=True)
-    assert files is not None
-    from ..entry.tls import server_tls_options
-
-    try:
-        return server_tls_options(files.certificate, files.key, client_ca=files.ca)
-    except Exception as e:
-        raise ProgramError(f"--tls-cert {args.tls_cert}: {e}")
-
-
 def start_serving(
     reactor: Any, server: EchoServer, args: argparse.Namespace, counters: Counters | None = None
 ) -> Deferred[list[Listener]]:
     """
     Check what C{args} asks for (L{prepare_serving}) and start its
-    listeners (L{start_listeners}).
+    listeners (L{start_listeners}), those handed down by the parent of
+    C{serve --workers} (C{--adopt}; C{--bind-reuse-port}, bound here with
+    C{SO_REUSEPORT}) and those a service manager passed (C{--systemd})
+    included.
 
     @return: L{start_listeners}'s Deferred; failing with L{ProgramError}
         (also when the checks fail).
     """
     try:
         tls_options = prepare_serving(args)
+        bound: list[tuple[str, int]] = []
+        for kind, host, port in getattr(args, "bind_reuse_port", []):
+            try:
+                sock = bind_socket(kind, host, port, reuse_port=True)
+            except OSError as e:
+                for _, fd in bound:
+                    os.close(fd)
+                raise ProgramError(explain_listen_failure(kind, _host_text(host, port), e))
+            bound.append((kind, sock.detach()))
     except ProgramError:
-        from twisted.internet.defer import fail
-
         return fail()
+    adopted = [*getattr(args, "adopt", []), *bound]
     started: Deferred[list[Listener]] = start_listeners(
         reactor,
         server,
@@ -380,12 +434,33 @@ def start_serving(
         unix=args.unix,
         listen=args.listen,
         tls=args.tls,
+        adopted=adopted,
         tls_options=tls_options,
         starttls=args.starttls,
         stream_options=stream_options(args),
         counters=counters,
     )
     return started
+
+
+def registration_for(server: EchoServer, listeners: list[Listener]) -> Any:
+    """
+    The rpcbind L{Registration <rpctransport.rpc.rpcbind.Registration>} of
+    C{server}'s programs at its TCP, UDP and UNIX listeners (TLS listeners
+    have no netid of their own: they are left out), not started yet.
+    """
+    from ..rpc.rpcbind import Registration, entries_for
+
+    addresses = [listener.address for listener in listeners if listener.kind != "tls"]
+    return Registration(entries_for(server.programs, addresses))
+
+
+UNREGISTER_TIMEOUT: Final = 30.0
+"""
+Seconds C{serve --register} waits for rpcbind to take its registrations back
+when it stops: one try per path for each program, version and netid, not an
+rpcbind that hangs.
+"""
 
 
 @inlineCallbacks
@@ -399,10 +474,7 @@ def register_listeners(server: EchoServer, listeners: list[Listener]) -> Any:
         takes them back; failing with L{ProgramError} when rpcbind cannot
         be reached or refuses.
     """
-    from ..rpc.rpcbind import Registration, entries_for
-
-    addresses = [listener.address for listener in listeners if listener.kind != "tls"]
-    registration = Registration(entries_for(server.programs, addresses))
+    registration = registration_for(server, listeners)
     try:
         yield registration.start()
     except Exception as e:
@@ -412,7 +484,9 @@ def register_listeners(server: EchoServer, listeners: list[Listener]) -> Any:
 
 def stream_options(args: argparse.Namespace) -> dict[str, Any]:
     """
-    The deadlines (and admission limit) C{serve} gives every stream listener.
+    The deadlines (and admission limit) C{serve} gives every stream
+    listener, and whether they are behind a proxy sending the PROXY
+    protocol.
     """
     return {
         "record_deadline": args.record_deadline,
@@ -420,6 +494,7 @@ def stream_options(args: argparse.Namespace) -> dict[str, Any]:
         "first_record_timeout": args.first_record_timeout,
         "write_deadline": args.write_deadline,
         "max_connections": getattr(args, "max_connections", None),
+        "proxy_protocol": getattr(args, "proxy_protocol", False),
     }
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: rpctransport.test.test_cli -*-
+# -*- test-case-name: rpctransport.test.test_cli,rpctransport.test.test_workers -*-
 """
 The options of C{rpctransport serve} and C{rpctransport call}, written once.
 
@@ -256,6 +256,13 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "answer RFC 9289 AUTH_TLS probes on the plaintext TCP and UNIX listeners with "
         "STARTTLS and upgrade (needs --tls-cert)",
     ),
+    Option(
+        "proxy-protocol",
+        "the stream listeners (TCP, UNIX, TLS, --listen, passed or adopted) are behind "
+        "a proxy such as HAProxy sending the PROXY protocol (send-proxy or "
+        "send-proxy-v2): each connection must begin with its header, and the client it "
+        "names is the peer in logs and limits",
+    ),
     Option("tls-cert", "our certificate (PEM; may hold the key too)", read_path, metavar="PEM"),
     Option("tls-key", "the private key of --tls-cert (PEM)", read_path, metavar="PEM"),
     Option("tls-ca", "require client certificates signed by this CA", read_path, metavar="PEM"),
@@ -297,10 +304,22 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "the registrations back on stop",
     ),
     Option(
+        "systemd",
+        "serve every socket a service manager passed (systemd socket activation: "
+        "LISTEN_FDS), each by its type: TCP, UNIX stream, UDP; a stream socket named tls "
+        "(FileDescriptorName=tls) with TLS from the first byte",
+    ),
+    Option(
         "workers",
-        "serve from N worker processes sharing the TCP and UDP sockets (1: this "
-        "process alone); SIGINT or SIGTERM stops them all",
+        "serve from N worker processes sharing every listener (1: this process alone); "
+        "a worker that dies is replaced; SIGINT or SIGTERM stops them all",
         read_count, 1, "N",
+    ),
+    Option(
+        "reuse-port",
+        "with --workers: each worker binds its own TCP and UDP sockets with SO_REUSEPORT, "
+        "and the kernel spreads connections and clients over them (instead of one shared "
+        "socket)",
     ),
 )
 """C{serve}'s options, which are also those of C{twistd rpctransport-echo}."""
@@ -478,23 +497,34 @@ def check_serve(values: argparse.Namespace) -> None:
     is L{None} (no cap).
     @raise OptionError: naming what is wrong and what to do.
     """
-    if values.workers > 1 and (values.unix or values.listen):
+    workers = values.workers > 1
+    if workers and values.listen:
         raise OptionError(
-            "--workers shares TCP and UDP sockets only: --unix and --listen need --workers 1"
+            "--listen takes any Twisted endpoint, which only a process running a reactor "
+            "opens: with --workers, listen with --tcp, --udp, --unix, --tls or --systemd"
         )
-    tls_listeners = values.tls or values.starttls
+    if workers and values.register:
+        raise OptionError("--register needs --workers 1 (the workers' parent runs no reactor)")
+    if values.reuse_port and not workers:
+        raise OptionError(
+            "--reuse-port goes with --workers N (N > 1): each worker then binds its own "
+            "TCP and UDP sockets"
+        )
+    if values.reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+        raise OptionError("--reuse-port needs SO_REUSEPORT, which this system does not have")
+    # What a --workers parent hands its workers (only on serve's command line).
+    handed = [kind for kind, *_ in getattr(values, "adopt", []) + getattr(values, "bind_reuse_port", [])]
+    tls_listeners = values.tls or values.starttls or "tls" in handed
     if tls_listeners and not values.tls_cert:
         raise OptionError("--tls and --starttls need --tls-cert (and --tls-key)")
-    if not tls_listeners:
+    # With --systemd, whether a socket is named tls is known only once the
+    # sockets are found (prepare_serving checks then).
+    if not tls_listeners and not values.systemd:
         stray = [f"--{name}" for name in ("tls-cert", "tls-key", "tls-ca") if getattr(values, name.replace("-", "_"))]
         if stray:
             raise OptionError(
                 f"{', '.join(stray)} given, but no TLS listener: add --tls HOST:PORT or --starttls"
             )
-    if values.workers > 1 and values.register:
-        raise OptionError("--register needs --workers 1 (the workers' parent runs no reactor)")
-    if values.workers > 1 and tls_listeners:
-        raise OptionError("--workers serves plain TCP and UDP only: TLS needs --workers 1")
     if values.max_connections is None:
         values.max_connections = default_max_connections()
     else:
@@ -547,9 +577,12 @@ def check_call(values: argparse.Namespace) -> None:
 def serve_namespace(values: argparse.Namespace) -> argparse.Namespace:
     """
     C{values} with C{--tcp} and C{--udp} on loopback when no listener was
-    asked for (C{serve}'s default).
+    asked for (C{serve}'s default; C{--systemd} and the sockets a
+    C{--workers} parent hands down are listeners).
     """
-    if not (values.tcp or values.udp or values.unix or values.listen or values.tls):
+    given = values.tcp or values.udp or values.unix or values.listen or values.tls
+    handed = getattr(values, "adopt", []) or getattr(values, "bind_reuse_port", [])
+    if not (given or values.systemd or handed):
         values.tcp = [("127.0.0.1", 0)]
         values.udp = [("127.0.0.1", 0)]
     return values

@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from .commands import (
     Listener,
     prepare_serving,
-    register_listeners,
+    registration_for,
     start_listeners,
     stream_options,
 )
@@ -91,6 +91,7 @@ class EchoService(Service):
             unix=args.unix,
             listen=args.listen,
             tls=args.tls,
+            adopted=getattr(args, "adopt", []),
             tls_options=self.tls_options,
             starttls=args.starttls,
             stream_options=stream_options(args),
@@ -132,14 +133,17 @@ class EchoService(Service):
         if reactor is None:
             from twisted.internet import reactor
 
-        def registered(registration: Any) -> None:
-            self.registration = registration
-
         def failed(failure: Failure) -> None:
-            self.log.error("rpctransport-echo: {message}", message=str(failure.value))
+            self.log.error(
+                "rpctransport-echo: cannot register with rpcbind: {message}",
+                message=str(failure.value),
+            )
             reactor.callWhenRunning(reactor.stop)
 
-        register_listeners(self.server, self.listeners).addCallbacks(registered, failed)
+        # Kept from the start: a stop while it registers still takes back
+        # what it registered.
+        self.registration = registration_for(self.server, self.listeners)
+        self.registration.start().addErrback(failed)
 
     def stopService(self) -> Any:
         """
@@ -159,8 +163,9 @@ class EchoService(Service):
 class WorkersService(Service):
     """
     C{--workers N}: this process binds the shared sockets and supervises N
-    worker processes (see L{rpctransport.program.workers}); the service's
-    stop stops them.
+    worker processes, replacing those that die (see
+    L{rpctransport.program.workers}); the service's stop stops them. When
+    they cannot be kept running, the reactor is stopped.
     """
 
     log = Logger()
@@ -181,8 +186,8 @@ class WorkersService(Service):
         super().privilegedStartService()
         try:
             self._shared = bind_shared(self.args)
-        except OSError as e:
-            raise SystemExit(f"rpctransport-echo: cannot listen: {e}")
+        except ProgramError as e:
+            raise SystemExit(f"rpctransport-echo: {e}")
 
     def startService(self) -> None:
         """
@@ -203,7 +208,8 @@ class WorkersService(Service):
         self._ran = ran
 
         def ended(status: int) -> int:
-            if pool.stop_requested is None:
+            if not pool.asked_to_stop:
+                # They could not be kept running (see WorkerPool.run).
                 self.log.error("rpctransport-echo: the workers ended (status {status})", status=status)
                 if reactor.running:
                     reactor.stop()
@@ -229,10 +235,11 @@ def makeService(options: usage.Options) -> Service:
     be used.
     """
     args: argparse.Namespace = options.namespace()  # type: ignore[attr-defined]
-    if args.workers > 1:
-        return WorkersService(args)
     try:
         tls_options = prepare_serving(args)
     except ProgramError as e:
         raise SystemExit(f"rpctransport-echo: {e}")
+    if args.workers > 1:
+        # The workers read the TLS files themselves; checked here all the same.
+        return WorkersService(args)
     return EchoService(args, tls_options)

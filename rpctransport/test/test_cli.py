@@ -3,17 +3,18 @@
 Tests for the C{rpctransport} program: its options, C{serve} and C{call}
 against each other in separate processes, and the C{twistd} plugin.
 
-The C{serve}/C{call} tests against libtirpc are in C{test_interop}.
+The C{serve}/C{call} tests against libtirpc are in C{test_interop}; those
+of C{serve --workers} and socket activation in C{test_workers}.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
@@ -29,7 +30,7 @@ from rpctransport.test.interop.build import (
     run_program,
     start_server,
 )
-from rpctransport.test.helpers import help_text, usage_error, wait_until
+from rpctransport.test.helpers import help_text, usage_error
 
 
 class OptionTests(SynchronousTestCase):
@@ -189,34 +190,6 @@ class ServeAndCallTests(SynchronousTestCase):
         self.assertEqual(done.returncode, 0, done.describe())
 
 
-def children_of(pid: int) -> list[int]:
-    """
-    The processes whose parent is C{pid}, from C{/proc}.
-    """
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        # "PID (COMMAND) STATE PPID ...": the command may hold spaces.
-        fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[1]) == pid:
-            found.append(int(text.split(" ", 1)[0]))
-    return sorted(found)
-
-
-def running(pid: int) -> bool:
-    """
-    Whether C{pid} is a process that has not exited (a zombie has).
-    """
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2] not in "ZX"
-
-
 _PLAIN_STARTTLS = """
 from pathlib import Path
 from twisted.internet import ssl
@@ -363,88 +336,6 @@ class TLSCommandTests(SynchronousTestCase):
         self.assertIn("tcp: and unix:", usage_error("call", "udp:127.0.0.1:1", "--starttls"))
 
 
-class WorkersTests(SynchronousTestCase):
-    """
-    C{serve --workers N}: one parent, N worker processes sharing its sockets.
-    """
-
-    def setUp(self) -> None:
-        if not Path("/proc/self/stat").exists():
-            raise SkipTest("finding the workers needs /proc")
-
-    def start(self) -> tuple[ServerProcess, list[int]]:
-        """
-        Start C{serve --workers 2} and find its two workers.
-        """
-        server = start_server(
-            self, rpctransport_command("serve", "--workers", "2"), env=rpctransport_env()
-        )
-        workers: list[int] = []
-
-        def found() -> bool:
-            workers[:] = children_of(server.process.pid)
-            return len(workers) == 2
-
-        self.assertTrue(wait_until(found), f"workers {workers}\n{server.describe()}")
-        self.addCleanup(self.assertNoOrphans, workers)
-        return server, workers
-
-    def assertNoOrphans(self, pids: list[int]) -> None:
-        """
-        Fail unless every one of C{pids} has exited (killing those left).
-        """
-        left = [pid for pid in pids if running(pid)]
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-        self.assertEqual(left, [], "worker processes outlived the test")
-
-    def test_serve_and_stop(self) -> None:
-        """
-        With C{--workers 2}, C{serve} prints its listeners once both workers
-        serve, answers calls over TCP (on several connections) and UDP, and
-        on SIGTERM to the parent alone stops both workers and exits 0.
-        """
-        server, workers = self.start()
-        for kind, concurrency in (("tcp", "8"), ("udp", "1")):
-            done = run_program(
-                rpctransport_command(
-                    "call", f"{kind}:{server.addresses[kind]}", "--proc", "echo",
-                    "--size", "100", "--count", "200", "--concurrency", concurrency,
-                ),
-                env=rpctransport_env(),
-            )
-            self.assertEqual(done.returncode, 0, done.describe())
-        for _ in range(4):
-            done = run_program(
-                rpctransport_command("call", f"tcp:{server.addresses['tcp']}", "--count", "20"),
-                env=rpctransport_env(),
-            )
-            self.assertEqual(done.returncode, 0, done.describe())
-        self.assertTrue(all(running(pid) for pid in workers))
-        os.kill(server.process.pid, signal.SIGTERM)
-        self.assertEqual(server.process.wait(30), 0, server.describe())
-        self.assertTrue(wait_until(lambda: not any(map(running, workers))), workers)
-
-    def test_parent_killed(self) -> None:
-        """
-        Workers whose parent dies without forwarding anything (SIGKILL) stop
-        on their own.
-        """
-        server, workers = self.start()
-        os.kill(server.process.pid, signal.SIGKILL)
-        server.process.wait(30)
-        self.assertTrue(wait_until(lambda: not any(map(running, workers))), workers)
-
-    def test_usage(self) -> None:
-        """
-        C{--workers} shares TCP and UDP sockets only, and must be at least 1.
-        """
-        self.assertEqual(parse_args(["serve"]).workers, 1)
-        self.assertIn("--workers", help_text("serve"))
-        self.assertIn("TCP and UDP", usage_error("serve", "--workers", "2", "--unix", "/x"))
-        self.assertIn("at least 1", usage_error("serve", "--workers", "0"))
-
-
 class TuningTests(SynchronousTestCase):
     """
     L{keep_large_allocations} asks glibc to keep large freed blocks.
@@ -507,6 +398,38 @@ class RegisterTests(SynchronousTestCase):
         dump = self.rpcinfo(rpcbind.rpcinfo)
         self.assertIn("local", [line.split()[2] for line in dump.stdout.splitlines()[1:] if line.split()[0] == program])
         self.assertEqual(server.stop(), 0, server.describe())
+        after = self.rpcinfo(rpcbind.rpcinfo)
+        self.assertNotIn(program, [line.split()[0] for line in after.stdout.splitlines()[1:]], after.stdout)
+
+    def test_register_twistd(self) -> None:
+        """
+        C{twistd -n rpctransport-echo --register} registers the same way, and
+        takes the registration back when it stops.
+        """
+        from rpctransport.test.interop.rpcbind import RunningRpcbind
+
+        rpcbind = RunningRpcbind(self)
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+        server = ServerProcess(
+            [
+                sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+                "--pidfile", os.path.join(directory, "pid"), "--logfile", "-",
+                "rpctransport-echo", "--tcp", "127.0.0.1:0", "--register",
+            ],
+            rpctransport_env(),
+        )
+        self.addCleanup(server.stop)
+        port = server.wait_line(r".*listening tcp 127\.0\.0\.1:(\d+)", 30).group(1)
+        program = str(ECHO_PROGRAM)
+        deadline = time.monotonic() + 10
+        rows: set[tuple[str, ...]] = set()
+        while (program, "1", "tcp", port) not in rows and time.monotonic() < deadline:
+            listed = self.rpcinfo(rpcbind.rpcinfo, "-p")
+            rows = {tuple(line.split()[:4]) for line in listed.stdout.splitlines()[1:]}
+            time.sleep(0.05)
+        self.assertIn((program, "1", "tcp", port), rows)
+        server.stop()
         after = self.rpcinfo(rpcbind.rpcinfo)
         self.assertNotIn(program, [line.split()[0] for line in after.stdout.splitlines()[1:]], after.stdout)
 

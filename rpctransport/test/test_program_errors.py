@@ -105,14 +105,21 @@ BAD_INPUTS: Sequence[tuple[str, str, int]] = (
         2,
     ),
     (
-        "serve --workers 2 --unix {dir}/w.sock",
-        r"^rpctransport serve: error: --workers shares TCP and UDP sockets only",
+        "serve --workers 2 --listen tcp:0",
+        r"^rpctransport serve: error: --listen takes any Twisted endpoint, which only a "
+        r"process running a reactor opens: with --workers, listen with --tcp, --udp, --unix, "
+        r"--tls or --systemd$",
         2,
     ),
     (
-        "serve --workers 2 --tls 127.0.0.1:0 --tls-cert {dir}/server.pem",
-        r"^rpctransport serve: error: --workers serves plain TCP and UDP only: TLS needs "
-        r"--workers 1$",
+        "serve --reuse-port",
+        r"^rpctransport serve: error: --reuse-port goes with --workers N \(N > 1\)",
+        2,
+    ),
+    (
+        "serve --systemd",
+        r"^rpctransport serve: --systemd: no sockets were passed: it needs LISTEN_FDS, "
+        r"LISTEN_PID \(this process\) and LISTEN_FDNAMES",
         2,
     ),
     # call: TLS against a server that wants a client certificate

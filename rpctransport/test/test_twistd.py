@@ -100,7 +100,8 @@ class OptionTableTests(SynchronousTestCase):
         What C{serve} refuses, the plugin refuses with the same message.
         """
         for argv in (
-            ["--workers", "2", "--unix", "/x"],
+            ["--workers", "2", "--listen", "tcp:0"],
+            ["--reuse-port"],
             ["--starttls"],
             ["--tcp", "127.0.0.1:0", "--tls-cert", "c.pem"],
             ["--workers", "0"],

@@ -7,11 +7,15 @@ Twisted beyond its published interfaces.
 from __future__ import annotations
 
 import ast
+import os
+import socket
+import tempfile
 from pathlib import Path
 
 from twisted.internet import abstract, tcp, udp
 from twisted.internet.protocol import Factory, Protocol
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from rpctransport.adapters import _twisted
 from rpctransport.adapters.tls import SunRPCNegotiation
@@ -114,3 +118,35 @@ class NegotiateUnderTests(SynchronousTestCase):
         Anything without a factory is left alone.
         """
         self.assertFalse(_twisted.negotiate_under(object(), SunRPCNegotiation()))
+
+
+class AdoptUNIXListenerTests(TestCase):
+    """
+    L{_twisted.adopt_unix_listener} serves an adopted UNIX socket and leaves
+    it to its owner when it stops.
+    """
+
+    @inlineCallbacks
+    def test_left_to_its_owner(self) -> object:
+        """
+        Once the port stopped, the owner's socket still listens (Twisted's
+        own adopted UNIX port calls C{shutdown()}: a client would be
+        refused) and its path is still there (Twisted's removes it).
+        """
+        from twisted.internet import reactor
+
+        directory = tempfile.mkdtemp()
+        self.addCleanup(os.rmdir, directory)
+        path = os.path.join(directory, "s.sock")
+        owner = socket.socket(socket.AF_UNIX)
+        owner.bind(path)
+        self.addCleanup(os.unlink, path)
+        owner.listen(4)
+        owner.setblocking(False)
+        self.addCleanup(owner.close)
+        port = _twisted.adopt_unix_listener(reactor, owner.fileno(), Factory.forProtocol(Protocol))
+        self.assertEqual(port.getHost().name, path.encode())
+        yield port.stopListening()
+        self.assertTrue(os.path.exists(path))
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(path)
