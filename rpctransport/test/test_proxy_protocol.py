@@ -1298,9 +1298,9 @@ class HAProxyTests(_RawSocketMixin, TestCase):
 class TirpcThroughHAProxyTests(SynchronousTestCase):
     """
     libtirpc's client through HAProxy (round robin, C{send-proxy-v2}) to
-    two C{rpctransport serve} processes listening on Twisted's
-    C{haproxy:} endpoint strings: every call is answered, and both servers
-    took connections.
+    two C{rpctransport serve} processes (one listening on Twisted's
+    C{haproxy:} endpoint string, one with C{--proxy-protocol} and two
+    workers): every call is answered, and both servers took connections.
     """
 
     def test_round_robin(self) -> None:
@@ -1314,10 +1314,15 @@ class TirpcThroughHAProxyTests(SynchronousTestCase):
             raise SkipTest(why)
         client = build_or_skip("tirpc_client")
         ports = []
-        for _ in range(2):
+        # One server takes Twisted's haproxy: endpoint string, the other
+        # serve's own --proxy-protocol (with two workers).
+        for options in (
+            ("--listen", "haproxy:tcp:0:interface=127.0.0.1"),
+            ("--tcp", "127.0.0.1:0", "--proxy-protocol", "--workers", "2"),
+        ):
             server = start_server(
                 self,
-                rpctransport_command("serve", "--listen", "haproxy:tcp:0:interface=127.0.0.1"),
+                rpctransport_command("serve", *options),
                 kinds=("tcp",),
                 env=rpctransport_env(),
             )
