@@ -19,7 +19,9 @@ Layer 4, beside L{rpctransport.entry}:
   - L{rpctransport.bench.runner}: starting, stopping and repeating processes;
   - L{rpctransport.bench.report}: the results, the table, the JSON, the plot;
   - L{rpctransport.bench.peer}: the Twisted peers (receivers, echoes);
+  - L{rpctransport.bench.haproxy}: HAProxy, for the scaling case;
   - C{_sender.py}: the byte sources, a standard-library script.
 
-C{docs/performance.rst} has the results of a full run, and how to read them.
+C{docs/performance.rst} has the results of a full run, and how to read them;
+C{docs/scaling.rst} the scaling case's tables, written by C{--rst}.
 """

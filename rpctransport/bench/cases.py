@@ -14,8 +14,9 @@ in the same run:
   4. L{udp}: NULL calls over UDP, libtirpc client against both servers;
   5. L{memory}: resident memory per idle connection, and the peak extra
      memory while one 16 MiB record is received;
-  6. L{scaling}: C{serve --workers 2} against C{--workers 1}, several
-     pipelined clients;
+  6. L{scaling}: one C{serve} process against C{serve --workers 2} and
+     against HAProxy in front of two C{serve} processes, several pipelined
+     clients;
   7. L{tls <rpctransport.bench.tlscase.tls>}: ECHO calls over implicit TLS
      and STARTTLS against the same server in plaintext.
 
@@ -26,12 +27,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import resource
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from .._tirpc.process import Finished
+from .._tirpc.process import Finished, ServerProcess
+from .haproxy import HAProxyFailed, balancer_config, haproxy_missing, start_haproxy
 from .report import Case, Comparison, Measurement, Target, Variant
 from .tlscase import tls
 from .runner import (
@@ -799,16 +805,36 @@ SCALING_TIRPC_DEPTH = 100
 Calls in flight per client when C{--workers 2} is set against the libtirpc
 server (the issue's pipelined figure: 100 calls of 64 B).
 """
+ONE_PROCESS = "one serve process"
 WORKERS_2 = "serve --workers 2"
+BEHIND_HAPROXY = "HAProxy, 2 serve processes"
+CPU_BACKENDS = "2 serve processes behind HAProxy"
+CPU_HAPROXY = "HAProxy itself"
+CPU_CLIENTS = "C clients"
+"""
+What the CPU time per call is counted for, beside the one C{serve} process
+and C{--workers 2}: the C{serve} processes behind HAProxy together,
+HAProxy, and the C clients (in the runs against the one process).
+"""
+SCALING_BALANCE = "leastconn"
+"""
+HAProxy's balancing in the scaling case: the backend with the fewest
+connections, which spreads long-lived connections evenly (the clients open
+one each, all at once).
+"""
 
 
 def scaling(lab: Lab) -> Case:
     """
-    Case 6: C{rpctransport serve --workers 2} against C{--workers 1}:
-    several C client processes at once, each on its own connection with
-    pipelined ECHO calls of 64 B in flight; the figure is their calls per
-    second together. Then C{--workers 2} against the (single-threaded)
-    libtirpc server under the same clients, 100 calls in flight each.
+    Case 6: the same C client load against one C{rpctransport serve}
+    process, against C{serve --workers 2}, and against HAProxy (C{mode tcp},
+    C{leastconn}, no PROXY header) in front of two separate C{serve}
+    processes: several C client processes at once, each on its own
+    connection with pipelined ECHO calls of 64 B in flight; the figure is
+    their calls per second together, and both ways of using two processes
+    are compared with the one process. Then C{--workers 2} against the
+    (single-threaded) libtirpc server under the same clients, 100 calls in
+    flight each. Without C{haproxy} its variant is skipped, saying why.
     """
     settings = lab.settings
     clients = settings.scaling_clients
@@ -819,17 +845,24 @@ def scaling(lab: Lab) -> Case:
         notes=[
             f"{clients} C pipelined clients at once, {SCALING_DEPTH} ECHO calls of "
             f"{SCALING_SIZE} B in flight each",
+            f"HAProxy: mode tcp, balance {SCALING_BALANCE}, plain TCP to two serve "
+            "processes (no PROXY header), its own threads as it starts by default",
+            "nothing pinned: servers, HAProxy and the clients share every core",
         ],
     )
     if not _needs_tirpc(lab, case):
         return case
     measurement = Measurement(
-        "scaling/workers2",
+        "scaling/processes",
         f"{clients} clients, {SCALING_DEPTH} in flight each",
         "calls/s",
         params={"clients": clients, "in_flight": SCALING_DEPTH, "size": SCALING_SIZE},
     )
-    measurement.variants += [Variant("--workers 2"), Variant("--workers 1", "reference")]
+    measurement.variants += [
+        Variant(WORKERS_2),
+        Variant(BEHIND_HAPROXY),
+        Variant(ONE_PROCESS, "reference"),
+    ]
     against_tirpc = Measurement(
         "scaling/tirpc",
         f"{clients} clients, {SCALING_TIRPC_DEPTH} in flight each",
@@ -837,53 +870,205 @@ def scaling(lab: Lab) -> Case:
         params={"clients": clients, "in_flight": SCALING_TIRPC_DEPTH, "size": SCALING_SIZE},
     )
     against_tirpc.variants += [Variant(WORKERS_2), Variant(TIRPC_SERVER, "reference")]
-    servers = {
-        f"--workers {n}": lab.spawn(lab.rpctransport("serve", "--workers", str(n), "--tcp", "127.0.0.1:0"))
-        for n in (2, 1)
-    }
-    tirpc = lab.spawn([str(lab.tirpc("tirpc_server"))])
-    try:
-        for server in servers.values():
-            lab.ready(server)
-        lab.ready(tirpc)
-        # The workers are up once the parent's listening line is out and the
-        # workers answer: one call each way before timing.
-        runs = {
-            name: _scaling_run(lab, server, clients, SCALING_DEPTH)
-            for name, server in servers.items()
-        }
-        repeat(settings, measurement, runs)
-        repeat(
-            settings,
-            against_tirpc,
-            {
-                WORKERS_2: _scaling_run(lab, servers["--workers 2"], clients, SCALING_TIRPC_DEPTH),
-                TIRPC_SERVER: _scaling_run(lab, tirpc, clients, SCALING_TIRPC_DEPTH),
-            },
-        )
-    finally:
-        for server in [*servers.values(), tirpc]:
-            lab.stop(server)
-    measurement.comparisons.append(Comparison("--workers 2", "--workers 1", Target(">=", 1.6)))
+    with tempfile.TemporaryDirectory(prefix="rpctransport-bench-") as directory:
+        servers = _ScalingServers(lab, Path(directory))
+        try:
+            meters = servers.meters()
+            runs = {
+                name: _scaling_run(
+                    lab, servers.addresses[name], clients, SCALING_DEPTH, meters.get(name)
+                )
+                for name in (WORKERS_2, BEHIND_HAPROXY, ONE_PROCESS)
+                if name in servers.addresses
+            }
+            variant = measurement.variant(BEHIND_HAPROXY)
+            assert variant is not None
+            variant.skipped, variant.error = servers.haproxy_skipped, servers.haproxy_error
+            repeat(settings, measurement, runs)
+            repeat(
+                settings,
+                against_tirpc,
+                {
+                    name: _scaling_run(
+                        lab, servers.addresses[name], clients, SCALING_TIRPC_DEPTH
+                    )
+                    for name in (WORKERS_2, TIRPC_SERVER)
+                },
+            )
+        finally:
+            servers.close()
+    cpu = _cpu_measurement(measurement, meters, settings.warmup)
+    measurement.comparisons += [
+        Comparison(WORKERS_2, ONE_PROCESS, Target(">=", 1.6)),
+        Comparison(BEHIND_HAPROXY, ONE_PROCESS),
+    ]
     against_tirpc.comparisons.append(Comparison(WORKERS_2, TIRPC_SERVER, Target(">=", 1.0)))
-    case.measurements += [measurement, against_tirpc]
+    case.measurements += [measurement, cpu, against_tirpc]
     return case
 
 
-def _scaling_run(lab: Lab, server: Any, clients: int, depth: int) -> Callable[[], float]:
+def _cpu_measurement(
+    processes: Measurement, meters: dict[str, _CpuMeter], warmup: int
+) -> Measurement:
+    """
+    The CPU time per call that the runs of C{processes} cost each party
+    (the warm-up runs left out): the one C{serve} process, C{--workers 2}
+    (its parent and workers), the two C{serve} processes behind HAProxy,
+    HAProxy, and the C clients against the one process; compared with the
+    one process.
+    """
+    cpu = Measurement(
+        "scaling/cpu",
+        "CPU time per call, same runs",
+        "µs/call",
+        params=dict(processes.params),
+        higher_is_better=False,
+    )
+    cpu.variants += [
+        Variant(WORKERS_2),
+        Variant(CPU_BACKENDS),
+        Variant(CPU_HAPROXY),
+        Variant(CPU_CLIENTS),
+        Variant(ONE_PROCESS, "reference"),
+    ]
+    sources = {
+        WORKERS_2: WORKERS_2,
+        CPU_BACKENDS: BEHIND_HAPROXY,
+        CPU_HAPROXY: BEHIND_HAPROXY,
+        CPU_CLIENTS: ONE_PROCESS,
+        ONE_PROCESS: ONE_PROCESS,
+    }
+    for variant in cpu.variants:
+        source = processes.variant(sources[variant.name])
+        assert source is not None
+        meter = meters.get(source.name)
+        if source.runs and meter is not None:
+            variant.runs = meter.runs[variant.name][warmup:]
+        else:
+            variant.skipped = source.skipped or f"no runs of {source.name} (see its calls/s)"
+    cpu.comparisons += [
+        Comparison(WORKERS_2, ONE_PROCESS),
+        Comparison(CPU_BACKENDS, ONE_PROCESS),
+        Comparison(CPU_HAPROXY, ONE_PROCESS),
+        Comparison(CPU_CLIENTS, ONE_PROCESS),
+    ]
+    return cpu
+
+
+class _ScalingServers:
+    """
+    The servers of the scaling case, each a TCP address on loopback: one
+    C{serve} process, C{serve --workers 2}, HAProxy in front of two more
+    C{serve} processes (where C{haproxy} is installed), and the libtirpc
+    server.
+
+    @ivar addresses: the host and port each is reached at, by variant name.
+    @ivar haproxy_skipped: why there is no HAProxy variant here (no
+        C{haproxy}), if there is none.
+    @ivar haproxy_error: how HAProxy failed to start, if it did.
+    """
+
+    def __init__(self, lab: Lab, directory: Path) -> None:
+        self.lab = lab
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self.haproxy_skipped = haproxy_missing()
+        self.haproxy_error: str | None = None
+        self._processes: list[ServerProcess] = []
+        serve = lab.rpctransport("serve", "--tcp", "127.0.0.1:0")
+        started = {
+            WORKERS_2: self._spawn(
+                lab.rpctransport("serve", "--workers", "2", "--tcp", "127.0.0.1:0")
+            ),
+            ONE_PROCESS: self._spawn(serve),
+            TIRPC_SERVER: self._spawn([str(lab.tirpc("tirpc_server"))]),
+        }
+        backends = [self._spawn(serve) for _ in range(2)] if self.haproxy_skipped is None else []
+        # The parent of --workers prints its listening line once every
+        # worker serves.
+        for server in [*started.values(), *backends]:
+            lab.ready(server)
+        for name, server in started.items():
+            host, port = server.host_port("tcp")
+            self.addresses[name] = (str(host), int(port))
+        self.pids = {name: [server.process.pid] for name, server in started.items()}
+        if backends:
+            self.pids[CPU_BACKENDS] = [b.process.pid for b in backends]
+            self._start_haproxy(directory, [b.host_port("tcp") for b in backends])
+
+    def meters(self) -> dict[str, _CpuMeter]:
+        """
+        What each variant's runs count the CPU time of: its server
+        processes (HAProxy's: the C{serve} processes behind it, and HAProxy
+        apart); the C clients too against the one process.
+        """
+        meters = {
+            ONE_PROCESS: _CpuMeter(
+                {ONE_PROCESS: self.pids[ONE_PROCESS], CPU_CLIENTS: None}
+            ),
+            WORKERS_2: _CpuMeter({WORKERS_2: self.pids[WORKERS_2]}),
+        }
+        if BEHIND_HAPROXY in self.pids:
+            meters[BEHIND_HAPROXY] = _CpuMeter(
+                {CPU_BACKENDS: self.pids[CPU_BACKENDS], CPU_HAPROXY: self.pids[BEHIND_HAPROXY]}
+            )
+        return meters
+
+    def _spawn(self, argv: list[str]) -> ServerProcess:
+        server = self.lab.spawn(argv)
+        self._processes.append(server)
+        return server
+
+    def _start_haproxy(self, directory: Path, backends: list[tuple[str, int]]) -> None:
+        try:
+            haproxy, port = start_haproxy(
+                lambda port: balancer_config(port, backends, SCALING_BALANCE),
+                directory,
+                env=self.lab.env,
+            )
+        except HAProxyFailed as e:
+            self.haproxy_error = str(e)
+            return
+        self._processes.append(haproxy)
+        self.addresses[BEHIND_HAPROXY] = ("127.0.0.1", port)
+        self.pids[BEHIND_HAPROXY] = [haproxy.process.pid]
+
+    def close(self) -> None:
+        """
+        Stop every process started here.
+        """
+        for process in self._processes:
+            self.lab.stop(process)
+
+
+def _scaling_run(
+    lab: Lab,
+    address: tuple[str, int],
+    clients: int,
+    depth: int,
+    meter: _CpuMeter | None = None,
+) -> Callable[[], float]:
+    """
+    One run of C{clients} C client processes at once against C{address},
+    C{depth} calls in flight each, for twice the settings' duration; the
+    figure is their calls per second together. C{meter}, if given, takes
+    the CPU time its processes spent on the run's calls.
+    """
+
     def run() -> float:
         client = lab.tirpc("tirpc_client")
-        host, port = server.host_port("tcp")
+        host, port = address
         argv = [
             str(client), "--duration", str(max(lab.settings.duration, 0.2) * 2),
             "--pipeline", str(depth), "tcp", host, str(port), PROGRAM, VERSION,
             "echo", str(SCALING_SIZE), COUNT_CAP,
         ]
+        if meter is not None:
+            meter.start()
         processes = [
             subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(clients)
         ]
-        total = 0.0
+        rate = calls = 0.0
         problems = []
         for process in processes:
             try:
@@ -893,14 +1078,98 @@ def _scaling_run(lab: Lab, server: Any, clients: int, depth: int) -> Callable[[]
                 out, err = process.communicate()
             finished = Finished(argv, process.returncode, out, err, 0.0)
             try:
-                total += parse_tirpc_client(finished)["calls_per_s"]
+                summary = parse_tirpc_client(finished)
             except BenchError as e:
                 problems.append(str(e))
+            else:
+                rate += summary["calls_per_s"]
+                calls += summary["calls"]
         if problems:
             raise BenchError("\n".join(problems))
-        return total
+        if meter is not None:
+            meter.stop(calls)
+        return rate
 
     return run
+
+
+def cpu_seconds(pid: int) -> float:
+    """
+    The CPU time (user and system, every thread) process C{pid} and its
+    children have spent so far, in seconds, from C{/proc}.
+    """
+    pids = [pid] + [child for child, parent in _parents().items() if parent == pid]
+    total = 0
+    for one in pids:
+        try:
+            fields = _stat_fields(one)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """
+    The fields of C{/proc/PID/stat} after the command name (the state is
+    the first).
+    """
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def _parents() -> dict[int, int]:
+    """
+    Every process's parent, by process id.
+    """
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                found[int(entry)] = int(_stat_fields(int(entry))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+class _CpuMeter:
+    """
+    The CPU time some processes spend per call during the runs of one
+    variant, in microseconds: each account is a list of processes (with
+    their children), or L{None} for the C clients of the run (this
+    process's children that ended).
+
+    @ivar runs: the figures of each account, a run each, warm-up runs too.
+    """
+
+    def __init__(self, accounts: dict[str, list[int] | None]) -> None:
+        self.accounts = accounts
+        self.runs: dict[str, list[float]] = {name: [] for name in accounts}
+        self._before: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        clients = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            name: clients.ru_utime + clients.ru_stime
+            if pids is None
+            else sum(cpu_seconds(pid) for pid in pids)
+            for name, pids in self.accounts.items()
+        }
+
+    def start(self) -> None:
+        """
+        A run begins.
+        """
+        self._before = self._now()
+
+    def stop(self, calls: float) -> None:
+        """
+        The run ended, having made C{calls} calls.
+        """
+        after = self._now()
+        for name in self.accounts:
+            spent = after[name] - self._before[name]
+            self.runs[name].append(spent / calls * 1e6 if calls else math.nan)
 
 
 CASES: dict[str, Callable[[Lab], Case]] = {

@@ -1,13 +1,15 @@
 # -*- test-case-name: rpctransport.test.test_bench -*-
 """
 C{rpctransport bench} and C{python -m rpctransport.bench}: run the cases,
-print the table, write the JSON file and the plot.
+print the table, write the JSON file, the reStructuredText tables and the
+plot; or write the tables of a run measured before (C{--from-json}).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import resource
 import shutil
 import signal
@@ -18,7 +20,17 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from .cases import CASES
-from .report import Case, PlotUnavailable, Report, machine, plot, versions, write_table
+from .report import (
+    FORMAT,
+    Case,
+    PlotUnavailable,
+    Report,
+    machine,
+    plot,
+    rst_tables,
+    versions,
+    write_table,
+)
 from .runner import Lab, Settings
 
 __all__ = ["main"]
@@ -47,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
         help=f"run only this case (may be repeated): {', '.join(CASES)}",
     )
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument(
+        "--rst", metavar="FILE",
+        help="write the results as reStructuredText tables, for a chapter to include "
+        "(docs/scaling.rst includes docs/scaling-table.inc, written this way)",
+    )
+    parser.add_argument(
+        "--from-json", metavar="FILE",
+        help="measure nothing: read a run's JSON file (written by --json) and write "
+        "its tables with --rst",
+    )
     parser.add_argument(
         "--plot", metavar="FILE.png",
         help="draw the results (needs matplotlib: pip install 'rpctransport[plot]')",
@@ -104,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.runs is not None and args.runs < 1:
         _parser().error("--runs must be at least 1")
+    if args.from_json is not None:
+        return _from_json(args)
     if args.plot and not _can_plot():
         return 2
     signal.signal(signal.SIGTERM, _on_terminate)
@@ -128,6 +152,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         lab.close()
     report.elapsed = time.monotonic() - began
     return _finish(report, args)
+
+
+def _from_json(args: argparse.Namespace) -> int:
+    """
+    C{--from-json FILE --rst OUT}: write the tables of a run measured
+    before; return the exit status.
+    """
+    if args.rst is None:
+        _parser().error("--from-json needs --rst FILE: what to write from it")
+    try:
+        with open(args.from_json, encoding="utf-8") as source:
+            data = json.load(source)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, not {FORMAT!r}")
+        text = rst_tables(data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        print(
+            f"rpctransport bench: {args.from_json} is not a benchmark's JSON file: {e}",
+            file=sys.stderr,
+        )
+        return 2
+    _write_rst(args.rst, text)
+    return 0
+
+
+def _write_rst(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 def _can_plot() -> bool:
@@ -177,6 +229,10 @@ def _finish(report: Report, args: argparse.Namespace) -> int:
           f"Twisted {report.versions['twisted']}", flush=True)
     if args.json:
         report.write_json(args.json)
+    if args.rst:
+        # From the JSON form, as --from-json does: the same run gives the
+        # same text either way.
+        _write_rst(args.rst, rst_tables(json.loads(json.dumps(report.to_json()))))
     if args.plot:
         try:
             plot(report, args.plot)

@@ -53,7 +53,7 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -68,6 +68,7 @@ __all__ = [
     "Variant",
     "machine",
     "plot",
+    "rst_tables",
     "table",
 ]
 
@@ -677,6 +678,137 @@ def _size_label(size: int) -> str:
         if size >= unit and size % unit == 0:
             return f"{size // unit} {name}"
     return f"{size} B"
+
+
+RST_HEADER = (
+    ".. Written by rpctransport bench --rst (rpctransport.bench.report.rst_tables)\n"
+    "   from a run's JSON file: do not edit it, run the benchmark again.\n"
+)
+"""The comment that opens what L{rst_tables} writes."""
+
+
+def rst_tables(data: Mapping[str, Any]) -> str:
+    """
+    The cases of a run as reStructuredText, for a chapter to include: per
+    measurement a C{list-table} (each variant's median, the range of its
+    runs, its ratios against its references, with their ranges), then the
+    case's notes, and a paragraph saying how, when and on what the figures
+    were measured.
+
+    @param data: the run, as in the JSON file (L{Report.to_json}, or the
+        file read back).
+    @return: the text, ending with a newline; the same C{data} always gives
+        the same text.
+    """
+    lines = [RST_HEADER]
+    for case in data["cases"]:
+        lines += _rst_case(case)
+    lines += _rst_provenance(data)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _rst_case(case: Mapping[str, Any]) -> list[str]:
+    if case["skipped"]:
+        return [f"{case['title']}: not measured: {case['skipped']}", ""]
+    if case["error"]:
+        return [f"{case['title']}: the run failed: {case['error']}", ""]
+    lines: list[str] = []
+    for measurement in case["measurements"]:
+        lines += _rst_measurement(measurement)
+    if case["notes"]:
+        lines += [f"- {note}" for note in case["notes"]] + [""]
+    return lines
+
+
+def _rst_measurement(measurement: Mapping[str, Any]) -> list[str]:
+    """
+    One measurement as a C{list-table}: a row per variant, with a line in
+    its last two cells per comparison it is the variant of.
+    """
+    lines = [
+        f".. list-table:: {measurement['title']}",
+        "   :header-rows: 1",
+        "",
+        "   * - variant",
+        f"     - {measurement['unit']}, median",
+        "     - runs, min to max",
+        "     - ratio (range)",
+        "     - against",
+    ]
+    for variant in measurement["variants"]:
+        name = f"``{variant['name']}``"
+        if variant["role"] == "reference":
+            name += " (reference)"
+        if variant["skipped"] or variant["error"]:
+            why = variant["skipped"] or f"failed: {variant['error']}"
+            cells = [name, f"not measured: {_rst_line(why)}", "", "", ""]
+        else:
+            compared = [c for c in measurement["comparisons"] if c["variant"] == variant["name"]]
+            cells = [
+                name,
+                _figure(variant["median"]),
+                f"{_figure(variant['min'])} to {_figure(variant['max'])}",
+                " | ".join(_rst_ratio(c) for c in compared),
+                " | ".join(f"``{c['reference']}``" for c in compared),
+            ]
+        lines.append(f"   * - {cells[0]}")
+        lines += [f"     - {cell}".rstrip() for cell in cells[1:]]
+    return lines + [""]
+
+
+def _rst_ratio(comparison: Mapping[str, Any]) -> str:
+    """
+    A comparison's ratio, the range of its runs, and its target's verdict.
+    """
+    if comparison["ratio"] is None:
+        text = "unknown"
+    else:
+        text = (
+            f"{comparison['ratio']:.2f} ({comparison['ratio_min']:.2f} to "
+            f"{comparison['ratio_max']:.2f})"
+        )
+    target = comparison["target"]
+    if target is not None:
+        verdict = {True: "met", False: "missed", None: "unknown"}[comparison["met"]]
+        text += f", target {target['op']} {target['value']:g}: {verdict}"
+    return text
+
+
+def _rst_line(text: str) -> str:
+    """
+    C{text} on one line, for a table cell.
+    """
+    return " ".join(str(text).split())
+
+
+def _rst_provenance(data: Mapping[str, Any]) -> list[str]:
+    """
+    How, when and on what the figures were measured.
+    """
+    machine_ = data["machine"]
+    versions_ = data["versions"]
+    cases = [case["id"] for case in data["cases"]]
+    command = data.get("command", [])
+    arguments = command[3:] if command[1:3] == ["-m", "rpctransport.bench"] else command[1:]
+    memory = machine_.get("memory")
+    memory_text = f", {memory / (1 << 30):.0f} GiB" if memory else ""
+    software = ", ".join(
+        f"{name} {versions_[key]}"
+        for key, name in (("python", "CPython"), ("twisted", "Twisted"), ("libtirpc", "libtirpc"))
+        if versions_.get(key)
+    )
+    return [
+        f"Measured by ``{' '.join(['rpctransport bench', *arguments])}`` "
+        f"({', '.join(cases)}), started {data['started']}: each figure is the median "
+        f"of {data['runs']} runs"
+        + (f" after {data['warmup']} warm-up" if data["warmup"] else "")
+        + "; a ratio is the variant's median over its reference's, measured in the same "
+        "run, and its range the variant's lowest run over the reference's highest, and "
+        f"its highest over their lowest. Machine: {machine_.get('cpu')}, "
+        f"{machine_.get('cores')} cores"
+        f"{memory_text}, {machine_.get('kernel')}; {software}"
+        + (" (a quick run: a smoke test, not a measurement)." if data["quick"] else "."),
+    ]
 
 
 def write_table(report: Report, out: TextIO = sys.stdout) -> None:

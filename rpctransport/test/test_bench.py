@@ -277,3 +277,127 @@ class SmokeTests(SynchronousTestCase):
                     self.assertIsInstance(comparison["met"], bool, where)
             else:
                 self.assertIsNone(comparison["met"], where)
+
+
+class ScalingCaseTests(SynchronousTestCase):
+    """
+    The scaling case (L{rpctransport.bench.cases.scaling}) in its short
+    form, in process, on a L{Lab}: one C{serve} process, C{serve --workers
+    2}, and HAProxy in front of two C{serve} processes, under the same C
+    clients.
+    """
+
+    def run_case(self) -> Case:
+        from rpctransport.bench.cases import scaling
+        from rpctransport.bench.runner import Lab
+
+        lab = Lab(Settings.make(True, 1))
+        self.addCleanup(lab.close)
+        case = scaling(lab)
+        for measurement in case.measurements:
+            measurement.compute()
+        if case.skipped is not None:
+            raise SkipTest(case.skipped)
+        return case
+
+    def test_quick(self) -> None:
+        """
+        Every way of serving is measured once (HAProxy's where C{haproxy}
+        is installed; otherwise its variant says why it is not), each of
+        the two ways of using two processes is compared with the one
+        process, and C{--workers 2} with the libtirpc server; the same runs
+        give the CPU time per call of each party (the servers, HAProxy, the
+        C clients), compared with the one process's; nothing the case
+        started is left running.
+        """
+        from rpctransport.bench import cases
+        from rpctransport.bench.haproxy import haproxy_missing
+
+        case = self.run_case()
+        self.assertIsNone(case.error)
+        processes, cpu, against_tirpc = case.measurements
+        self.assertEqual(
+            [v.name for v in processes.variants],
+            [cases.WORKERS_2, cases.BEHIND_HAPROXY, cases.ONE_PROCESS],
+        )
+        self.assertEqual(
+            [v.name for v in cpu.variants],
+            [
+                cases.WORKERS_2, cases.CPU_BACKENDS, cases.CPU_HAPROXY, cases.CPU_CLIENTS,
+                cases.ONE_PROCESS,
+            ],
+        )
+        missing = haproxy_missing()
+        behind = (cases.BEHIND_HAPROXY, cases.CPU_BACKENDS, cases.CPU_HAPROXY)
+        for variant in [*processes.variants, *cpu.variants, *against_tirpc.variants]:
+            self.assertIsNone(variant.error, variant.name)
+            if variant.name in behind and missing is not None:
+                self.assertEqual(variant.skipped, missing)
+                continue
+            self.assertIsNone(variant.skipped, variant.name)
+            self.assertEqual(len(variant.runs), 1, variant.name)
+            self.assertTrue(all(math.isfinite(r) and r > 0 for r in variant.runs), variant.name)
+        self.assertEqual(
+            [(c.variant, c.reference) for c in processes.comparisons],
+            [(cases.WORKERS_2, cases.ONE_PROCESS), (cases.BEHIND_HAPROXY, cases.ONE_PROCESS)],
+        )
+        self.assertEqual(
+            [c.reference for c in cpu.comparisons], [cases.ONE_PROCESS] * 4
+        )
+        for comparison in processes.comparisons + cpu.comparisons + against_tirpc.comparisons:
+            if comparison.variant in behind and missing is not None:
+                self.assertIsNone(comparison.ratio)
+            else:
+                self.assertIsNotNone(comparison.ratio, comparison)
+        self.assertTrue(any("HAProxy" in note for note in case.notes))
+        self.assertEqual(_haproxy_processes(), [])
+
+    def test_without_haproxy(self) -> None:
+        """
+        Without C{haproxy} the HAProxy variant, and its CPU times, are
+        skipped with the reason, no process is started for it, and the
+        other ways of serving are still measured and compared.
+        """
+        from rpctransport.bench import cases
+
+        reason = "haproxy not found (on PATH, /usr/sbin or /sbin): install it"
+        self.patch(cases, "haproxy_missing", lambda: reason)
+        started: list[Any] = []
+        self.patch(cases, "start_haproxy", lambda *a, **k: started.append(a))
+        case = self.run_case()
+        processes = case.measurements[0]
+        behind = processes.variant(cases.BEHIND_HAPROXY)
+        assert behind is not None
+        self.assertEqual((behind.skipped, behind.runs), (reason, []))
+        self.assertEqual(started, [])
+        one, workers = processes.variant(cases.ONE_PROCESS), processes.variant(cases.WORKERS_2)
+        assert one is not None and workers is not None
+        self.assertEqual((len(one.runs), len(workers.runs)), (1, 1))
+        self.assertIsNotNone(processes.comparisons[0].ratio)
+        self.assertIsNone(processes.comparisons[1].ratio)
+        cpu = case.measurements[1]
+        for name in (cases.CPU_BACKENDS, cases.CPU_HAPROXY):
+            variant = cpu.variant(name)
+            assert variant is not None
+            self.assertEqual((variant.skipped, variant.runs), (reason, []))
+
+
+def _haproxy_processes() -> list[str]:
+    """
+    The command lines of the HAProxy processes this process started and
+    that still run (the benchmark's, with their temporary configuration).
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == os.getpid() and argv and argv[0].endswith(b"haproxy"):
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found
