@@ -235,8 +235,10 @@ class ChapterConfigTests(SynchronousTestCase):
             raise SkipTest(missing)
         taken = socket.socket()
         self.addCleanup(taken.close)
+        # Bound, not listening: HAProxy cannot bind it, and a connection to
+        # it is refused (a listening one would accept it in HAProxy's place,
+        # and the wait for HAProxy to accept could end on it).
         taken.bind(("127.0.0.1", 0))
-        taken.listen()
         ports = [taken.getsockname()[1]]
         self.patch(haproxy, "free_port", lambda host: ports.pop() if ports else free_port(host))
         directory = Path(tempfile.mkdtemp(prefix="rpctransport-haproxy-"))
