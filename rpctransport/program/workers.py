@@ -144,16 +144,12 @@ def say_ready(fd: int) -> None:
 # -- Sockets ---------------------------------------------------------------------
 
 
-def bind_socket(kind: str, host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+def _bound_socket(kind: str, host: str, port: int, reuse_port: bool) -> socket.socket:
     """
-    A socket for C{kind} (C{tcp} and C{tls}: a stream socket, bound and
-    listening with the kernel's largest backlog and non-blocking, as
-    C{adoptStreamPort} requires, the flag belonging to the open file that
-    every worker shares; C{udp}: a bound datagram socket).
+    A TCP (C{tcp}, C{tls}) or UDP (C{udp}) socket bound to C{host:port},
+    with the options a listener needs, not listening yet.
 
-    @param reuse_port: set C{SO_REUSEPORT} first, so that every worker binds
-        the same address and the kernel balances between their sockets.
-    @raise OSError: when it cannot be bound.
+    @raise OSError: when it cannot be bound (the socket is closed).
     """
     family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
     stream = kind != "udp"
@@ -166,6 +162,26 @@ def bind_socket(kind: str, host: str, port: int, *, reuse_port: bool = False) ->
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_socket(kind: str, host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """
+    A socket for C{kind} (C{tcp} and C{tls}: a stream socket, bound and
+    listening with the kernel's largest backlog and non-blocking, as
+    C{adoptStreamPort} requires, the flag belonging to the open file that
+    every worker shares; C{udp}: a bound datagram socket).
+
+    @param reuse_port: set C{SO_REUSEPORT} first, so that every worker binds
+        the same address and the kernel balances between their sockets.
+    @raise OSError: when it cannot be bound.
+    """
+    stream = kind != "udp"
+    sock = _bound_socket(kind, host, port, reuse_port)
+    try:
         if stream:
             sock.listen(socket.SOMAXCONN)
             sock.setblocking(False)
@@ -361,18 +377,9 @@ def _bind_inet(kind: str, host: str, port: int, reuse_port: bool) -> SharedSocke
     if not reuse_port:
         sock = bind_socket(kind, host, port)
         return SharedSocket(kind, socket_address_text(sock), sock)
-    family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
     stream = kind != "udp"
-    sock = socket.socket(family, socket.SOCK_STREAM if stream else socket.SOCK_DGRAM)
-    try:
-        if stream:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        # Bound here, so that a busy address fails once, in the parent.
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
+    # Bound here, so that a busy address fails once, in the parent.
+    sock = _bound_socket(kind, host, port, reuse_port=True)
     text = socket_address_text(sock)
     chosen = sock.getsockname()[1]
     if stream:

@@ -1075,6 +1075,21 @@ class HAProxyTests(_RawSocketMixin, TestCase):
         self.addCleanup(proxy.stop)
         return proxy
 
+    def in_front(self, port: Any, send: str = "send-proxy-v2") -> int:
+        """
+        Start a HAProxy in front of C{port} (a listening port), sending it
+        the PROXY header C{send}; the port HAProxy listens on.
+        """
+        front = free_port()
+        self.haproxy(
+            "frontend in\n"
+            f"    bind 127.0.0.1:{front}\n"
+            "    default_backend ours\n"
+            "backend ours\n"
+            f"    server ours 127.0.0.1:{port.getHost().port} {send}\n"
+        )
+        return front
+
     def pem(self, name: str, data: bytes) -> str:
         """Write C{data} to C{name} in the test's directory; its path."""
         path = os.path.join(self.directory, name)
@@ -1176,14 +1191,7 @@ class HAProxyTests(_RawSocketMixin, TestCase):
             proxy_protocol=True,
             tls=server_options(client_ca=certificates.ca.certificate),
         )
-        front = free_port()
-        self.haproxy(
-            "frontend in\n"
-            f"    bind 127.0.0.1:{front}\n"
-            "    default_backend ours\n"
-            "backend ours\n"
-            f"    server ours 127.0.0.1:{port.getHost().port} send-proxy-v2\n"
-        )
+        front = self.in_front(port)
         client, server = yield self.echo_through(
             TCP4ClientEndpoint(self.reactor, "127.0.0.1", front),
             tls=client_options(certificates.cn_client),
@@ -1203,14 +1211,7 @@ class HAProxyTests(_RawSocketMixin, TestCase):
             proxy_protocol=True,
             starttls=server_options(client_ca=certificates.ca.certificate),
         )
-        front = free_port()
-        self.haproxy(
-            "frontend in\n"
-            f"    bind 127.0.0.1:{front}\n"
-            "    default_backend ours\n"
-            "backend ours\n"
-            f"    server ours 127.0.0.1:{port.getHost().port} send-proxy-v2\n"
-        )
+        front = self.in_front(port)
         client = yield self.within(
             connect_stream(
                 TCP4ClientEndpoint(self.reactor, "127.0.0.1", front), reactor=self.reactor
@@ -1269,14 +1270,7 @@ class HAProxyTests(_RawSocketMixin, TestCase):
         are not.
         """
         port = yield self.listen(proxy_protocol=True)
-        front = free_port()
-        self.haproxy(
-            "frontend in\n"
-            f"    bind 127.0.0.1:{front}\n"
-            "    default_backend ours\n"
-            "backend ours\n"
-            f"    server ours 127.0.0.1:{port.getHost().port} send-proxy-v2\n"
-        )
+        front = self.in_front(port)
         client, server = yield self.echo_through(TCP4ClientEndpoint(self.reactor, "127.0.0.1", front))
         self.assertSeesClient(client, server)
         direct = yield self.within(
