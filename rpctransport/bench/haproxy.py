@@ -87,7 +87,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     A TCP port nobody listens on at the moment of asking (another process
     may take it before it is used: callers that bind it retry).
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port

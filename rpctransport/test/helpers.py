@@ -51,6 +51,7 @@ from rpctransport import (
     server_tls_options,
 )
 from rpctransport.adapters.datagram import DatagramController
+from rpctransport.bench.haproxy import find_haproxy, haproxy_missing
 from rpctransport.program.echo import ECHO_PROGRAM, ECHO_VERSION, PROC_ECHO, encode_opaque
 from rpctransport.sansio.record import FragmentHeader, RecordReader
 from rpctransport.sansio.rpcmsg import CallHeader, encode_call_header
@@ -772,46 +773,12 @@ def usage_error(*argv: str) -> str:
 
 # -- HAProxy, for the PROXY protocol tests ------------------------------------------
 
-HAPROXY = "/usr/sbin/haproxy"
-"""Where Debian's C{haproxy} package puts the program (C{.ci/run} installs it)."""
-
-
-def haproxy_path() -> str | None:
-    """
-    The C{haproxy} program: L{HAPROXY}, or one on C{PATH}; L{None} if there
-    is none.
-    """
-    import os
-    import shutil
-
-    if os.access(HAPROXY, os.X_OK):
-        return HAPROXY
-    return shutil.which("haproxy")
-
-
 def haproxy_skip() -> str | None:
     """
-    Why a test that runs a real HAProxy must skip here, or L{None}.
+    Why a test that runs a real HAProxy must skip here (C{.ci/run} installs
+    Debian's haproxy package), or L{None}.
     """
-    if haproxy_path() is None:
-        return (
-            f"HAProxy is not installed ({HAPROXY}, from Debian's haproxy package, "
-            "which .ci/run installs)"
-        )
-    return None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """
-    A TCP port nothing listens on at C{host} right now (the kernel's pick;
-    free until someone else takes it, which on a test machine is unlikely
-    in the time it takes to start a listener on it).
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return haproxy_missing()
 
 
 class HAProxy:
@@ -856,7 +823,7 @@ class HAProxy:
         """
         import subprocess
 
-        path = haproxy_path()
+        path = find_haproxy()
         assert path is not None, haproxy_skip()
         check = subprocess.run(
             [path, "-c", "-f", self.config], capture_output=True, text=True, timeout=timeout
