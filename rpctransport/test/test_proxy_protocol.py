@@ -70,13 +70,13 @@ from rpctransport.sansio.proxyheader import (
 )
 from rpctransport.sansio.record import NEED_DATA
 from rpctransport.sansio.sniff import describe_non_rpc
+from rpctransport.bench.haproxy import free_port
 from rpctransport.test.helpers import (
     HAProxy,
     SocketTestMixin,
     client_options,
     connected,
     echo_call,
-    free_port,
     haproxy_skip,
     ipv6_skip,
     mark,
